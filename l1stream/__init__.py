@@ -1,0 +1,22 @@
+"""l1stream: exact, out-of-core mean absolute error over partitioned Parquet.
+
+>>> import l1stream
+>>> l1stream.l1_loss([10, 11, 12, 13], [10, 12, 14, 11]).tolist()
+[0.0, 1.0, 2.0, 2.0]
+>>> l1stream.mean_absolute_error([10, 11, 12, 13], [10, 12, 14, 11])
+1.25
+"""
+
+from .api import MeanAbsoluteError, evaluate, l1_loss, mean_absolute_error
+from .errors import (BadFileError, ConfigError, DataError, L1StreamError, NoRowsError, NonFiniteError,
+                     SchemaError, SkippedFilesError, SourceError, UsageError)
+from .result import EvaluationResult
+from .state import L1State, chunk_state
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "evaluate", "mean_absolute_error", "l1_loss", "MeanAbsoluteError", "EvaluationResult", "L1State",
+    "chunk_state", "L1StreamError", "UsageError", "ConfigError", "DataError", "SourceError", "BadFileError",
+    "SchemaError", "NonFiniteError", "NoRowsError", "SkippedFilesError", "__version__",
+]

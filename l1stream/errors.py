@@ -1,0 +1,99 @@
+"""Exceptions raised by l1stream, each with the CLI exit code it maps to.
+
+Every error says what was expected, what arrived, and where (file, column,
+row group, config key).  The CLI turns them into a one-line message (or a JSON
+object with ``--json``) and the exit code below; nothing else is caught.
+
+====  ==========================================================
+code  meaning
+====  ==========================================================
+0     success
+1     unexpected internal error (a bug: please report it)
+2     usage or configuration error (bad option, config key, filter)
+3     data error (bad file, missing column, NaN under ``raise``, no rows)
+4     a quality gate failed
+5     finished, but files were skipped and ``--allow-skipped`` was not given
+====  ==========================================================
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_DATA = 3
+EXIT_GATE = 4
+EXIT_SKIPPED = 5
+
+
+class L1StreamError(Exception):
+    """Base class: a message, an optional location (``path``) and an exit code."""
+
+    exit_code = EXIT_INTERNAL
+    kind = "error"
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+
+    def to_dict(self) -> dict:
+        """The JSON form used by ``--json``: ``{"type", "message", "path"}``."""
+        return {"type": self.kind, "message": self.message, "path": self.path}
+
+
+class UsageError(L1StreamError, ValueError):
+    """A bad argument or option value (caught before any work is scheduled)."""
+
+    exit_code = EXIT_USAGE
+    kind = "usage_error"
+
+
+class ConfigError(UsageError):
+    """A config file that does not parse or validate; ``path`` is the key path."""
+
+    kind = "config_error"
+
+
+class DataError(L1StreamError, ValueError):
+    """Input data that cannot be evaluated as asked."""
+
+    exit_code = EXIT_DATA
+    kind = "data_error"
+
+
+class SourceError(DataError):
+    """A path that does not exist, a glob with no match, an unreadable directory."""
+
+    kind = "source_error"
+
+
+class BadFileError(DataError):
+    """A file that is not readable Parquet (truncated, empty, foreign, no permission)."""
+
+    kind = "bad_file"
+
+
+class SchemaError(DataError):
+    """A missing column or a column whose type cannot be evaluated."""
+
+    kind = "schema_error"
+
+
+class NonFiniteError(DataError):
+    """NaN, null or infinite values under ``nan_policy='raise'``, or bad weights."""
+
+    kind = "non_finite"
+
+
+class NoRowsError(DataError):
+    """Nothing left to average: no rows, every row filtered or left out, or zero weight."""
+
+    kind = "no_rows"
+
+
+class SkippedFilesError(L1StreamError):
+    """Files were skipped under ``on_bad_file='skip'`` and that was not allowed."""
+
+    exit_code = EXIT_SKIPPED
+    kind = "skipped_files"

@@ -1,0 +1,242 @@
+"""The Dask layer: validate, discover, plan, scan in parallel, tree-reduce exact states.
+
+Nothing here computes a number: tasks call :func:`l1stream.scan.scan_pieces`
+(or :func:`l1stream.state.chunk_state` for a user's Dask DataFrame) and the
+reduction calls ``merge``.  Per-partition means are never averaged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from .errors import NoRowsError, SchemaError, UsageError
+from .filters import bind_filters, parse_filters
+from .planning import DEFAULT_TASK_BYTES, plan_tasks
+from .result import EvaluationResult
+from .scan import ScanSpec, open_parquet, scan_pieces
+from .scan_state import ScanState, merge_all
+from .schedulers import run_graph, scheduler_label, validate_scheduler
+from .sources import discover
+from .state import check_nan_policy
+
+log = logging.getLogger("l1stream")
+
+BAD_FILE_POLICIES = ("raise", "skip")
+SPLIT_EVERY = 16
+
+
+@dataclass(frozen=True)
+class Options:
+    """Validated evaluation options (built once by :func:`validate_options`)."""
+
+    actual: str
+    prediction: str
+    weight: str | None
+    by: tuple
+    filters: list
+    nan_policy: str
+    on_bad_file: str
+    scheduler: object
+    num_workers: int | None
+    chunk_rows: int
+    task_bytes: int
+
+
+def validate_options(*, actual="actual", prediction="prediction", weight=None, by=None, filters=None,
+                     nan_policy="raise", on_bad_file="raise", scheduler=None, num_workers=None,
+                     chunk_rows=1 << 20, task_bytes=DEFAULT_TASK_BYTES) -> Options:
+    """Check every option up front; raise :class:`UsageError` saying what was expected."""
+    for name, value in (("actual", actual), ("prediction", prediction)):
+        if not isinstance(value, str) or not value:
+            raise UsageError(f"{name} must be a column name (a non-empty string); got {value!r}")
+    if weight is not None and (not isinstance(weight, str) or not weight):
+        raise UsageError(f"weight must be a column name or None; got {weight!r}")
+    if actual == prediction:
+        raise UsageError(f"actual and prediction name the same column {actual!r}")
+    if by is None:
+        by = ()
+    elif isinstance(by, str):
+        by = (by,)
+    else:
+        by = tuple(by)
+    if not all(isinstance(k, str) and k for k in by):
+        raise UsageError(f"by must be a column name or a list of column names; got {by!r}")
+    if len(set(by)) != len(by):
+        raise UsageError(f"by names a column twice: {list(by)}")
+    check_nan_policy(nan_policy)
+    if on_bad_file not in BAD_FILE_POLICIES:
+        raise UsageError(f"on_bad_file must be one of {', '.join(map(repr, BAD_FILE_POLICIES))}; got {on_bad_file!r}")
+    for name, value in (("chunk_rows", chunk_rows), ("task_bytes", task_bytes)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise UsageError(f"{name} must be a positive integer; got {value!r}")
+    if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 1):
+        raise UsageError(f"num_workers must be a positive integer or None; got {num_workers!r}")
+    validate_scheduler(scheduler)
+    return Options(actual, prediction, weight, by, parse_filters(filters), nan_policy, on_bad_file, scheduler,
+                   num_workers, chunk_rows, task_bytes)
+
+
+def evaluate_paths(source, options: Options, *, storage_options=None, filesystem=None,
+                   progress: bool = False) -> EvaluationResult:
+    """Evaluate Parquet files (see :func:`l1stream.evaluate`)."""
+    started = time.perf_counter()
+    found = discover(source, storage_options=storage_options, filesystem=filesystem)
+    if found.duplicates:
+        log.warning("%d file(s) reached more than once by the sources; each is counted once", len(found.duplicates))
+    schema = _first_schema(found, options)
+    _check_names(options, found.partition_types, schema)
+    bound = bind_filters(options.filters, found.partition_types, schema)
+    spec = ScanSpec(options.actual, options.prediction, options.weight, options.by,
+                    tuple(k for k in options.by if k in found.partition_types), bound.row_expression,
+                    bound.row_columns, options.nan_policy, options.on_bad_file, options.chunk_rows)
+    plan = plan_tasks(found, bound, target_bytes=options.task_bytes)
+    scan = _run(plan.tasks, spec, found.filesystem, options, progress)
+    partial = set(scan.skipped) & set(scan.files)
+    if partial:
+        # A split file failed in one piece after another piece was counted: rescan without it.
+        log.warning("%d file(s) failed part-way and are skipped whole; rescanning without them", len(partial))
+        skipped = dict(scan.skipped)
+        plan = plan_tasks(found, bound, target_bytes=options.task_bytes, exclude=frozenset(skipped))
+        scan = _run(plan.tasks, spec, found.filesystem, options, progress)
+        scan.skipped.update(skipped)
+        plan.files_selected += len(skipped)
+    _check_rows(scan, plan, bound, options)
+    return EvaluationResult(
+        scan, by=options.by, weighted=options.weight is not None, nan_policy=options.nan_policy,
+        filters=bound.text, files_selected=plan.files_selected, files_pruned=plan.files_pruned,
+        duplicates=found.duplicates, ignored=len(found.ignored), columns=_columns(options),
+        elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
+
+
+def _columns(options: Options) -> dict:
+    return {"actual": options.actual, "prediction": options.prediction, "weight": options.weight}
+
+
+def _first_schema(found, options: Options):
+    """The schema of the first readable file, to validate names before scheduling anything."""
+    last_error = None
+    for file in found.files[:20]:
+        try:
+            parquet = open_parquet(file.path, found.filesystem)
+        except Exception as exc:  # reported properly by the task that reads this file
+            last_error = exc
+            continue
+        try:
+            return parquet.schema_arrow
+        finally:
+            parquet.close()
+    if options.on_bad_file == "skip":
+        return None
+    raise last_error
+
+
+def _check_names(options: Options, partition_types: dict, schema) -> None:
+    if schema is None:
+        return
+    available = list(partition_types) + [n for n in schema.names if n not in partition_types]
+    for role, name in (("actual", options.actual), ("prediction", options.prediction), ("weight", options.weight)):
+        if name is not None and name not in schema.names:
+            raise SchemaError(f"{role} column {name!r} is not in the data; columns: {', '.join(schema.names)}")
+    for key in options.by:
+        if key not in available:
+            raise UsageError(f"by key {key!r} is neither a partition key nor a column; available: "
+                             f"{', '.join(available)}")
+
+
+def _run(tasks, spec: ScanSpec, filesystem, options: Options, progress: bool) -> ScanState:
+    if not tasks:
+        return ScanState.empty()
+    import dask
+
+    scan = dask.delayed(scan_pieces, pure=True)
+    merge = dask.delayed(merge_all, pure=True)
+    spec_ref = dask.delayed(spec, pure=True)
+    fs_ref = dask.delayed(filesystem, pure=True)
+    level = [scan(task, spec_ref, fs_ref) for task in tasks]
+    while len(level) > 1:
+        level = [merge(level[i:i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)]
+    return run_graph(level[0], options.scheduler, options.num_workers, progress)
+
+
+def _check_rows(scan: ScanState, plan, bound, options: Options) -> None:
+    overall = scan.overall()
+    if overall.propagated is not None or overall.count:
+        if overall.count and overall.weight_sum == 0 and overall.propagated is None:
+            raise NoRowsError(f"all weights in column {options.weight!r} are zero over the {overall.count:,} rows "
+                              f"used: the weighted MAE is undefined")
+        return
+    reports = scan.files.values()
+    scanned = sum(r.rows_scanned for r in reports)
+    filtered = sum(r.rows_filtered for r in reports)
+    filters = ", ".join(bound.text)
+    if plan.files_selected == 0:
+        reason = f"the partition filters [{filters}] removed all {plan.files_pruned} file(s)"
+    elif scan.skipped and len(scan.skipped) >= plan.files_selected:
+        reason = f"every selected file was skipped as unreadable ({len(scan.skipped)})"
+    elif scanned == 0:
+        reason = f"the {plan.files_selected} selected file(s) hold no rows"
+    elif filtered == scanned:
+        reason = f"the row filters [{filters}] removed all {scanned:,} rows read"
+    else:
+        parts = ", ".join(f"{v:,} {k}" for k, v in overall.left_out.items() if v)
+        reason = f"all {overall.rows:,} rows were left out under nan_policy={options.nan_policy!r} ({parts})"
+    raise NoRowsError(f"no rows to evaluate: {reason}; the MAE is undefined")
+
+
+def evaluate_dataframe(frame, options: Options, *, progress: bool = False) -> EvaluationResult:
+    """Evaluate a Dask (or pandas) DataFrame the caller already has, through the same states."""
+    started = time.perf_counter()
+    missing = [c for c in (options.actual, options.prediction, options.weight, *options.by)
+               if c is not None and c not in frame.columns]
+    if missing:
+        raise SchemaError(f"the DataFrame has no column {', '.join(map(repr, missing))}; columns: "
+                          f"{', '.join(map(str, frame.columns))}")
+    if options.filters:
+        raise UsageError("filters apply to Parquet sources; filter the DataFrame before evaluating it")
+    spec = ScanSpec(options.actual, options.prediction, options.weight, options.by, (),
+                    nan_policy=options.nan_policy)
+    if hasattr(frame, "to_delayed"):
+        import dask
+
+        reduce = dask.delayed(frame_state, pure=True)
+        merge = dask.delayed(merge_all, pure=True)
+        level = [reduce(part, spec, i) for i, part in enumerate(frame.to_delayed())]
+        while len(level) > 1:
+            level = [merge(level[i:i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)]
+        scan = run_graph(level[0], options.scheduler, options.num_workers, progress)
+        partitions = frame.npartitions
+    else:
+        scan, partitions = frame_state(frame, spec, 0), 1
+    overall = scan.overall()
+    if not overall.count and overall.propagated is None:
+        raise NoRowsError(f"no rows to evaluate: the DataFrame has {overall.rows:,} rows, "
+                          f"{sum(overall.left_out.values()):,} left out under nan_policy={options.nan_policy!r}")
+    return EvaluationResult(scan, by=options.by, weighted=options.weight is not None, nan_policy=options.nan_policy,
+                            files_selected=partitions, columns=_columns(options),
+                            elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
+
+
+def frame_state(frame, spec: ScanSpec, index: int) -> ScanState:
+    """The :class:`ScanState` of one pandas partition (``partition-<index>`` in file reports)."""
+    import pyarrow as pa
+
+    from .scan import Piece, _reduce_chunk
+    from .scan_state import FileReport
+
+    table = pa.table({c: _arrow_column(frame[c]) for c in dict.fromkeys(spec.columns)})
+    state, report = ScanState.empty(), FileReport(rows_scanned=table.num_rows)
+    _reduce_chunk(table, Piece(f"partition-{index}"), spec, state, report, 0, 0)
+    state.files[f"partition-{index}"] = report
+    return state
+
+
+def _arrow_column(series):
+    """Arrow array of a pandas column, keeping NaN as NaN (``from_pandas`` would make it null)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind != "O":
+        return pa.array(series.to_numpy(), from_pandas=False)
+    return pa.array(series, from_pandas=True)

@@ -1,0 +1,58 @@
+"""Plan tasks from discovered files: prune partitions, group small files, split large ones.
+
+Planning needs only the listing (paths, sizes, partition values): no file is
+opened on the client besides one footer for the schema, so planning is linear
+in the number of files and cheap on object storage.  A large file is split into
+``ceil(size / target_bytes)`` pieces; piece ``s`` of ``k`` takes the row groups
+``i`` with ``i * k // num_row_groups == s``, so every row group is read by
+exactly one task, whatever the file holds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .filters import BoundFilters
+from .scan import Piece
+from .sources import Discovery
+
+DEFAULT_TASK_BYTES = 64 << 20
+"""Bytes of Parquet per task: small files are grouped up to this, larger ones split."""
+MAX_FILES_PER_TASK = 256
+
+
+@dataclass
+class Plan:
+    """Tasks (each a list of :class:`Piece`) and what planning left out."""
+
+    tasks: list
+    files_selected: int
+    files_pruned: int
+
+
+def plan_tasks(discovery: Discovery, filters: BoundFilters, *, target_bytes: int = DEFAULT_TASK_BYTES,
+               exclude: frozenset = frozenset()) -> Plan:
+    """Group the files that pass the partition filters into tasks of about ``target_bytes``."""
+    tasks, current, current_bytes = [], [], 0
+    selected = pruned = 0
+    for file in discovery.files:
+        if file.path in exclude:
+            continue
+        values = discovery.partition_values(file)
+        if not filters.keeps_partition(values):
+            pruned += 1
+            continue
+        selected += 1
+        if file.size > target_bytes:
+            splits = math.ceil(file.size / target_bytes)
+            tasks.extend([Piece(file.path, values, s, splits)] for s in range(splits))
+            continue
+        if current and (current_bytes + file.size > target_bytes or len(current) >= MAX_FILES_PER_TASK):
+            tasks.append(current)
+            current, current_bytes = [], 0
+        current.append(Piece(file.path, values))
+        current_bytes += file.size
+    if current:
+        tasks.append(current)
+    return Plan(tasks, selected, pruned)

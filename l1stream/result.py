@@ -1,0 +1,192 @@
+"""The result of an evaluation: plain Python values, a stable ``to_dict``, readable reprs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import math
+
+from .scan_state import ScanState, _sort_key
+from .state import LEFT_OUT_REASONS, L1State
+
+SCHEMA_VERSION = 1
+
+
+class EvaluationResult:
+    """The exact MAE of a dataset, overall and per slice, with full row accounting.
+
+    Attributes
+    ----------
+    mae : float
+        Correctly rounded (weighted) mean absolute error of the rows used.
+    count : int
+        Rows used.
+    rows_read : int
+        Rows read after filters: ``rows_read == count + sum(left_out.values())``.
+    left_out : dict
+        Rows left out by reason (``null``, ``nan``, ``inf``) under ``nan_policy='omit'``/``'propagate'``.
+    weight_sum : float or None
+        Sum of weights (weighted mode only).
+    by : tuple
+        Slice keys; ``groups`` has one row per slice.
+    skipped : dict
+        Files skipped under ``on_bad_file='skip'``: path -> reason.
+    duplicates : list
+        Paths reached more than once by the sources (each counted once).
+    file_reports : dict
+        Per-file accounting (path -> :class:`~l1stream.scan_state.FileReport`).
+    """
+
+    def __init__(self, scan: ScanState, *, by: tuple = (), weighted: bool = False, nan_policy: str = "raise",
+                 filters: tuple = (), files_selected: int = 0, files_pruned: int = 0, duplicates=(),
+                 ignored: int = 0, columns: dict | None = None, elapsed: float = 0.0, scheduler: str = "") -> None:
+        self._scan = scan
+        self._overall: L1State = scan.overall()
+        self.by = tuple(by)
+        self.weighted = weighted
+        self.nan_policy = nan_policy
+        self.filters = tuple(filters)
+        self.files_selected = files_selected
+        self.files_pruned = files_pruned
+        self.duplicates = list(duplicates)
+        self.ignored = ignored
+        self.columns = dict(columns or {})
+        self.elapsed = elapsed
+        self.scheduler = scheduler
+        self.mae = self._overall.mae
+        self.count = self._overall.count
+        self.left_out = dict(self._overall.left_out)
+        self.rows_read = self._overall.rows
+        self.weight_sum = self._overall.weight_sum.numerator / self._overall.weight_sum.denominator if weighted else None
+        self.skipped = dict(sorted(scan.skipped.items()))
+        self.file_reports = dict(sorted(scan.files.items()))
+
+    @property
+    def state(self) -> L1State:
+        """The exact overall state (for merging with other results)."""
+        return self._overall
+
+    @property
+    def group_states(self) -> dict:
+        """Exact per-slice states, keyed by slice value tuples."""
+        return {k: self._scan.groups[k] for k in sorted(self._scan.groups, key=_sort_key)}
+
+    @property
+    def groups(self):
+        """Per-slice results as a pandas DataFrame (key columns, ``mae``, ``count``, left-out counts)."""
+        import pandas as pd
+
+        rows = [dict(zip(self.by, key), **_group_numbers(state)) for key, state in self.group_states.items()]
+        columns = list(self.by) + ["mae", "count", "rows_read"] + [f"left_out_{k}" for k in LEFT_OUT_REASONS]
+        return pd.DataFrame(rows, columns=columns)
+
+    def to_dict(self, *, file_reports: bool = False) -> dict:
+        """A JSON-ready dict (schema in the README); floats round-trip exactly, NaN becomes None."""
+        out = {
+            "schema_version": SCHEMA_VERSION,
+            "mae": _json_float(self.mae),
+            "count": self.count,
+            "rows_read": self.rows_read,
+            "left_out": dict(self.left_out),
+            "weighted": self.weighted,
+            "weight_sum": _json_float(self.weight_sum) if self.weighted else None,
+            "abs_error_sum": _json_float(self._overall.abs_error_sum_float),
+            "nan_policy": self.nan_policy,
+            "columns": self.columns,
+            "filters": list(self.filters),
+            "by": list(self.by),
+            "files": {
+                "selected": self.files_selected,
+                "pruned_by_partition_filters": self.files_pruned,
+                "skipped": [{"path": p, "reason": r} for p, r in self.skipped.items()],
+                "duplicates": list(self.duplicates),
+                "ignored_hidden_or_temporary": self.ignored,
+            },
+            "scheduler": self.scheduler,
+            "elapsed_seconds": round(self.elapsed, 6),
+        }
+        if self.by:
+            out["groups"] = [
+                {"key": {k: _json_value(v) for k, v in zip(self.by, key)},
+                 **{k: _json_float(v) if k == "mae" else v for k, v in _group_numbers(state).items()}}
+                for key, state in self.group_states.items()
+            ]
+        if file_reports:
+            out["file_reports"] = {p: r.to_dict() for p, r in self.file_reports.items()}
+        return out
+
+    def __repr__(self) -> str:
+        left = sum(self.left_out.values())
+        text = (f"EvaluationResult(mae={self.mae!r}, count={self.count}, rows_read={self.rows_read}, "
+                f"left_out={left}, files={self.files_selected}")
+        if self.by:
+            text += f", by={list(self.by)}, groups={len(self._scan.groups)}"
+        if self.skipped:
+            text += f", skipped={len(self.skipped)}"
+        return text + ")"
+
+    def summary(self) -> str:
+        """A readable multi-line summary (what the CLI prints without ``--json``)."""
+        lines = [f"MAE        {self.mae!r}", f"rows used  {self.count:,}", f"rows read  {self.rows_read:,}"]
+        if any(self.left_out.values()):
+            lines.append("left out   " + ", ".join(f"{k}: {v:,}" for k, v in self.left_out.items() if v))
+        if self.weighted:
+            lines.append(f"weight sum {self.weight_sum!r}")
+        lines.append(f"files      {self.files_selected:,}" + (f" ({self.files_pruned:,} pruned by filters)"
+                                                             if self.files_pruned else ""))
+        for path, reason in self.skipped.items():
+            lines.append(f"skipped    {path}: {reason}")
+        if self.duplicates:
+            lines.append(f"duplicates {len(self.duplicates)} path(s) given more than once, counted once")
+        if self.by:
+            lines.append("")
+            lines.append(_table(self))
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        esc = html.escape
+        head = (f"<p><b>MAE</b> {esc(repr(self.mae))} &nbsp; <b>rows used</b> {self.count:,} &nbsp; "
+                f"<b>rows read</b> {self.rows_read:,} &nbsp; <b>left out</b> {sum(self.left_out.values()):,}"
+                f" &nbsp; <b>files</b> {self.files_selected:,}</p>")
+        if not self.by:
+            return f"<div class='l1stream-result'>{head}</div>"
+        cells = "".join(f"<th>{esc(str(c))}</th>" for c in list(self.by) + ["mae", "count"])
+        body = "".join(
+            "<tr>" + "".join(f"<td>{esc(str(_json_value(v)))}</td>" for v in key)
+            + f"<td>{esc(repr(_group_numbers(s)['mae']))}</td><td>{s.count:,}</td></tr>"
+            for key, s in self.group_states.items())
+        return f"<div class='l1stream-result'>{head}<table><tr>{cells}</tr>{body}</table></div>"
+
+
+def _group_numbers(state: L1State) -> dict:
+    try:
+        mae = state.mae
+    except ValueError:
+        mae = math.nan
+    return {"mae": mae, "count": state.count, "rows_read": state.rows,
+            **{f"left_out_{k}": state.left_out[k] for k in LEFT_OUT_REASONS}}
+
+
+def _table(result: EvaluationResult) -> str:
+    header = list(result.by) + ["mae", "count"]
+    rows = [[str(_json_value(v)) for v in key] + [repr(_group_numbers(s)["mae"]), f"{s.count:,}"]
+            for key, s in result.group_states.items()]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    fmt = "  ".join("{:<%d}" % w for w in widths)
+    return "\n".join([fmt.format(*header)] + [fmt.format(*r) for r in rows])
+
+
+def _json_float(value):
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, float) and math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return float(value)
+
+
+def _json_value(value):
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if hasattr(value, "item"):
+        return value.item()
+    return value

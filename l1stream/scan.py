@@ -1,0 +1,206 @@
+"""Read planned pieces of Parquet files and reduce them to a :class:`ScanState`.
+
+This is the code that runs inside a task (on a thread, a process or a Dask
+worker).  It reads only the needed columns, one row group (or one bounded
+batch of a huge row group) at a time, so memory stays at about
+``chunk_rows x columns`` per running task whatever the data size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import BadFileError, DataError, SchemaError
+from .scan_state import FileReport, ScanState
+from .state import chunk_state
+
+NUMERIC_HINT = "expected float, integer or decimal"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Row groups ``i`` of one file with ``i * splits // num_row_groups == split``."""
+
+    path: str
+    partition: dict = field(default_factory=dict)  # typed partition values
+    split: int = 0
+    splits: int = 1
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """What to compute from each piece (everything a task needs besides the pieces)."""
+
+    actual: str
+    prediction: str
+    weight: str | None = None
+    by: tuple = ()
+    partition_keys: tuple = ()
+    row_expression: object = None
+    row_columns: tuple = ()
+    nan_policy: str = "raise"
+    on_bad_file: str = "raise"
+    chunk_rows: int = 1 << 20
+
+    @property
+    def value_columns(self) -> tuple:
+        return (self.actual, self.prediction) + ((self.weight,) if self.weight else ())
+
+    @property
+    def data_by(self) -> tuple:
+        return tuple(k for k in self.by if k not in self.partition_keys)
+
+    @property
+    def columns(self) -> list:
+        return list(dict.fromkeys(self.value_columns + self.data_by + tuple(self.row_columns)))
+
+
+def scan_pieces(pieces, spec: ScanSpec, filesystem) -> ScanState:
+    """Scan every piece and return their merged state (a bad file raises or is skipped)."""
+    result = ScanState.empty()
+    for piece in pieces:
+        try:
+            result = result.merge(_scan_piece(piece, spec, filesystem))
+        except BadFileError as exc:
+            if spec.on_bad_file != "skip":
+                raise
+            result.skipped[piece.path] = exc.message
+        except SchemaError as exc:
+            if spec.on_bad_file != "skip":
+                raise
+            result.skipped[piece.path] = exc.message
+    return result
+
+
+def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
+    state = ScanState.empty()
+    report = FileReport()
+    parquet = open_parquet(piece.path, filesystem)
+    try:
+        _check_schema(parquet.schema_arrow, piece.path, spec)
+        count = parquet.metadata.num_row_groups
+        mine = [i for i in range(count) if i * piece.splits // count == piece.split]
+        report.row_groups = len(mine)
+        for index in mine:
+            for offset, table in _chunks(parquet, index, spec, piece.path):
+                report.rows_scanned += table.num_rows
+                if spec.row_expression is not None:
+                    before = table.num_rows
+                    table = table.filter(spec.row_expression)
+                    report.rows_filtered += before - table.num_rows
+                _reduce_chunk(table, piece, spec, state, report, index, offset)
+    finally:
+        parquet.close()
+    state.files[piece.path] = report
+    return state
+
+
+def open_parquet(path: str, filesystem) -> pq.ParquetFile:
+    """Open a Parquet file (memory-mapped when local), as a :class:`BadFileError` on failure."""
+    try:
+        if _is_local(filesystem):
+            return pq.ParquetFile(path, memory_map=True)
+        return pq.ParquetFile(filesystem.open(path, "rb"))
+    except PermissionError as exc:
+        raise BadFileError(f"{path}: permission denied ({exc.strerror or exc}); make the file readable, or pass "
+                           f"on_bad_file='skip' to leave it out", path=path) from exc
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BadFileError(f"{path}: not a readable Parquet file ({_describe(exc)}); remove it from the dataset, "
+                           f"or pass on_bad_file='skip' to leave it out and report it", path=path) from exc
+
+
+def _is_local(filesystem) -> bool:
+    protocol = filesystem.protocol
+    protocols = protocol if isinstance(protocol, (tuple, list)) else (protocol,)
+    return "file" in protocols or "local" in protocols
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text
+
+
+def _check_schema(schema: pa.Schema, path: str, spec: ScanSpec) -> None:
+    missing = [c for c in spec.columns if c not in schema.names]
+    if missing:
+        raise SchemaError(f"{path}: no column {', '.join(map(repr, missing))}; this file has columns "
+                          f"{', '.join(schema.names)}", path=path)
+    for name in spec.value_columns:
+        typ = schema.field(name).type
+        if pa.types.is_dictionary(typ):
+            typ = typ.value_type
+        if not (pa.types.is_floating(typ) or pa.types.is_integer(typ) or pa.types.is_decimal(typ)
+                or pa.types.is_null(typ)):
+            raise SchemaError(f"{path}: column {name!r} has type {typ}; {NUMERIC_HINT}", path=path)
+
+
+def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str):
+    try:
+        rows = parquet.metadata.row_group(index).num_rows
+        if rows <= spec.chunk_rows:
+            yield 0, parquet.read_row_group(index, columns=spec.columns)
+            return
+        offset = 0
+        for batch in parquet.iter_batches(batch_size=spec.chunk_rows, row_groups=[index], columns=spec.columns):
+            yield offset, pa.Table.from_batches([batch])
+            offset += batch.num_rows
+    except DataError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise BadFileError(f"{path}: row group {index} cannot be decoded ({_describe(exc)}); the file is probably "
+                           f"truncated or corrupt: rewrite it, or pass on_bad_file='skip'", path=path) from exc
+
+
+def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanState, report: FileReport,
+                  row_group: int, offset: int) -> None:
+    names = (spec.actual, spec.prediction, spec.weight or "weight")
+    base_key = tuple(piece.partition.get(k) for k in spec.by)
+    try:
+        if not spec.data_by:
+            groups = [(base_key, table)]
+        else:
+            groups = _split_by(table, spec, base_key)
+        for key, part in groups:
+            chunk = chunk_state(part[spec.actual], part[spec.prediction],
+                                part[spec.weight] if spec.weight else None,
+                                nan_policy=spec.nan_policy, names=names)
+            state.add_group_state(key, chunk)
+            report.add_state(chunk)
+    except DataError as exc:
+        where = f"{piece.path}: row group {row_group}"
+        if offset:
+            where += f" (batch starting at row {offset})"
+        if len(table) and spec.data_by or spec.row_expression is not None:
+            where += " (row numbers count rows kept by the filters"
+            where += ", within the slice)" if spec.data_by else ")"
+        raise type(exc)(f"{where}: {exc.message}", path=piece.path) from exc
+
+
+def _split_by(table: pa.Table, spec: ScanSpec, base_key: tuple):
+    """Split a chunk into (slice key, rows) by the data columns in ``by``."""
+    codes = np.zeros(table.num_rows, dtype=np.int64)
+    dictionaries = []
+    stride = 1
+    for name in spec.data_by:
+        encoded = table[name].combine_chunks().dictionary_encode()
+        size = len(encoded.dictionary)
+        index = encoded.indices.fill_null(size).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes += index * stride
+        dictionaries.append(encoded.dictionary.to_pylist() + [None])
+        stride *= size + 1
+    unique, inverse = np.unique(codes, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+    sorted_table = table.take(order) if len(unique) > 1 else table
+    positions = {k: i for i, k in enumerate(spec.by)}
+    for g, code in enumerate(unique.tolist()):
+        key = list(base_key)
+        rest = code
+        for name, values in zip(spec.data_by, dictionaries):
+            key[positions[name]] = values[rest % len(values)]
+            rest //= len(values)
+        yield tuple(key), sorted_table.slice(bounds[g], bounds[g + 1] - bounds[g])

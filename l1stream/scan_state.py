@@ -1,0 +1,92 @@
+"""The mergeable result of scanning part of a dataset: per-slice states plus accounting.
+
+:class:`ScanState` is what every task returns and what the tree reduction adds
+up.  Like :class:`~l1stream.state.L1State` it is exact, small (counts and one
+state per slice), picklable, and forms a commutative monoid under ``merge``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .state import LEFT_OUT_REASONS, L1State
+
+
+@dataclass
+class FileReport:
+    """Row accounting for one file: ``rows_read == rows_used + sum(left_out)``.
+
+    ``rows_scanned`` counts rows decoded; ``rows_filtered`` those removed by row
+    filters, so ``rows_scanned == rows_read + rows_filtered``.
+    """
+
+    rows_scanned: int = 0
+    rows_filtered: int = 0
+    rows_used: int = 0
+    left_out: dict = field(default_factory=lambda: dict.fromkeys(LEFT_OUT_REASONS, 0))
+    row_groups: int = 0
+
+    @property
+    def rows_read(self) -> int:
+        return self.rows_scanned - self.rows_filtered
+
+    def add_state(self, state: L1State) -> None:
+        self.rows_used += state.count
+        for k in LEFT_OUT_REASONS:
+            self.left_out[k] += state.left_out[k]
+
+    def merge(self, other: "FileReport") -> "FileReport":
+        return FileReport(self.rows_scanned + other.rows_scanned, self.rows_filtered + other.rows_filtered,
+                          self.rows_used + other.rows_used,
+                          {k: self.left_out[k] + other.left_out[k] for k in LEFT_OUT_REASONS},
+                          self.row_groups + other.row_groups)
+
+    def to_dict(self) -> dict:
+        return {"rows_read": self.rows_read, "rows_used": self.rows_used, "left_out": dict(self.left_out),
+                "rows_filtered": self.rows_filtered, "row_groups": self.row_groups}
+
+
+@dataclass
+class ScanState:
+    """Per-slice :class:`L1State` (keyed by a tuple of slice values; ``()`` without ``by``),
+    per-file :class:`FileReport` and the files skipped (path -> reason)."""
+
+    groups: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls) -> "ScanState":
+        return cls()
+
+    def add_group_state(self, key: tuple, state: L1State) -> None:
+        current = self.groups.get(key)
+        self.groups[key] = state if current is None else current.merge(state)
+
+    def merge(self, other: "ScanState") -> "ScanState":
+        groups = dict(self.groups)
+        for key, state in other.groups.items():
+            groups[key] = state if key not in groups else groups[key].merge(state)
+        files = dict(self.files)
+        for path, report in other.files.items():
+            files[path] = report if path not in files else files[path].merge(report)
+        return ScanState(groups, files, {**self.skipped, **other.skipped})
+
+    def overall(self) -> L1State:
+        """All slices merged, in key order (exact, so the order does not change the result)."""
+        total = L1State.empty()
+        for key in sorted(self.groups, key=_sort_key):
+            total = total.merge(self.groups[key])
+        return total
+
+
+def merge_all(states) -> ScanState:
+    """Merge an iterable of :class:`ScanState` (used by the tree reduction)."""
+    total = ScanState.empty()
+    for state in states:
+        total = total.merge(state)
+    return total
+
+
+def _sort_key(key: tuple):
+    return tuple((v is None, str(type(v)), v if v is not None else 0) for v in key)

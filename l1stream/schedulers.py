@@ -1,0 +1,66 @@
+"""Which Dask scheduler runs the graph: local threads by default, or anything Dask offers.
+
+``scheduler`` accepts ``None``/``"threads"`` (in-process thread pool, the
+default), ``"processes"``, ``"synchronous"``, a ``distributed.Client``, or a
+scheduler address such as ``"tcp://10.0.0.5:8786"`` (a client is opened for the
+run and closed after).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from .errors import UsageError
+
+LOCAL_SCHEDULERS = {
+    "threads": "threads", "threading": "threads",
+    "processes": "processes", "multiprocessing": "processes",
+    "synchronous": "sync", "sync": "sync", "single-threaded": "sync",
+}
+ADDRESS_PREFIXES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://")
+
+
+def validate_scheduler(scheduler) -> None:
+    """Raise :class:`UsageError` unless ``scheduler`` is one of the accepted forms."""
+    if scheduler is None or _is_client(scheduler):
+        return
+    if isinstance(scheduler, str) and (scheduler in LOCAL_SCHEDULERS or scheduler.startswith(ADDRESS_PREFIXES)):
+        return
+    raise UsageError(f"scheduler must be one of {', '.join(sorted(set(LOCAL_SCHEDULERS)))}, a scheduler address "
+                     f"like 'tcp://host:8786', or a distributed.Client; got {scheduler!r}")
+
+
+def scheduler_label(scheduler) -> str:
+    """A short name for reports: ``threads``, ``processes``, ``sync`` or ``distributed:<address>``."""
+    if scheduler is None:
+        return "threads"
+    if _is_client(scheduler):
+        return f"distributed:{scheduler.scheduler.address}"
+    if scheduler.startswith(ADDRESS_PREFIXES):
+        return f"distributed:{scheduler}"
+    return LOCAL_SCHEDULERS[scheduler]
+
+
+def run_graph(graph, scheduler, num_workers, progress: bool):
+    """Compute one Dask delayed object on the chosen scheduler."""
+    import dask
+
+    if scheduler is not None and not isinstance(scheduler, str):
+        return dask.compute(graph, scheduler=scheduler)[0]
+    if isinstance(scheduler, str) and scheduler.startswith(ADDRESS_PREFIXES):
+        from distributed import Client
+
+        with Client(scheduler) as client:
+            return dask.compute(graph, scheduler=client)[0]
+    name = LOCAL_SCHEDULERS[scheduler or "threads"]
+    kwargs = {"num_workers": num_workers} if num_workers and name != "sync" else {}
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar(out=sys.stderr, minimum=1.0):
+            return dask.compute(graph, scheduler=name, **kwargs)[0]
+    return dask.compute(graph, scheduler=name, **kwargs)[0]
+
+
+def _is_client(obj) -> bool:
+    return type(obj).__name__ == "Client" and type(obj).__module__.startswith("distributed")

@@ -1,0 +1,218 @@
+"""Find the Parquet files behind a source: paths, directories, globs, URLs.
+
+Paths go through fsspec (``url_to_fs``), so ``s3://``, ``gs://``, ``abfs://``
+and ``file://`` work with their ``storage_options``; nothing here splits URLs.
+
+Ignored, as Spark and Hive do (documented in the README): any file or directory
+below a source root whose name starts with ``_`` or ``.`` (``_SUCCESS``,
+``_common_metadata``, ``_metadata``, ``_temporary/``, ``.part-0.parquet.crc``,
+``.part-1.tmp``), and names ending in ``.crc`` or ``.tmp``.  Everything else is
+taken as Parquet: a stray CSV is an error (or skipped with ``on_bad_file='skip'``),
+never silently dropped.
+
+Hive-style ``key=value`` directories below a root become typed partition keys:
+``int`` when every value is an integer, ``date`` when every value is
+``YYYY-MM-DD``, else ``string``.  ``__HIVE_DEFAULT_PARTITION__`` is null.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import posixpath
+import re
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from .errors import SourceError, UsageError
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_GLOB_CHARS = re.compile(r"[*?\[]")
+_INT = re.compile(r"[+-]?\d+\Z")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One data file: its path on the filesystem, size in bytes and raw partition values."""
+
+    path: str
+    size: int
+    partition: tuple = ()  # ((key, raw string value or None), ...)
+
+
+@dataclass
+class Discovery:
+    """What :func:`discover` found."""
+
+    filesystem: object
+    files: list
+    partition_types: dict = field(default_factory=dict)  # key -> "int" | "date" | "string"
+    duplicates: list = field(default_factory=list)
+    ignored: list = field(default_factory=list)
+
+    def partition_values(self, file: SourceFile) -> dict:
+        """Typed partition values of ``file`` (missing keys are None)."""
+        raw = dict(file.partition)
+        return {k: _typed(raw.get(k), t) for k, t in self.partition_types.items()}
+
+
+def is_ignored_name(name: str) -> bool:
+    """True for names Spark/Hive treat as hidden or temporary.
+
+    Examples
+    --------
+    >>> [is_ignored_name(n) for n in ["_SUCCESS", ".part-0.crc", "x.tmp", "part-0.parquet"]]
+    [True, True, True, False]
+    """
+    return name.startswith(("_", ".")) or name.endswith((".crc", ".tmp"))
+
+
+def discover(sources, *, storage_options: dict | None = None, filesystem=None) -> Discovery:
+    """List the data files of one or more sources, deduplicated, in a stable order.
+
+    Parameters
+    ----------
+    sources : str, os.PathLike or list of them
+        Files, directories (walked recursively), globs, or fsspec URLs.
+    storage_options : dict, optional
+        Passed to fsspec for URLs (``{"endpoint_url": ...}`` for S3, ...).
+    filesystem : fsspec.AbstractFileSystem, optional
+        Use this filesystem instead of inferring one from the URLs.
+
+    Raises
+    ------
+    SourceError
+        A path that does not exist, a glob that matches nothing, or no data file at all.
+    """
+    if isinstance(sources, (str, os.PathLike)):
+        sources = [sources]
+    sources = [os.fspath(s) for s in sources]
+    if not sources:
+        raise UsageError("no source given: pass at least one file, directory, glob or URL")
+    fs = filesystem
+    found: dict[str, SourceFile] = {}
+    duplicates, ignored = [], []
+    for source in sources:
+        source_fs, path = _resolve(source, fs, storage_options)
+        if fs is None:
+            fs = source_fs
+        elif _protocol(source_fs) != _protocol(fs):
+            raise UsageError(f"all sources must be on one filesystem; {source!r} is on {_protocol(source_fs)!r}, "
+                             f"earlier ones on {_protocol(fs)!r}")
+        for file in _expand(fs, path, source, ignored):
+            if file.path in found:
+                duplicates.append(file.path)
+            else:
+                found[file.path] = file
+    if not found:
+        hint = f" ({len(ignored)} hidden or temporary file(s) ignored)" if ignored else ""
+        raise SourceError(f"no data files found in {', '.join(map(repr, sources))}{hint}", path=sources[0])
+    files = sorted(found.values(), key=lambda f: f.path)
+    return Discovery(fs, files, _infer_partition_types(files), sorted(set(duplicates)), ignored)
+
+
+def _resolve(source: str, fs, storage_options):
+    if fs is not None:
+        return fs, fs._strip_protocol(source)
+    from fsspec.core import url_to_fs
+
+    try:
+        return url_to_fs(source, **(storage_options or {}))
+    except (ImportError, ValueError) as exc:
+        raise UsageError(f"cannot open {source!r}: {exc}") from exc
+
+
+def _protocol(fs) -> str:
+    protocol = fs.protocol
+    return protocol[0] if isinstance(protocol, (tuple, list)) else protocol
+
+
+def _expand(fs, path: str, source: str, ignored: list):
+    try:
+        if _GLOB_CHARS.search(path):
+            root = _glob_root(path)
+            matches = sorted(fs.glob(path))
+            if not matches:
+                raise SourceError(f"glob {source!r} matched no files", path=source)
+            for match in matches:
+                yield from _walk(fs, match, root, ignored)
+            return
+        if not fs.exists(path):
+            raise SourceError(f"path does not exist: {source!r}", path=source)
+        yield from _walk(fs, path, path if fs.isdir(path) else posixpath.dirname(path), ignored)
+    except PermissionError as exc:
+        raise SourceError(f"permission denied while listing {source!r}: {exc}", path=source) from exc
+
+
+def _glob_root(path: str) -> str:
+    parts = path.split("/")
+    for i, part in enumerate(parts):
+        if _GLOB_CHARS.search(part):
+            return "/".join(parts[:i])
+    return posixpath.dirname(path)
+
+
+def _walk(fs, path: str, root: str, ignored: list):
+    info = fs.info(path)
+    if info["type"] == "directory":
+        listing = fs.find(path, detail=True, withdirs=False)
+        entries = sorted(listing.items())
+    else:
+        entries = [(path, info)]
+    for file_path, detail in entries:
+        relative = _relative(file_path, root)
+        parts = relative.split("/")
+        if any(is_ignored_name(p) for p in parts):
+            ignored.append(file_path)
+            continue
+        partition = tuple(_hive_pair(p) for p in parts[:-1] if "=" in p)
+        yield SourceFile(file_path, int(detail.get("size") or 0), partition)
+
+
+def _relative(path: str, root: str) -> str:
+    root = root.rstrip("/")
+    if root and path.startswith(root + "/"):
+        return path[len(root) + 1:]
+    return posixpath.basename(path)
+
+
+def _hive_pair(segment: str):
+    key, _, value = segment.partition("=")
+    value = unquote(value)
+    return unquote(key), (None if value == HIVE_NULL else value)
+
+
+def _infer_partition_types(files) -> dict:
+    values: dict[str, set] = {}
+    for f in files:
+        for key, value in f.partition:
+            values.setdefault(key, set()).add(value)
+    types = {}
+    for key, vals in values.items():
+        present = [v for v in vals if v is not None]
+        if present and all(_INT.match(v) for v in present):
+            types[key] = "int"
+        elif present and all(_DATE.match(v) and _is_date(v) for v in present):
+            types[key] = "date"
+        else:
+            types[key] = "string"
+    return types
+
+
+def _is_date(value: str) -> bool:
+    try:
+        dt.date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _typed(value, kind: str):
+    if value is None:
+        return None
+    if kind == "int":
+        return int(value)
+    if kind == "date":
+        return dt.date.fromisoformat(value)
+    return value
