@@ -186,7 +186,10 @@ def _split_by(table: pa.Table, spec: ScanSpec, base_key: tuple):
     dictionaries = []
     stride = 1
     for name in spec.data_by:
-        encoded = table[name].combine_chunks().dictionary_encode()
+        column = table[name].combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        encoded = column.dictionary_encode()
         size = len(encoded.dictionary)
         index = encoded.indices.fill_null(size).to_numpy(zero_copy_only=False).astype(np.int64)
         codes += index * stride

@@ -1,0 +1,66 @@
+"""Write outputs so that they are never half-written.
+
+A file is written to a temporary name in its target directory, flushed and
+fsynced, then renamed over the target (atomic on POSIX).  A directory output is
+built under a temporary sibling and swapped in at the end.  A failure or an
+interruption leaves the previous output intact and removes the temporary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically (local paths)."""
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with open(temporary, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str):
+    """Yield a temporary directory that replaces ``path`` only if the block succeeds."""
+    path = os.path.abspath(path.rstrip("/"))
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    temporary = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    os.makedirs(temporary)
+    try:
+        yield temporary
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    old = None
+    if os.path.exists(path):
+        old = os.path.join(parent, f".{os.path.basename(path)}.old-{uuid.uuid4().hex}")
+        os.replace(path, old)
+    os.replace(temporary, path)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_text(url: str, text: str, storage_options: dict | None = None) -> None:
+    """Write ``text`` to a local path (atomic rename) or an fsspec URL (one PUT: atomic on object stores)."""
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(url, **(storage_options or {}))
+    if "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
+        write_text_atomic(path, text)
+        return
+    with fs.open(path, "w") as handle:
+        handle.write(text)

@@ -1,0 +1,231 @@
+"""The ``l1stream`` command: a thin layer over the public API.
+
+Results go to stdout (a table, or one JSON object with ``--json``); logs,
+progress and error messages go to stderr.  Exit codes are listed in
+:mod:`l1stream.errors` and the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .errors import EXIT_OK, EXIT_SKIPPED, L1StreamError, SkippedFilesError, UsageError
+
+EXAMPLES = {
+    "mae": "l1stream mae logs/ --by model --filter 'date>=2026-11-10' --json",
+    "losses": "l1stream losses logs/ --output losses/ --keep listing_id",
+    "run": "l1stream run configs/demo.yaml --set nan_policy=omit --json",
+    "demo": "l1stream demo ./l1stream-demo --rows 1000000",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would print usage and exit 2; we want one error path
+        raise UsageError(f"{message} (see '{self.prog} -h')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = _Parser(prog="l1stream", description="Exact, out-of-core mean absolute error over Parquet.",
+                     epilog="Examples:\n  " + "\n  ".join(EXAMPLES.values()),
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"l1stream {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    output = _Parser(add_help=False)
+    output.add_argument("--json", action="store_true", help="print one JSON object on stdout (errors too)")
+    output.add_argument("--output", metavar="FILE", help="also write the JSON result to FILE (atomically)")
+    output.add_argument("--per-file", action="store_true", help="include per-file row accounting in the JSON")
+    output.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    output.add_argument("-v", "--verbose", action="store_true", help="log progress details on stderr")
+
+    data = _Parser(add_help=False)
+    data.add_argument("sources", nargs="+", metavar="SOURCE", help="Parquet files, directories, globs or URLs")
+    data.add_argument("--actual", default="actual", metavar="COL", help="actual-value column (default: actual)")
+    data.add_argument("--prediction", default="prediction", metavar="COL",
+                      help="prediction column (default: prediction)")
+    data.add_argument("--by", action="append", default=[], metavar="COL", help="slice by this key (repeatable)")
+    data.add_argument("--filter", action="append", default=[], metavar="EXPR", dest="filters",
+                      help="keep rows where EXPR holds: 'date>=2026-11-10', 'model==v2', 'segment in a,b'")
+    data.add_argument("--nan-policy", choices=["raise", "omit", "propagate"], default="raise",
+                      help="null/NaN/inf rows: fail (default), leave out and count, or return NaN")
+    data.add_argument("--scheduler", metavar="SPEC",
+                      help="threads (default), processes, synchronous, or a scheduler address tcp://host:port")
+    data.add_argument("--workers", type=int, metavar="N", help="threads or processes for local schedulers")
+    data.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
+                      help="fsspec option for URLs (repeatable; dotted keys nest: client_kwargs.region_name=x)")
+
+    mae = commands.add_parser("mae", parents=[data, output], help="compute the exact MAE of a dataset",
+                              epilog=f"Example:\n  {EXAMPLES['mae']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    mae.add_argument("--weight", metavar="COL", help="sample-weight column (weighted MAE)")
+    mae.add_argument("--on-bad-file", choices=["raise", "skip"], default="raise",
+                     help="unreadable files: fail (default) or skip and report")
+    mae.add_argument("--allow-skipped", action="store_true", help="exit 0 even if files were skipped")
+
+    losses = commands.add_parser("losses", parents=[data], help="write the per-row L1 loss as a Parquet dataset",
+                                 epilog=f"Example:\n  {EXAMPLES['losses']}",
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    losses.add_argument("--output", required=True, metavar="DIR", help="output directory (replaced atomically)")
+    losses.add_argument("--keep", action="append", default=[], metavar="COL", help="copy this column (repeatable)")
+    losses.add_argument("--json", action="store_true", help="print a JSON summary")
+    losses.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
+    losses.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+
+    run = commands.add_parser("run", parents=[output], help="run a job described by a config file",
+                              epilog=f"Example:\n  {EXAMPLES['run']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    run.add_argument("config", metavar="CONFIG", help="YAML or TOML job config (see configs/)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                     help="override a config key: --set nan_policy=omit --set columns.actual=y")
+
+    demo = commands.add_parser("demo", parents=[output], help="write a synthetic house-price log and evaluate it",
+                               epilog=f"Example:\n  {EXAMPLES['demo']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo.add_argument("directory", nargs="?", default="l1stream-demo", metavar="DIR",
+                      help="where to write the demo data (default: ./l1stream-demo)")
+    demo.add_argument("--rows", type=int, default=None, metavar="N", help="rows to generate (default: 4,000,000)")
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    want_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            raise UsageError("no command given; choose one of: mae, losses, run, demo (see 'l1stream -h')")
+        _configure_logging(args)
+        return _COMMANDS[args.command](args)
+    except L1StreamError as exc:
+        return _fail(exc, want_json)
+    except KeyboardInterrupt:
+        print("l1stream: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout closed early (| head): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # a bug: say so, keep the traceback for --verbose / L1STREAM_DEBUG
+        if os.environ.get("L1STREAM_DEBUG") or "-v" in argv or "--verbose" in argv:
+            import traceback
+
+            traceback.print_exc()
+        error = L1StreamError(f"internal error: {type(exc).__name__}: {exc} (please report this; set "
+                              f"L1STREAM_DEBUG=1 for a traceback)")
+        error.kind = "internal_error"
+        return _fail(error, want_json)
+
+
+def _fail(exc: L1StreamError, want_json: bool) -> int:
+    print(f"l1stream: error: {exc.message}", file=sys.stderr)
+    if want_json:
+        print(json.dumps({"error": exc.to_dict()}))
+    return exc.exit_code
+
+
+def _configure_logging(args) -> None:
+    level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="l1stream: %(levelname)s: %(message)s")
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _storage_options(items) -> dict:
+    options: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option expects KEY=VALUE; got {item!r}")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        target = options
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = parsed
+    return options
+
+
+def _cmd_mae(args) -> int:
+    from .api import evaluate
+
+    result = evaluate(args.sources, actual=args.actual, prediction=args.prediction, weight=args.weight,
+                      by=args.by or None, filters=args.filters or None, nan_policy=args.nan_policy,
+                      on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
+                      storage_options=_storage_options(args.storage_option) or None, progress=_progress(args))
+    return _report(result, args, allow_skipped=args.allow_skipped)
+
+
+def _report(result, args, *, allow_skipped: bool, json_path: str | None = None) -> int:
+    from .atomic import write_text
+
+    document = result.to_dict(file_reports=args.per_file)
+    text = json.dumps(document, indent=2, allow_nan=False)
+    for path in filter(None, {args.output, json_path}):
+        write_text(path, text + "\n")
+    print(text if args.json else result.summary())
+    if result.skipped and not allow_skipped:
+        error = SkippedFilesError(f"{len(result.skipped)} file(s) were skipped as unreadable (listed above); "
+                                  f"pass --allow-skipped (allow_skipped: true) to accept that")
+        print(f"l1stream: error: {error.message}", file=sys.stderr)
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def _cmd_losses(args) -> int:
+    from .losses import write_losses
+
+    summary = write_losses(args.sources, args.output, actual=args.actual, prediction=args.prediction,
+                           by=args.by or None, keep=tuple(args.keep), filters=args.filters or None,
+                           nan_policy=args.nan_policy, scheduler=args.scheduler, num_workers=args.workers,
+                           storage_options=_storage_options(args.storage_option) or None)
+    print(json.dumps(summary) if args.json else f"wrote {summary['rows']:,} losses from {summary['files']:,} "
+                                                   f"file(s) to {summary['output']}")
+    return EXIT_OK
+
+
+def _cmd_run(args) -> int:
+    from .config import load_config
+    from .runner import run_config
+
+    config = load_config(args.config, args.overrides)
+    result = run_config(config, progress=_progress(args))
+    if config["output"]["losses"]:
+        from .losses import write_losses
+
+        source = config["sources"][0]
+        paths = [p for s in config["sources"] for p in (s["path"] if isinstance(s["path"], list) else [s["path"]])]
+        columns = {**config["columns"], **source.get("columns", {})}
+        write_losses(paths, config["output"]["losses"], actual=columns["actual"], prediction=columns["prediction"],
+                     by=config["by"] or None, filters=config["filters"] or None, nan_policy=config["nan_policy"],
+                     scheduler=config["scheduler"], storage_options=config["storage_options"] or None)
+    return _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"])
+
+
+def _cmd_demo(args) -> int:
+    from .api import evaluate
+    from .demo import DEFAULT_ROWS, write_demo_dataset
+
+    rows = args.rows if args.rows is not None else DEFAULT_ROWS
+    if rows < 1:
+        raise UsageError(f"--rows must be a positive integer; got {rows}")
+    if not args.quiet:
+        print(f"l1stream: demo data ({rows:,} rows, hive-partitioned by date and model) in {args.directory}",
+              file=sys.stderr)
+    write_demo_dataset(args.directory, rows=rows)
+    result = evaluate(args.directory, by=["model"], progress=_progress(args))
+    return _report(result, args, allow_skipped=False)
+
+
+_COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Write the per-row L1 loss of a dataset as a partitioned Parquet dataset, out of core.
+
+Each input file (or piece of a large file) becomes one output file under the
+same hive partition directories, holding ``l1_loss`` (float64, each value the
+correctly rounded ``|actual - prediction|``) plus the ``by`` and ``keep``
+columns, in input row order.  Rows left out under ``nan_policy='omit'`` have a
+null loss, so the output has exactly the rows read.  The output directory
+appears only when complete (see :mod:`l1stream.atomic`).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from dataclasses import replace
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .api import l1_loss
+from .errors import NonFiniteError, UsageError
+from .filters import bind_filters
+from .job import _check_names, _first_schema, validate_options
+from .planning import plan_tasks
+from .scan import ScanSpec, _chunks, _check_schema, open_parquet
+from .schedulers import run_graph
+from .sources import _GLOB_CHARS, _glob_root, discover
+from .state import _row_reasons
+from .columns import as_numeric
+
+
+def write_losses(source, output: str, *, actual="actual", prediction="prediction", by=None, keep=(),
+                 filters=None, nan_policy="raise", scheduler=None, num_workers=None, storage_options=None,
+                 chunk_rows: int = 1 << 20) -> dict:
+    """Write ``l1_loss`` for every row read to ``output`` (a local directory); return a summary dict."""
+    options = validate_options(actual=actual, prediction=prediction, by=by, filters=filters, nan_policy=nan_policy,
+                               scheduler=scheduler, num_workers=num_workers, chunk_rows=chunk_rows)
+    if isinstance(keep, str):
+        keep = (keep,)
+    found = discover(source, storage_options=storage_options)
+    schema = _first_schema(found, options)
+    _check_names(options, found.partition_types, schema)
+    for column in keep:
+        if schema is not None and column not in schema.names:
+            raise UsageError(f"keep column {column!r} is not in the data; columns: {', '.join(schema.names)}")
+    bound = bind_filters(options.filters, found.partition_types, schema)
+    spec = ScanSpec(actual, prediction, None, options.by, tuple(k for k in options.by if k in found.partition_types),
+                    bound.row_expression, bound.row_columns, nan_policy, "raise", chunk_rows)
+    spec = replace(spec, row_columns=tuple(dict.fromkeys(spec.row_columns + tuple(keep))))
+    plan = plan_tasks(found, bound)
+    roots = _roots(source, found)
+    import dask
+
+    from .atomic import atomic_directory
+
+    with atomic_directory(output) as staging:
+        write = dask.delayed(_write_pieces, pure=False)
+        counts = [write(task, spec, found.filesystem, staging, roots, tuple(keep), i)
+                  for i, task in enumerate(plan.tasks)]
+        rows = run_graph(dask.delayed(sum)(counts), options.scheduler, options.num_workers, False) if counts else 0
+    return {"output": os.path.abspath(output), "rows": rows, "files": plan.files_selected}
+
+
+def _roots(source, found) -> list:
+    """The directory each source's partition paths are relative to."""
+    sources = [source] if isinstance(source, (str, os.PathLike)) else list(source)
+    roots = []
+    for s in sources:
+        path = found.filesystem._strip_protocol(os.fspath(s)).rstrip("/")
+        if _GLOB_CHARS.search(path):
+            path = _glob_root(path)
+        elif found.filesystem.isfile(path):
+            path = posixpath.dirname(path)
+        roots.append(path)
+    return roots
+
+
+def _write_pieces(pieces, spec: ScanSpec, filesystem, staging: str, roots, keep, task_index) -> int:
+    written = 0
+    for number, piece in enumerate(pieces):
+        parquet = open_parquet(piece.path, filesystem)
+        try:
+            _check_schema(parquet.schema_arrow, piece.path, spec)
+            count = parquet.metadata.num_row_groups
+            tables = []
+            for index in (i for i in range(count) if i * piece.splits // count == piece.split):
+                for _, table in _chunks(parquet, index, spec, piece.path):
+                    if spec.row_expression is not None:
+                        table = table.filter(spec.row_expression)
+                    tables.append(_loss_table(table, piece, spec, keep))
+        finally:
+            parquet.close()
+        if not tables:
+            continue
+        relative = _relative_dir(piece.path, roots)
+        target = os.path.join(staging, relative)
+        os.makedirs(target, exist_ok=True)
+        stem = posixpath.splitext(posixpath.basename(piece.path))[0]
+        out = os.path.join(target, f"{stem}-l1-{piece.split}.parquet")
+        with pq.ParquetWriter(out, tables[0].schema) as writer:
+            for t in tables:
+                writer.write_table(t)
+                written += t.num_rows
+    return written
+
+
+def _loss_table(table: pa.Table, piece, spec: ScanSpec, keep) -> pa.Table:
+    actual, prediction = table[spec.actual], table[spec.prediction]
+    loss = l1_loss(actual, prediction)
+    bad = _row_reasons(as_numeric(actual, spec.actual), as_numeric(prediction, spec.prediction)) != 0
+    if bad.any():
+        if spec.nan_policy == "raise":
+            raise NonFiniteError(f"{piece.path}: {int(bad.sum())} row(s) with a null, NaN or infinite actual or "
+                                 f"prediction; use nan_policy='omit' to write "
+                                 f"null losses for them, or 'propagate' to write NaN")
+        if spec.nan_policy == "omit":
+            loss_array = pa.array(loss, mask=bad)
+        else:
+            loss_array = pa.array(loss)
+    else:
+        loss_array = pa.array(loss)
+    columns = {k: table[k] for k in dict.fromkeys(spec.data_by + tuple(keep))}
+    columns["l1_loss"] = loss_array
+    return pa.table(columns)
+
+
+def _relative_dir(path: str, roots) -> str:
+    for root in roots:
+        if path.startswith(root + "/"):
+            return posixpath.dirname(path[len(root) + 1:])
+    return ""

@@ -1,0 +1,35 @@
+"""Run a validated job config (see :mod:`l1stream.config`) through the public API."""
+
+from __future__ import annotations
+
+import json
+
+from .api import evaluate
+from .result import EvaluationResult, combine_results
+
+
+def run_config(config: dict, *, progress: bool = False) -> EvaluationResult:
+    """Evaluate every source of ``config`` and merge them exactly into one result.
+
+    Sources that share columns, filters and storage options are read in one job;
+    the others are evaluated separately and their exact states merged.
+    """
+    batches: dict[str, tuple] = {}
+    for source in config["sources"]:
+        columns = {**config["columns"], **source.get("columns", {})}
+        filters = list(config["filters"]) + list(source.get("filters", []))
+        storage = {**config["storage_options"], **source.get("storage_options", {})}
+        key = json.dumps([columns, [list(f) if isinstance(f, tuple) else f for f in filters], storage],
+                         sort_keys=True, default=str)
+        paths = source["path"] if isinstance(source["path"], list) else [source["path"]]
+        batch = batches.setdefault(key, (columns, filters, storage, []))
+        batch[3].extend(paths)
+    results = [
+        evaluate(paths, actual=columns["actual"], prediction=columns["prediction"], weight=columns["weight"],
+                 by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
+                 on_bad_file=config["on_bad_file"], scheduler=config["scheduler"],
+                 num_workers=config["num_workers"], storage_options=storage or None,
+                 chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"], progress=progress)
+        for columns, filters, storage, paths in batches.values()
+    ]
+    return results[0] if len(results) == 1 else combine_results(results)
