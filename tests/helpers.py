@@ -1,0 +1,51 @@
+"""Test helpers: independent ground truth (fractions.Fraction) and Parquet writers."""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def exact_mae(actual, prediction, weight=None) -> float:
+    """Ground truth, independent of l1stream: Fraction arithmetic, then int/int true division."""
+    actual, prediction = list(actual), list(prediction)
+    weight = [1] * len(actual) if weight is None else list(weight)
+    total = sum(Fraction(w) * abs(Fraction(a) - Fraction(p)) for a, p, w in zip(actual, prediction, weight))
+    weights = sum(Fraction(w) for w in weight)
+    value = total / weights
+    return value.numerator / value.denominator
+
+
+def clean_rows(actual, prediction):
+    """The rows where both values are finite and not None (for omit-policy ground truth)."""
+    keep = [(a, p) for a, p in zip(actual, prediction)
+            if a is not None and p is not None and math.isfinite(a) and math.isfinite(p)]
+    return [a for a, _ in keep], [p for _, p in keep]
+
+
+def write_parquet(path, row_group_size=None, **columns) -> str:
+    """Write columns (lists, numpy or pyarrow arrays) to one Parquet file, creating directories."""
+    os.makedirs(os.path.dirname(str(path)) or ".", exist_ok=True)
+    table = pa.table({k: v if isinstance(v, (pa.Array, pa.ChunkedArray)) else pa.array(v) for k, v in columns.items()})
+    pq.write_table(table, str(path), row_group_size=row_group_size)
+    return str(path)
+
+
+def write_split(directory, actual, prediction, n_files, row_group_size=None, extra=None) -> list:
+    """Write the same rows split into n_files files (contiguous slices)."""
+    bounds = np.linspace(0, len(actual), n_files + 1).astype(int)
+    paths = []
+    for i in range(n_files):
+        lo, hi = bounds[i], bounds[i + 1]
+        cols = {"actual": pa.array(actual[lo:hi]), "prediction": pa.array(prediction[lo:hi])}
+        for name, values in (extra or {}).items():
+            cols[name] = pa.array(values[lo:hi])
+        paths.append(write_parquet(os.path.join(str(directory), f"part-{i:04d}.parquet"), row_group_size, **cols))
+    return paths
+
+
