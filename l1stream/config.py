@@ -104,7 +104,8 @@ def apply_override(raw: dict, item: str) -> None:
         if token.startswith("["):
             index = int(token[1:-1])
             if not isinstance(target, list) or index >= len(target):
-                raise ConfigError(f"--set {item!r}: {key} does not exist in the config", path=key)
+                where = "".join(t if t.startswith("[") or j == 0 else "." + t for j, t in enumerate(tokens[:i + 1]))
+                raise ConfigError(f"--set {item!r}: {where} does not exist in the config", path=where)
             if last:
                 target[index] = parsed
             else:
@@ -125,7 +126,8 @@ def validate_config(raw: dict) -> dict:
         raw["sources"] = [raw.pop("source")]
     _check_keys(raw, TOP_KEYS, "")
     if "sources" not in raw:
-        raise ConfigError("missing required key 'sources' (a list of paths or {path: ...} mappings)", path="sources")
+        raise ConfigError("sources: missing required key 'sources' (a list of paths or {path: ...} mappings)",
+                          path="sources")
     config = {k: _copy(v) for k, v in DEFAULTS.items()}
     for key, value in raw.items():
         config[key] = _check(value, TOP_KEYS[key], key)
@@ -204,7 +206,7 @@ def _source(value, path: str) -> dict:
     _mapping(value, path)
     _check_keys(value, _SOURCE_KEYS, path)
     if "path" not in value:
-        raise ConfigError(f"{path}: missing required key 'path'", path=f"{path}.path")
+        raise ConfigError(f"{path}.path: missing required key 'path'", path=f"{path}.path")
     return {k: _check(v, _SOURCE_KEYS[k], f"{path}.{k}") for k, v in value.items()}
 
 

@@ -49,7 +49,7 @@ def write_demo_dataset(path: str, *, rows: int = DEFAULT_ROWS, days: int = 14, m
                 for part in range(files_per_partition):
                     table = _table(per_file[number], seed + number, m, number)
                     pq.write_table(table, os.path.join(directory, f"part-{part:05d}.parquet"),
-                                   row_group_size=row_group_rows)
+                                   row_group_size=row_group_rows, write_page_checksum=True)
                     number += 1
         with open(os.path.join(staging, _MARKER), "w", encoding="utf-8") as handle:
             json.dump(params, handle)

@@ -103,8 +103,8 @@ def open_parquet(path: str, filesystem) -> pq.ParquetFile:
     """Open a Parquet file (memory-mapped when local), as a :class:`BadFileError` on failure."""
     try:
         if _is_local(filesystem):
-            return pq.ParquetFile(path, memory_map=True)
-        return pq.ParquetFile(filesystem.open(path, "rb"))
+            return pq.ParquetFile(path, memory_map=True, page_checksum_verification=True)
+        return pq.ParquetFile(filesystem.open(path, "rb"), page_checksum_verification=True)
     except PermissionError as exc:
         raise BadFileError(f"{path}: permission denied ({exc.strerror or exc}); make the file readable, or pass "
                            f"on_bad_file='skip' to leave it out", path=path) from exc
@@ -157,6 +157,8 @@ def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str):
 
 def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanState, report: FileReport,
                   row_group: int, offset: int) -> None:
+    if table.num_rows == 0:
+        return  # slices appear only when they have rows
     names = (spec.actual, spec.prediction, spec.weight or "weight")
     base_key = tuple(piece.partition.get(k) for k in spec.by)
     try:
