@@ -121,6 +121,13 @@ def _decimal_to_fraction(value):
     return Fraction(value)
 
 
+def _fixed_width_values(data: pa.Array) -> np.ndarray:
+    """The value buffer of a fixed-width numeric array, zero-copy (values under nulls are arbitrary)."""
+    dtype = np.dtype(data.type.to_pandas_dtype())
+    buffer = data.buffers()[1]
+    return np.frombuffer(buffer, dtype=dtype, count=len(data), offset=data.offset * dtype.itemsize)
+
+
 def _from_pandas(series, name: str) -> NumericColumn:
     dtype = getattr(series, "dtype", None)
     if isinstance(dtype, np.dtype):
@@ -140,15 +147,16 @@ def _from_arrow(data, name: str) -> NumericColumn:
     if pa.types.is_null(typ):
         return NumericColumn(FLOAT, np.zeros(len(data)), np.ones(len(data), dtype=bool))
     if pa.types.is_floating(typ):
-        values = data.to_numpy(zero_copy_only=False)
+        values = _fixed_width_values(data)
         values = np.ascontiguousarray(values, dtype=np.float64)
         if null is not None:
             values = np.where(null, 0.0, values)
         return NumericColumn(FLOAT, values, null)
     if pa.types.is_integer(typ):
+        values = _fixed_width_values(data)
         if null is not None:
-            data = data.fill_null(0)
-        return _from_integers(data.to_numpy(zero_copy_only=False), name, null)
+            values = np.where(null, 0, values)
+        return _from_integers(values, name, null)
     if pa.types.is_decimal(typ):
         values = np.empty(len(data), dtype=object)
         values[:] = [0 if v is None else Fraction(v) for v in data.to_pylist()]

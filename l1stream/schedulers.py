@@ -33,7 +33,8 @@ def validate_scheduler(scheduler) -> None:
 def scheduler_label(scheduler) -> str:
     """A short name for reports: ``threads``, ``processes``, ``sync`` or ``distributed:<address>``."""
     if scheduler is None:
-        return "threads"
+        client = _active_client()
+        return "threads" if client is None else scheduler_label(client)
     if _is_client(scheduler):
         return f"distributed:{scheduler.scheduler.address}"
     if scheduler.startswith(ADDRESS_PREFIXES):
@@ -42,9 +43,15 @@ def scheduler_label(scheduler) -> str:
 
 
 def run_graph(graph, scheduler, num_workers, progress: bool):
-    """Compute one Dask delayed object on the chosen scheduler."""
+    """Compute one Dask delayed object on the chosen scheduler.
+
+    With ``scheduler=None``, a ``distributed.Client`` that is already active in this
+    process is used (Dask's own convention, for notebooks); otherwise local threads.
+    """
     import dask
 
+    if scheduler is None:
+        scheduler = _active_client()
     if scheduler is not None and not isinstance(scheduler, str):
         return dask.compute(graph, scheduler=scheduler)[0]
     if isinstance(scheduler, str) and scheduler.startswith(ADDRESS_PREFIXES):
@@ -53,13 +60,39 @@ def run_graph(graph, scheduler, num_workers, progress: bool):
         with Client(scheduler) as client:
             return dask.compute(graph, scheduler=client)[0]
     name = LOCAL_SCHEDULERS[scheduler or "threads"]
+    get = _local_get(name)
     kwargs = {"num_workers": num_workers} if num_workers and name != "sync" else {}
+    # The local schedulers' get() directly: dask.compute would import distributed (~0.3 s)
+    # just to look for a client, which a short CLI run pays for nothing.
+    dsk, key = graph.__dask_graph__(), graph.__dask_keys__()[0]
     if progress:
         from dask.diagnostics import ProgressBar
 
         with ProgressBar(out=sys.stderr, minimum=1.0):
-            return dask.compute(graph, scheduler=name, **kwargs)[0]
-    return dask.compute(graph, scheduler=name, **kwargs)[0]
+            return get(dsk, key, **kwargs)
+    return get(dsk, key, **kwargs)
+
+
+def _local_get(name: str):
+    if name == "threads":
+        from dask.threaded import get
+    elif name == "processes":
+        from dask.multiprocessing import get
+    else:
+        from dask.local import get_sync as get
+    return get
+
+
+def _active_client():
+    """The current distributed.Client, if distributed is loaded and one is active."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
 
 
 def _is_client(obj) -> bool:
