@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .clusters import validate_cluster
 from .columns import FLOAT, as_numeric
 from .errors import UsageError
 from .job import evaluate_dataframe, evaluate_paths, validate_options
@@ -16,7 +17,7 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
              by=None, filters=None, nan_policy: str = "raise", on_bad_file: str = "raise", scheduler=None,
              num_workers: int | None = None, storage_options: dict | None = None, filesystem=None,
              chunk_rows: int = 1 << 20, task_bytes: int = DEFAULT_TASK_BYTES,
-             progress: bool = False) -> EvaluationResult:
+             progress: bool = False, cluster=None) -> EvaluationResult:
     """Evaluate the exact (weighted) MAE of a Parquet dataset or a Dask DataFrame.
 
     Parameters
@@ -52,6 +53,10 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
         Parquet bytes per task: small files are grouped, larger ones split by row group.
     progress : bool, default False
         Show a progress bar on stderr (local schedulers).
+    cluster : dict or str, optional
+        Start a Dask cluster for this run and close it after: ``{"kind": "local" | "slurm" |
+        "kubernetes" | "gateway" | "address", "workers": N, "options": {...}}`` (see
+        :mod:`l1stream.clusters`).  Started only after paths, columns and filters are checked.
 
     Returns
     -------
@@ -69,12 +74,16 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
     options = validate_options(actual=actual, prediction=prediction, weight=weight, by=by, filters=filters,
                                nan_policy=nan_policy, on_bad_file=on_bad_file, scheduler=scheduler,
                                num_workers=num_workers, chunk_rows=chunk_rows, task_bytes=task_bytes)
+    cluster = validate_cluster(cluster)
+    if cluster is not None and scheduler is not None:
+        raise UsageError("give either scheduler (an existing scheduler) or cluster (one to start), not both")
     if _is_dataframe(source):
-        if storage_options or filesystem is not None:
-            raise UsageError("storage_options and filesystem apply to paths, not to a DataFrame")
+        if storage_options or filesystem is not None or cluster is not None:
+            raise UsageError("storage_options, filesystem and cluster apply to paths, not to a DataFrame "
+                             "(a Dask DataFrame runs on the scheduler it was made with)")
         return evaluate_dataframe(source, options, progress=progress)
     return evaluate_paths(source, options, storage_options=storage_options, filesystem=filesystem,
-                          progress=progress)
+                          progress=progress, cluster=cluster)
 
 
 def _is_dataframe(obj) -> bool:

@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--scheduler", metavar="SPEC",
                       help="threads (default), processes, synchronous, or a scheduler address tcp://host:port")
     data.add_argument("--workers", type=int, metavar="N", help="threads or processes for local schedulers")
+    data.add_argument("--cluster", choices=["local", "slurm", "kubernetes", "gateway"], metavar="KIND",
+                      help="start a Dask cluster for this run: local, slurm, kubernetes or gateway")
+    data.add_argument("--cluster-workers", type=int, default=1, metavar="N",
+                      help="worker processes/jobs/pods to start with --cluster (default: 1)")
+    data.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
+                      help="option of the cluster class (repeatable): queue=normal, memory=8GiB, cores=4")
     data.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                       help="fsspec option for URLs (repeatable; dotted keys nest: client_kwargs.region_name=x)")
 
@@ -137,11 +143,12 @@ def _progress(args) -> bool:
 
 
 def _storage_options(items) -> dict:
+    """KEY=VALUE strings to a dict (values parsed as JSON when they are; dotted keys nest)."""
     options: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"--storage-option expects KEY=VALUE; got {item!r}")
+            raise UsageError(f"expected KEY=VALUE; got {item!r}")
         try:
             parsed = json.loads(value)
         except ValueError:
@@ -160,8 +167,18 @@ def _cmd_mae(args) -> int:
     result = evaluate(args.sources, actual=args.actual, prediction=args.prediction, weight=args.weight,
                       by=args.by or None, filters=args.filters or None, nan_policy=args.nan_policy,
                       on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
-                      storage_options=_storage_options(args.storage_option) or None, progress=_progress(args))
+                      storage_options=_storage_options(args.storage_option) or None, progress=_progress(args),
+                      cluster=_cluster(args))
     return _report(result, args, allow_skipped=args.allow_skipped)
+
+
+def _cluster(args):
+    if args.cluster is None:
+        if args.cluster_option:
+            raise UsageError("--cluster-option needs --cluster KIND")
+        return None
+    return {"kind": args.cluster, "workers": args.cluster_workers,
+            "options": _storage_options(args.cluster_option)}
 
 
 def _report(result, args, *, allow_skipped: bool, json_path: str | None = None) -> int:
@@ -186,7 +203,7 @@ def _cmd_losses(args) -> int:
     summary = write_losses(args.sources, args.output, actual=args.actual, prediction=args.prediction,
                            by=args.by or None, keep=tuple(args.keep), filters=args.filters or None,
                            nan_policy=args.nan_policy, scheduler=args.scheduler, num_workers=args.workers,
-                           storage_options=_storage_options(args.storage_option) or None)
+                           storage_options=_storage_options(args.storage_option) or None, cluster=_cluster(args))
     print(json.dumps(summary) if args.json else f"wrote {summary['rows']:,} losses from {summary['files']:,} "
                                                    f"file(s) to {summary['output']}")
     return EXIT_OK

@@ -16,6 +16,7 @@ A config describes one evaluation (see ``configs/*.yaml`` for commented examples
     num_workers: null
     storage_options: {}           # default fsspec options for every source
     output: {json: results/mae.json, losses: null}
+    cluster: null                 # or {kind: local|slurm|kubernetes|gateway|address, workers: N, options: {...}}
 
 Relative local paths are relative to the working directory.  Unknown keys, wrong
 types and missing required keys fail at load time, naming the key path
@@ -36,12 +37,12 @@ TOP_KEYS = {
     "sources": "sources", "columns": "columns", "by": "str|list[str]", "filters": "filters",
     "nan_policy": "enum:raise,omit,propagate", "on_bad_file": "enum:raise,skip", "allow_skipped": "bool",
     "scheduler": "str|null", "num_workers": "int|null", "chunk_rows": "int", "task_bytes": "int",
-    "storage_options": "mapping", "output": "output",
+    "storage_options": "mapping", "output": "output", "cluster": "cluster",
 }
 DEFAULTS = {"columns": {"actual": "actual", "prediction": "prediction", "weight": None}, "by": [],
             "filters": [], "nan_policy": "raise", "on_bad_file": "raise", "allow_skipped": False,
             "scheduler": None, "num_workers": None, "chunk_rows": 1 << 20, "task_bytes": 64 << 20,
-            "storage_options": {}, "output": {"json": None, "losses": None}}
+            "storage_options": {}, "output": {"json": None, "losses": None}, "cluster": None}
 
 
 def load_config(path: str, overrides=()) -> dict:
@@ -171,6 +172,17 @@ def _check(value, kind: str, path: str):
         return [tuple(f) if isinstance(f, list) else f for f in value]
     if kind == "mapping":
         return _mapping(value, path)
+    if kind == "cluster":
+        from .clusters import validate_cluster
+        from .errors import UsageError
+
+        if value is None:
+            return None
+        _mapping(value, path)
+        try:
+            return validate_cluster(value)
+        except UsageError as exc:
+            raise ConfigError(exc.message, path=path) from exc
     if kind.startswith("enum:"):
         allowed = kind[5:].split(",")
         if value not in allowed:

@@ -79,8 +79,24 @@ def validate_options(*, actual="actual", prediction="prediction", weight=None, b
 
 
 def evaluate_paths(source, options: Options, *, storage_options=None, filesystem=None,
-                   progress: bool = False) -> EvaluationResult:
-    """Evaluate Parquet files (see :func:`l1stream.evaluate`)."""
+                   progress: bool = False, cluster: dict | None = None) -> EvaluationResult:
+    """Evaluate Parquet files (see :func:`l1stream.evaluate`).
+
+    Everything that can fail on the client (paths, names, filters) is checked before a
+    ``cluster`` is started, so a typo never costs a batch-queue wait.
+    """
+    if cluster is not None:
+        from dataclasses import replace
+
+        from .clusters import cluster_client
+
+        prepared = _prepare(source, options, storage_options, filesystem)
+        with cluster_client(cluster) as client:
+            return _execute(*prepared, replace(options, scheduler=client), progress)
+    return _execute(*_prepare(source, options, storage_options, filesystem), options, progress)
+
+
+def _prepare(source, options: Options, storage_options, filesystem):
     started = time.perf_counter()
     found = discover(source, storage_options=storage_options, filesystem=filesystem)
     if found.duplicates:
@@ -92,6 +108,10 @@ def evaluate_paths(source, options: Options, *, storage_options=None, filesystem
                     tuple(k for k in options.by if k in found.partition_types), bound.row_expression,
                     bound.row_columns, options.nan_policy, options.on_bad_file, options.chunk_rows)
     plan = plan_tasks(found, bound, target_bytes=options.task_bytes)
+    return started, found, bound, spec, plan
+
+
+def _execute(started, found, bound, spec, plan, options: Options, progress: bool) -> EvaluationResult:
     scan = _run(plan.tasks, spec, found.filesystem, options, progress)
     partial = set(scan.skipped) & set(scan.files)
     if partial:

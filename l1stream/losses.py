@@ -10,6 +10,7 @@ appears only when complete (see :mod:`l1stream.atomic`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 from dataclasses import replace
@@ -31,8 +32,14 @@ from .columns import as_numeric
 
 def write_losses(source, output: str, *, actual="actual", prediction="prediction", by=None, keep=(),
                  filters=None, nan_policy="raise", scheduler=None, num_workers=None, storage_options=None,
-                 chunk_rows: int = 1 << 20) -> dict:
-    """Write ``l1_loss`` for every row read to ``output`` (a local directory); return a summary dict."""
+                 chunk_rows: int = 1 << 20, cluster=None) -> dict:
+    """Write ``l1_loss`` for every row read to ``output`` (a local directory); return a summary dict.
+
+    ``cluster`` (see :mod:`l1stream.clusters`) is started after every check has passed.
+    """
+    from .clusters import cluster_client, validate_cluster
+
+    cluster = validate_cluster(cluster)
     options = validate_options(actual=actual, prediction=prediction, by=by, filters=filters, nan_policy=nan_policy,
                                scheduler=scheduler, num_workers=num_workers, chunk_rows=chunk_rows)
     if isinstance(keep, str):
@@ -53,12 +60,18 @@ def write_losses(source, output: str, *, actual="actual", prediction="prediction
 
     from .atomic import atomic_directory
 
-    with atomic_directory(output) as staging:
+    with atomic_directory(output) as staging, (cluster_client(cluster) if cluster else _nothing()) as client:
         write = dask.delayed(_write_pieces, pure=False)
         counts = [write(task, spec, found.filesystem, staging, roots, tuple(keep), i)
                   for i, task in enumerate(plan.tasks)]
-        rows = run_graph(dask.delayed(sum)(counts), options.scheduler, options.num_workers, False) if counts else 0
+        scheduler = client if cluster else options.scheduler
+        rows = run_graph(dask.delayed(sum)(counts), scheduler, options.num_workers, False) if counts else 0
     return {"output": os.path.abspath(output), "rows": rows, "files": plan.files_selected}
+
+
+@contextlib.contextmanager
+def _nothing():
+    yield None
 
 
 def _roots(source, found) -> list:

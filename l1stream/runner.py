@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from .api import evaluate
+from .errors import ConfigError
 from .result import EvaluationResult, combine_results
 
 
@@ -24,12 +25,25 @@ def run_config(config: dict, *, progress: bool = False) -> EvaluationResult:
         paths = source["path"] if isinstance(source["path"], list) else [source["path"]]
         batch = batches.setdefault(key, (columns, filters, storage, []))
         batch[3].extend(paths)
-    results = [
-        evaluate(paths, actual=columns["actual"], prediction=columns["prediction"], weight=columns["weight"],
-                 by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
-                 on_bad_file=config["on_bad_file"], scheduler=config["scheduler"],
-                 num_workers=config["num_workers"], storage_options=storage or None,
-                 chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"], progress=progress)
-        for columns, filters, storage, paths in batches.values()
-    ]
+    if config.get("cluster") and config["scheduler"]:
+        raise ConfigError("give either scheduler (an existing scheduler) or cluster (one to start), not both",
+                          path="cluster")
+
+    def run(scheduler):
+        return [
+            evaluate(paths, actual=columns["actual"], prediction=columns["prediction"], weight=columns["weight"],
+                     by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
+                     on_bad_file=config["on_bad_file"], scheduler=scheduler,
+                     num_workers=config["num_workers"], storage_options=storage or None,
+                     chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"], progress=progress)
+            for columns, filters, storage, paths in batches.values()
+        ]
+
+    if config.get("cluster"):
+        from .clusters import cluster_client
+
+        with cluster_client(config["cluster"]) as client:
+            results = run(client)
+    else:
+        results = run(config["scheduler"])
     return results[0] if len(results) == 1 else combine_results(results)
