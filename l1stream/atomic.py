@@ -64,3 +64,39 @@ def write_text(url: str, text: str, storage_options: dict | None = None) -> None
         return
     with fs.open(path, "w") as handle:
         handle.write(text)
+
+
+@contextlib.contextmanager
+def staged_directory(url: str, storage_options: dict | None = None):
+    """Yield ``(filesystem, staging_path)`` for a directory output, local or on object storage.
+
+    Local: :func:`atomic_directory` (one atomic rename).  Object storage has no atomic rename:
+    files are written under a hidden ``_l1stream-staging-*`` prefix inside the target (ignored by
+    Spark/Hive/l1stream readers), then the previous files are removed, the new ones moved into
+    place, and ``_SUCCESS`` written last.  A failure before that step leaves the previous output.
+    """
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(url, **(storage_options or {}))
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    if "file" in protocols:
+        with atomic_directory(path) as staging:
+            yield fs, staging
+        return
+    path = path.rstrip("/")
+    staging = f"{path}/_l1stream-staging-{uuid.uuid4().hex}"
+    try:
+        yield fs, staging
+    except BaseException:
+        with contextlib.suppress(Exception):
+            fs.rm(staging, recursive=True)
+        raise
+    new_files = [f for f in fs.find(staging)]
+    old_files = [f for f in fs.find(path) if not f.startswith(staging + "/")] if fs.exists(path) else []
+    if old_files:
+        fs.rm(old_files)
+    for f in new_files:
+        fs.mv(f, path + f[len(staging):])
+    with contextlib.suppress(Exception):
+        fs.rm(staging, recursive=True)
+    fs.pipe(f"{path}/_SUCCESS", b"")

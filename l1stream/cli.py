@@ -186,8 +186,9 @@ def _report(result, args, *, allow_skipped: bool, json_path: str | None = None) 
 
     document = result.to_dict(file_reports=args.per_file)
     text = json.dumps(document, indent=2, allow_nan=False)
+    storage = _storage_options(getattr(args, "storage_option", [])) or None
     for path in filter(None, {args.output, json_path}):
-        write_text(path, text + "\n")
+        write_text(path, text + "\n", storage)
     print(text if args.json else result.summary())
     if result.skipped and not allow_skipped:
         error = SkippedFilesError(f"{len(result.skipped)} file(s) were skipped as unreadable (listed above); "

@@ -23,7 +23,7 @@ from .errors import NonFiniteError, UsageError
 from .filters import bind_filters
 from .job import _check_names, _first_schema, validate_options
 from .planning import plan_tasks
-from .scan import ScanSpec, _chunks, _check_schema, open_parquet
+from .scan import ScanSpec, _check_schema, _chunks, _is_local, open_parquet
 from .schedulers import run_graph
 from .sources import _GLOB_CHARS, _glob_root, discover
 from .state import _row_reasons
@@ -58,15 +58,17 @@ def write_losses(source, output: str, *, actual="actual", prediction="prediction
     roots = _roots(source, found)
     import dask
 
-    from .atomic import atomic_directory
+    from .atomic import staged_directory
 
-    with atomic_directory(output) as staging, (cluster_client(cluster) if cluster else _nothing()) as client:
+    with staged_directory(output, storage_options) as (out_fs, staging), \
+            (cluster_client(cluster) if cluster else _nothing()) as client:
         write = dask.delayed(_write_pieces, pure=False)
-        counts = [write(task, spec, found.filesystem, staging, roots, tuple(keep), i)
-                  for i, task in enumerate(plan.tasks)]
+        counts = [write(task, spec, found.filesystem, out_fs, staging, roots, tuple(keep))
+                  for task in plan.tasks]
         scheduler = client if cluster else options.scheduler
         rows = run_graph(dask.delayed(sum)(counts), scheduler, options.num_workers, False) if counts else 0
-    return {"output": os.path.abspath(output), "rows": rows, "files": plan.files_selected}
+    return {"output": os.path.abspath(output) if _is_local(out_fs) else str(output), "rows": rows,
+            "files": plan.files_selected}
 
 
 @contextlib.contextmanager
@@ -88,7 +90,7 @@ def _roots(source, found) -> list:
     return roots
 
 
-def _write_pieces(pieces, spec: ScanSpec, filesystem, staging: str, roots, keep, task_index) -> int:
+def _write_pieces(pieces, spec: ScanSpec, filesystem, out_fs, staging: str, roots, keep) -> int:
     written = 0
     for number, piece in enumerate(pieces):
         parquet = open_parquet(piece.path, filesystem)
@@ -105,15 +107,14 @@ def _write_pieces(pieces, spec: ScanSpec, filesystem, staging: str, roots, keep,
             parquet.close()
         if not tables:
             continue
-        relative = _relative_dir(piece.path, roots)
-        target = os.path.join(staging, relative)
-        os.makedirs(target, exist_ok=True)
+        target = posixpath.join(staging, _relative_dir(piece.path, roots))
+        out_fs.makedirs(target, exist_ok=True)
         stem = posixpath.splitext(posixpath.basename(piece.path))[0]
-        out = os.path.join(target, f"{stem}-l1-{piece.split}.parquet")
-        with pq.ParquetWriter(out, tables[0].schema) as writer:
-            for t in tables:
-                writer.write_table(t)
-                written += t.num_rows
+        with out_fs.open(posixpath.join(target, f"{stem}-l1-{piece.split}.parquet"), "wb") as handle:
+            with pq.ParquetWriter(handle, tables[0].schema) as writer:
+                for t in tables:
+                    writer.write_table(t)
+                    written += t.num_rows
     return written
 
 

@@ -1,0 +1,182 @@
+"""A real Dask cluster started from the command line, a worker killed mid-job, and S3 on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import l1stream
+from helpers import exact_mae, write_parquet
+from services import need, start, start_moto, stop, wait_for
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """40 files x 50,000 rows in date=/model= partitions, plus its exact MAE per model."""
+    rng = np.random.default_rng(99)
+    root = tmp_path_factory.mktemp("cluster-data")
+    truth = {}
+    for i in range(40):
+        model = "v1" if i % 2 else "v2"
+        a = rng.lognormal(12, 0.6, 50_000)
+        p = a * rng.lognormal(0, 0.1, 50_000)
+        write_parquet(root / f"date=2026-11-{1 + i // 2:02d}" / f"model={model}" / "part-0.parquet", 10_000,
+                      actual=a, prediction=p)
+        truth.setdefault(model, []).append((a, p))
+    local = l1stream.evaluate(str(root), by="model", scheduler="synchronous")
+    return root, local
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """`dask scheduler` + two `dask worker` processes on 127.0.0.1 (port 0, dashboards on port 0)."""
+    need(shutil.which("dask") is not None, "the dask command-line tool is not installed")
+    from distributed import Client
+
+    base = tmp_path_factory.mktemp("dask")
+    scheduler_file = base / "scheduler.json"
+    procs = [start(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+                    "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
+                   log_path=base / "scheduler.log")]
+    try:
+        wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, 60, "the scheduler",
+                 base / "scheduler.log")
+        address = json.loads(scheduler_file.read_text())["address"]
+        for i in range(2):
+            procs.append(start(["dask", "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
+                                "--dashboard-address", "127.0.0.1:0", "--local-directory", str(base / f"w{i}"),
+                                "--death-timeout", "30", "--name", f"worker-{i}"],
+                               log_path=base / f"worker-{i}.log"))
+        with Client(address) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def test_same_bits_on_the_cluster_by_address(dataset, dask_cluster):
+    root, local = dataset
+    remote = l1stream.evaluate(str(root), by="model", scheduler=dask_cluster, task_bytes=1 << 20)
+    assert remote.mae == local.mae and remote.count == local.count == 2_000_000
+    assert {k: s.mae for k, s in remote.group_states.items()} == {k: s.mae for k, s in local.group_states.items()}
+    assert remote.scheduler == f"distributed:{dask_cluster}"
+
+
+def test_cli_against_the_cluster(dataset, dask_cluster, capsys):
+    from l1stream.cli import main
+
+    root, local = dataset
+    assert main(["mae", str(root), "--scheduler", dask_cluster, "--json", "--filter", "model==v1"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mae"] == local.group_states[("v1",)].mae
+
+
+def test_a_worker_killed_mid_job(dataset, dask_cluster):
+    """SIGKILL a worker while it runs scan tasks: the job completes, same bits, no row twice."""
+    from distributed import Client
+
+    root, local = dataset
+    outcome = {}
+
+    def run():
+        try:
+            outcome["result"] = l1stream.evaluate(str(root), by="model", scheduler=dask_cluster,
+                                                  task_bytes=200_000, chunk_rows=2_000)
+        except BaseException as exc:  # reported below
+            outcome["error"] = exc
+
+    with Client(dask_cluster) as client:
+        pids = client.run(os.getpid)
+        job = threading.Thread(target=run)
+        job.start()
+
+        def busy_worker():
+            return next((w for w, keys in client.processing().items()
+                         if any("scan_pieces" in str(k) for k in keys)), None)
+
+        victim = wait_for(busy_worker, 60, "a worker running scan tasks")
+        assert job.is_alive()
+        os.kill(pids[victim], signal.SIGKILL)
+        killed_at = time.monotonic()
+        job.join(180)
+        assert not job.is_alive(), "the job did not finish after a worker was killed"
+    assert "error" not in outcome, outcome.get("error")
+    result = outcome["result"]
+    assert time.monotonic() - killed_at >= 0
+    assert result.mae == local.mae
+    assert {k: s.mae for k, s in result.group_states.items()} == {k: s.mae for k, s in local.group_states.items()}
+    assert result.count == 2_000_000
+    for path, report in result.file_reports.items():
+        assert report.rows_read == 50_000 and report.row_groups == 5, path
+
+
+def test_local_cluster_spec(dataset):
+    root, local = dataset
+    result = l1stream.evaluate(str(root), cluster={"kind": "local", "workers": 2,
+                                                   "options": {"threads_per_worker": 1, "processes": True}})
+    assert result.mae == local.mae and result.scheduler.startswith("distributed:tcp://127.0.0.1:")
+
+
+def test_cluster_is_not_started_when_validation_fails(dataset):
+    root, _ = dataset
+    with pytest.raises(l1stream.UsageError, match="nosuch"):
+        l1stream.evaluate(str(root), filters="nosuch==1",
+                          cluster={"kind": "slurm", "workers": 1, "options": {"queue": "none"}})
+
+
+# --- S3 on loopback ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    pytest.importorskip("s3fs")
+    need(True, "")
+    base = tmp_path_factory.mktemp("moto")
+    proc, endpoint = start_moto(base / "moto.log")
+    try:
+        options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+        import s3fs
+
+        fs = s3fs.S3FileSystem(**options)
+        fs.mkdir("l1stream-test")
+        yield fs, options
+    finally:
+        stop(proc)
+
+
+def test_s3_dataset_from_client_and_workers_with_outputs_back(dataset, dask_cluster, s3, tmp_path, capsys):
+    from l1stream.cli import main
+    from l1stream.losses import write_losses
+
+    root, local = dataset
+    fs, options = s3
+    for base, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(base, name)
+            fs.put_file(path, "l1stream-test/logs/" + os.path.relpath(path, root))
+    fs.pipe("l1stream-test/logs/_SUCCESS", b"")
+    url = "s3://l1stream-test/logs/"
+    client_side = l1stream.evaluate(url, by="model", storage_options=options)
+    assert client_side.mae == local.mae and client_side.ignored == 1
+    assert client_side.group_states == local.group_states
+    on_workers = l1stream.evaluate(url, by="model", storage_options=options, scheduler=dask_cluster)
+    assert on_workers.mae == local.mae
+    args = ["mae", url, "--by", "model", "--output", "s3://l1stream-test/results/mae.json", "--json"]
+    args += [f"--storage-option={k}={v}" for k, v in options.items()]
+    assert main(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert json.loads(fs.cat("l1stream-test/results/mae.json")) == printed
+    summary = write_losses(url, "s3://l1stream-test/losses", storage_options=options, scheduler=dask_cluster,
+                           filters="model==v2")
+    assert summary["rows"] == 1_000_000
+    assert fs.exists("l1stream-test/losses/_SUCCESS")
+    assert not [p for p in fs.find("l1stream-test/losses") if "staging" in p]
