@@ -17,7 +17,7 @@ from .planning import DEFAULT_TASK_BYTES, plan_tasks
 from .result import EvaluationResult
 from .scan import ScanSpec, open_parquet, scan_pieces
 from .scan_state import ScanState, merge_all
-from .schedulers import run_graph, scheduler_label, validate_scheduler
+from .schedulers import run_graph, scheduler_label, tree_graph, validate_scheduler
 from .sources import discover
 from .state import check_nan_policy
 
@@ -168,16 +168,8 @@ def _check_names(options: Options, partition_types: dict, schema) -> None:
 def _run(tasks, spec: ScanSpec, filesystem, options: Options, progress: bool) -> ScanState:
     if not tasks:
         return ScanState.empty()
-    import dask
-
-    scan = dask.delayed(scan_pieces, pure=True)
-    merge = dask.delayed(merge_all, pure=True)
-    spec_ref = dask.delayed(spec, pure=True)
-    fs_ref = dask.delayed(filesystem, pure=True)
-    level = [scan(task, spec_ref, fs_ref) for task in tasks]
-    while len(level) > 1:
-        level = [merge(level[i:i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)]
-    return run_graph(level[0], options.scheduler, options.num_workers, progress)
+    graph = tree_graph("l1stream-scan", scan_pieces, tasks, (spec, filesystem), merge_all, SPLIT_EVERY)
+    return run_graph(graph, options.scheduler, options.num_workers, progress)
 
 
 def _check_rows(scan: ScanState, plan, bound, options: Options) -> None:

@@ -102,7 +102,7 @@ def test_a_worker_killed_mid_job(dataset, dask_cluster):
 
         def busy_worker():
             return next((w for w, keys in client.processing().items()
-                         if any("scan_pieces" in str(k) for k in keys)), None)
+                         if any("l1stream-scan-" in str(k) and "merge" not in str(k) for k in keys)), None)
 
         victim = wait_for(busy_worker, 60, "a worker running scan tasks")
         assert job.is_alive()
