@@ -96,6 +96,7 @@ class BoundFilters:
     row_expression: object  # pyarrow.compute.Expression or None
     row_columns: tuple  # data columns the row expression reads
     text: tuple  # the filters as written, for messages
+    row_comparisons: tuple = ()  # ((column, op, typed value), ...): row-group pruning by statistics
 
     def keeps_partition(self, values: dict) -> bool:
         """True if a file with these typed partition values may hold matching rows."""
@@ -106,7 +107,7 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
     """Type every filter value against its column; raise :class:`UsageError` on a mismatch."""
     import pyarrow.compute as pc
 
-    partition, expressions, columns = [], [], []
+    partition, expressions, columns, comparisons = [], [], [], []
     for f in filters:
         if f.column in partition_types:
             kind = partition_types[f.column]
@@ -124,6 +125,7 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
                 expr = _COMPARE[f.op](field, pa.scalar(value, type=typ))
             expressions.append(expr)
             columns.append(f.column)
+            comparisons.append((f.column, f.op, value))
         else:
             known = sorted(partition_types) + (list(schema.names) if schema is not None else [])
             raise UsageError(f"filter {str(f)!r} names column {f.column!r}, which is neither a partition key nor "
@@ -131,7 +133,40 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
     expression = None
     for expr in expressions:
         expression = expr if expression is None else expression & expr
-    return BoundFilters(tuple(partition), expression, tuple(dict.fromkeys(columns)), tuple(str(f) for f in filters))
+    return BoundFilters(tuple(partition), expression, tuple(dict.fromkeys(columns)), tuple(str(f) for f in filters),
+                        tuple(comparisons))
+
+
+def statistics_may_match(minimum, maximum, op: str, value) -> bool:
+    """False only when no value in ``[minimum, maximum]`` can satisfy ``op value``.
+
+    Examples
+    --------
+    >>> statistics_may_match(1, 5, ">", 5), statistics_may_match(1, 5, ">=", 5)
+    (False, True)
+    >>> statistics_may_match("a", "c", "in", ("x", "b"))
+    True
+    """
+    try:
+        if op == "==":
+            return minimum <= value <= maximum
+        if op == "!=":
+            return not (minimum == maximum == value)
+        if op == "<":
+            return minimum < value
+        if op == "<=":
+            return minimum <= value
+        if op == ">":
+            return maximum > value
+        if op == ">=":
+            return maximum >= value
+        if op == "in":
+            return any(minimum <= v <= maximum for v in value)
+        if op == "not in":
+            return not (minimum == maximum and minimum in value)
+    except TypeError:  # statistics of a type we cannot compare: keep the row group
+        return True
+    return True
 
 
 def _coerce_many(f: Filter, convert):

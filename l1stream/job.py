@@ -106,7 +106,8 @@ def _prepare(source, options: Options, storage_options, filesystem):
     bound = bind_filters(options.filters, found.partition_types, schema)
     spec = ScanSpec(options.actual, options.prediction, options.weight, options.by,
                     tuple(k for k in options.by if k in found.partition_types), bound.row_expression,
-                    bound.row_columns, options.nan_policy, options.on_bad_file, options.chunk_rows)
+                    bound.row_columns, options.nan_policy, options.on_bad_file, options.chunk_rows,
+                    bound.row_comparisons)
     plan = plan_tasks(found, bound, target_bytes=options.task_bytes)
     return started, found, bound, spec, plan
 

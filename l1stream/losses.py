@@ -23,7 +23,8 @@ from .errors import NonFiniteError, UsageError
 from .filters import bind_filters
 from .job import _check_names, _first_schema, validate_options
 from .planning import plan_tasks
-from .scan import ScanSpec, _check_schema, _chunks, _is_local, open_parquet
+from .scan import (ScanSpec, _check_schema, _chunks, _is_local, my_row_groups, open_parquet,
+                   row_group_may_match)
 from .schedulers import run_graph
 from .sources import _GLOB_CHARS, _glob_root, discover
 from .state import _row_reasons
@@ -52,7 +53,7 @@ def write_losses(source, output: str, *, actual="actual", prediction="prediction
             raise UsageError(f"keep column {column!r} is not in the data; columns: {', '.join(schema.names)}")
     bound = bind_filters(options.filters, found.partition_types, schema)
     spec = ScanSpec(actual, prediction, None, options.by, tuple(k for k in options.by if k in found.partition_types),
-                    bound.row_expression, bound.row_columns, nan_policy, "raise", chunk_rows)
+                    bound.row_expression, bound.row_columns, nan_policy, "raise", chunk_rows, bound.row_comparisons)
     spec = replace(spec, row_columns=tuple(dict.fromkeys(spec.row_columns + tuple(keep))))
     plan = plan_tasks(found, bound)
     roots = _roots(source, found)
@@ -96,9 +97,10 @@ def _write_pieces(pieces, spec: ScanSpec, filesystem, out_fs, staging: str, root
         parquet = open_parquet(piece.path, filesystem)
         try:
             _check_schema(parquet.schema_arrow, piece.path, spec)
-            count = parquet.metadata.num_row_groups
             tables = []
-            for index in (i for i in range(count) if i * piece.splits // count == piece.split):
+            for index in my_row_groups(parquet, piece):
+                if not row_group_may_match(parquet, index, spec.row_comparisons):
+                    continue
                 for _, table in _chunks(parquet, index, spec, piece.path):
                     if spec.row_expression is not None:
                         table = table.filter(spec.row_expression)

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import BadFileError, DataError, SchemaError
+from .filters import statistics_may_match
 from .scan_state import FileReport, ScanState
 from .state import chunk_state
 
@@ -45,6 +46,7 @@ class ScanSpec:
     nan_policy: str = "raise"
     on_bad_file: str = "raise"
     chunk_rows: int = 1 << 20
+    row_comparisons: tuple = ()  # typed (column, op, value): row groups whose statistics exclude them are skipped
 
     @property
     def value_columns(self) -> tuple:
@@ -82,10 +84,15 @@ def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
     parquet = open_parquet(piece.path, filesystem)
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)
-        count = parquet.metadata.num_row_groups
-        mine = [i for i in range(count) if i * piece.splits // count == piece.split]
+        mine = my_row_groups(parquet, piece)
         report.row_groups = len(mine)
         for index in mine:
+            rows = parquet.metadata.row_group(index).num_rows
+            if not row_group_may_match(parquet, index, spec.row_comparisons):
+                report.rows_scanned += rows
+                report.rows_filtered += rows
+                report.row_groups_pruned += 1
+                continue
             for offset, table in _chunks(parquet, index, spec, piece.path):
                 report.rows_scanned += table.num_rows
                 if spec.row_expression is not None:
@@ -97,6 +104,31 @@ def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
         parquet.close()
     state.files[piece.path] = report
     return state
+
+
+def my_row_groups(parquet: pq.ParquetFile, piece: Piece) -> list:
+    """The row groups this piece owns: ``i * splits // num_row_groups == split``."""
+    count = parquet.metadata.num_row_groups
+    return [i for i in range(count) if i * piece.splits // count == piece.split]
+
+
+def row_group_may_match(parquet: pq.ParquetFile, index: int, comparisons) -> bool:
+    """False when a row group's column statistics prove that no row passes the filters."""
+    if not comparisons:
+        return True
+    meta = parquet.metadata.row_group(index)
+    schema = parquet.metadata.schema
+    for column, op, value in comparisons:
+        if column not in schema.names:
+            continue
+        stats = meta.column(schema.names.index(column)).statistics
+        if stats is None:
+            continue
+        if stats.has_null_count and stats.null_count == meta.num_rows and meta.num_rows:
+            return False  # only nulls: nulls never match
+        if stats.has_min_max and not statistics_may_match(stats.min, stats.max, op, value):
+            return False
+    return True
 
 
 def open_parquet(path: str, filesystem) -> pq.ParquetFile:

@@ -16,8 +16,10 @@ from .state import LEFT_OUT_REASONS, L1State
 class FileReport:
     """Row accounting for one file: ``rows_read == rows_used + sum(left_out)``.
 
-    ``rows_scanned`` counts rows decoded; ``rows_filtered`` those removed by row
-    filters, so ``rows_scanned == rows_read + rows_filtered``.
+    ``rows_scanned`` counts the rows of the row groups this file contributed;
+    ``rows_filtered`` those removed by row filters (including whole row groups
+    skipped because their statistics exclude the filters), so
+    ``rows_scanned == rows_read + rows_filtered``.
     """
 
     rows_scanned: int = 0
@@ -25,6 +27,7 @@ class FileReport:
     rows_used: int = 0
     left_out: dict = field(default_factory=lambda: dict.fromkeys(LEFT_OUT_REASONS, 0))
     row_groups: int = 0
+    row_groups_pruned: int = 0
 
     @property
     def rows_read(self) -> int:
@@ -39,11 +42,12 @@ class FileReport:
         return FileReport(self.rows_scanned + other.rows_scanned, self.rows_filtered + other.rows_filtered,
                           self.rows_used + other.rows_used,
                           {k: self.left_out[k] + other.left_out[k] for k in LEFT_OUT_REASONS},
-                          self.row_groups + other.row_groups)
+                          self.row_groups + other.row_groups, self.row_groups_pruned + other.row_groups_pruned)
 
     def to_dict(self) -> dict:
         return {"rows_read": self.rows_read, "rows_used": self.rows_used, "left_out": dict(self.left_out),
-                "rows_filtered": self.rows_filtered, "row_groups": self.row_groups}
+                "rows_filtered": self.rows_filtered, "row_groups": self.row_groups,
+                "row_groups_pruned": self.row_groups_pruned}
 
 
 @dataclass

@@ -162,3 +162,21 @@ def test_result_to_dict_round_trips_floats(hive_dataset):
     assert doc["mae"] == result.mae
     assert [g["key"] for g in doc["groups"]] == [{"model": "v1"}, {"model": "v2"}]
     assert "mae=" in repr(result) and "<table>" in result._repr_html_()
+
+
+def test_row_groups_pruned_by_statistics(tmp_path):
+    n = 10_000
+    actual = np.arange(n, dtype=float)
+    prediction = actual + np.arange(n) % 7
+    seg = np.where(np.arange(n) < 5000, "early", "late")
+    path = write_parquet(tmp_path / "sorted.parquet", 1000, actual=actual, prediction=prediction, seg=seg)
+    result = l1stream.evaluate(path, filters=["actual>=7500", "seg==late"])
+    keep = (actual >= 7500) & (seg == "late")
+    assert result.mae == exact_mae(actual[keep], prediction[keep]) and result.count == int(keep.sum())
+    report = result.file_reports[path]
+    assert report.row_groups_pruned == 7 and report.rows_filtered == n - int(keep.sum())
+    assert report.rows_read == result.count
+    losses = tmp_path / "losses"
+    from l1stream.losses import write_losses
+
+    assert write_losses(path, str(losses), filters="actual>=7500")["rows"] == 2500
