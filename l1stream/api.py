@@ -17,7 +17,7 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
              by=None, filters=None, nan_policy: str = "raise", on_bad_file: str = "raise", scheduler=None,
              num_workers: int | None = None, storage_options: dict | None = None, filesystem=None,
              chunk_rows: int = 1 << 20, task_bytes: int = DEFAULT_TASK_BYTES,
-             progress: bool = False, cluster=None) -> EvaluationResult:
+             progress: bool = False, cluster=None, store=None, full: bool = False) -> EvaluationResult:
     """Evaluate the exact (weighted) MAE of a Parquet dataset or a Dask DataFrame.
 
     Parameters
@@ -57,6 +57,12 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
         Start a Dask cluster for this run and close it after: ``{"kind": "local" | "slurm" |
         "kubernetes" | "gateway" | "address", "workers": N, "options": {...}}`` (see
         :mod:`l1stream.clusters`).  Started only after paths, columns and filters are checked.
+    store : str, optional
+        A state-store directory or URL (see :mod:`l1stream.store`): fragments whose exact state
+        is stored are not read again; new or rewritten ones are read and stored.  Same bits as a
+        full recompute.  ``result.fragments`` says how many were read and reused.
+    full : bool, default False
+        Ignore the stored states (read everything) and refresh them.
 
     Returns
     -------
@@ -73,7 +79,8 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
     """
     options = validate_options(actual=actual, prediction=prediction, weight=weight, by=by, filters=filters,
                                nan_policy=nan_policy, on_bad_file=on_bad_file, scheduler=scheduler,
-                               num_workers=num_workers, chunk_rows=chunk_rows, task_bytes=task_bytes)
+                               num_workers=num_workers, chunk_rows=chunk_rows, task_bytes=task_bytes,
+                               store=store, full=full)
     cluster = validate_cluster(cluster)
     if cluster is not None and scheduler is not None:
         raise UsageError("give either scheduler (an existing scheduler) or cluster (one to start), not both")

@@ -72,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     mae.add_argument("--on-bad-file", choices=["raise", "skip"], default="raise",
                      help="unreadable files: fail (default) or skip and report")
     mae.add_argument("--allow-skipped", action="store_true", help="exit 0 even if files were skipped")
+    mae.add_argument("--store", metavar="DIR", help="state store (dir or URL): re-runs read only new or changed files")
+    mae.add_argument("--full", action="store_true", help="ignore the state store: read everything (and refresh it)")
 
     losses = commands.add_parser("losses", parents=[data], help="write the per-row L1 loss as a Parquet dataset",
                                  epilog=f"Example:\n  {EXAMPLES['losses']}",
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", metavar="CONFIG", help="YAML or TOML job config (see configs/)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override a config key: --set nan_policy=omit --set columns.actual=y")
+    run.add_argument("--full", action="store_true", help="ignore the config's state store: read everything")
 
     demo = commands.add_parser("demo", parents=[output], help="write a synthetic house-price log and evaluate it",
                                epilog=f"Example:\n  {EXAMPLES['demo']}", formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,7 +171,7 @@ def _cmd_mae(args) -> int:
                       by=args.by or None, filters=args.filters or None, nan_policy=args.nan_policy,
                       on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
                       storage_options=_storage_options(args.storage_option) or None, progress=_progress(args),
-                      cluster=_cluster(args))
+                      cluster=_cluster(args), store=args.store, full=args.full)
     return _report(result, args, allow_skipped=args.allow_skipped)
 
 
@@ -215,7 +218,7 @@ def _cmd_run(args) -> int:
     from .runner import run_config
 
     config = load_config(args.config, args.overrides)
-    result = run_config(config, progress=_progress(args))
+    result = run_config(config, progress=_progress(args), full=args.full)
     if config["output"]["losses"]:
         from .losses import write_losses
 

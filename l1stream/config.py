@@ -17,6 +17,7 @@ A config describes one evaluation (see ``configs/*.yaml`` for commented examples
     storage_options: {}           # default fsspec options for every source
     output: {json: results/mae.json, losses: null}
     cluster: null                 # or {kind: local|slurm|kubernetes|gateway|address, workers: N, options: {...}}
+    store: null                   # state store dir/URL: re-runs read only new or changed files
 
 Relative local paths are relative to the working directory.  Unknown keys, wrong
 types and missing required keys fail at load time, naming the key path
@@ -37,12 +38,13 @@ TOP_KEYS = {
     "sources": "sources", "columns": "columns", "by": "str|list[str]", "filters": "filters",
     "nan_policy": "enum:raise,omit,propagate", "on_bad_file": "enum:raise,skip", "allow_skipped": "bool",
     "scheduler": "str|null", "num_workers": "int|null", "chunk_rows": "int", "task_bytes": "int",
-    "storage_options": "mapping", "output": "output", "cluster": "cluster",
+    "storage_options": "mapping", "output": "output", "cluster": "cluster", "store": "str|null",
 }
 DEFAULTS = {"columns": {"actual": "actual", "prediction": "prediction", "weight": None}, "by": [],
             "filters": [], "nan_policy": "raise", "on_bad_file": "raise", "allow_skipped": False,
             "scheduler": None, "num_workers": None, "chunk_rows": 1 << 20, "task_bytes": 64 << 20,
-            "storage_options": {}, "output": {"json": None, "losses": None}, "cluster": None}
+            "storage_options": {}, "output": {"json": None, "losses": None}, "cluster": None,
+            "store": None}
 
 
 def load_config(path: str, overrides=()) -> dict:

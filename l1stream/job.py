@@ -8,6 +8,7 @@ reduction calls ``merge``.  Per-partition means are never averaged.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
 
@@ -42,11 +43,13 @@ class Options:
     num_workers: int | None
     chunk_rows: int
     task_bytes: int
+    store: str | None = None
+    full: bool = False
 
 
 def validate_options(*, actual="actual", prediction="prediction", weight=None, by=None, filters=None,
                      nan_policy="raise", on_bad_file="raise", scheduler=None, num_workers=None,
-                     chunk_rows=1 << 20, task_bytes=DEFAULT_TASK_BYTES) -> Options:
+                     chunk_rows=1 << 20, task_bytes=DEFAULT_TASK_BYTES, store=None, full=False) -> Options:
     """Check every option up front; raise :class:`UsageError` saying what was expected."""
     for name, value in (("actual", actual), ("prediction", prediction)):
         if not isinstance(value, str) or not value:
@@ -74,8 +77,12 @@ def validate_options(*, actual="actual", prediction="prediction", weight=None, b
     if num_workers is not None and (not isinstance(num_workers, int) or num_workers < 1):
         raise UsageError(f"num_workers must be a positive integer or None; got {num_workers!r}")
     validate_scheduler(scheduler)
+    if store is not None and not isinstance(store, (str, os.PathLike)):
+        raise UsageError(f"store must be a directory path or URL; got {store!r}")
+    if not isinstance(full, bool):
+        raise UsageError(f"full must be true or false; got {full!r}")
     return Options(actual, prediction, weight, by, parse_filters(filters), nan_policy, on_bad_file, scheduler,
-                   num_workers, chunk_rows, task_bytes)
+                   num_workers, chunk_rows, task_bytes, os.fspath(store) if store is not None else None, full)
 
 
 def evaluate_paths(source, options: Options, *, storage_options=None, filesystem=None,
@@ -97,6 +104,7 @@ def evaluate_paths(source, options: Options, *, storage_options=None, filesystem
 
 
 def _prepare(source, options: Options, storage_options, filesystem):
+    """Discover, check names, bind filters and plan: everything before any task runs."""
     started = time.perf_counter()
     found = discover(source, storage_options=storage_options, filesystem=filesystem)
     if found.duplicates:
@@ -109,21 +117,44 @@ def _prepare(source, options: Options, storage_options, filesystem):
                     bound.row_columns, options.nan_policy, options.on_bad_file, options.chunk_rows,
                     bound.row_comparisons)
     plan = plan_tasks(found, bound, target_bytes=options.task_bytes)
-    return started, found, bound, spec, plan
+    store = _open_store(options, spec, found, storage_options)
+    return started, found, bound, spec, plan, store
 
 
-def _execute(started, found, bound, spec, plan, options: Options, progress: bool) -> EvaluationResult:
-    scan = _run(plan.tasks, spec, found.filesystem, options, progress)
+def _open_store(options: Options, spec: ScanSpec, found, storage_options):
+    if options.store is None:
+        return None
+    from .store import StateStore
+
+    signature = {"actual": spec.actual, "prediction": spec.prediction, "weight": spec.weight, "by": list(spec.by),
+                 "by_types": {k: found.partition_types.get(k, "column") for k in spec.by},
+                 "row_filters": [list(c) for c in spec.row_comparisons], "nan_policy": spec.nan_policy}
+    return StateStore(options.store, signature, storage_options)
+
+
+def _store_key(store, piece) -> str:
+    return store.key(store.identity(piece.path, piece.size, piece.version, piece.split, piece.splits))
+
+
+def _execute(started, found, bound, spec, plan, store, options: Options, progress: bool) -> EvaluationResult:
+    if store is not None:
+        from .planning import regroup_with_store
+
+        existing = set() if options.full else store.existing()
+        plan.tasks = regroup_with_store(plan.tasks, existing, lambda piece: _store_key(store, piece))
+    scan = _run(plan.tasks, spec, found.filesystem, options, progress, store)
     partial = set(scan.skipped) & set(scan.files)
     if partial:
         # A split file failed in one piece after another piece was counted: rescan without it.
         log.warning("%d file(s) failed part-way and are skipped whole; rescanning without them", len(partial))
         skipped = dict(scan.skipped)
         plan = plan_tasks(found, bound, target_bytes=options.task_bytes, exclude=frozenset(skipped))
-        scan = _run(plan.tasks, spec, found.filesystem, options, progress)
+        scan = _run(plan.tasks, spec, found.filesystem, options, progress, store)
         scan.skipped.update(skipped)
         plan.files_selected += len(skipped)
     _check_rows(scan, plan, bound, options)
+    if store is not None:
+        _clean_store(store, found, options)
     return EvaluationResult(
         scan, by=options.by, weighted=options.weight is not None, nan_policy=options.nan_policy,
         filters=bound.text, files_selected=plan.files_selected, files_pruned=plan.files_pruned,
@@ -166,10 +197,24 @@ def _check_names(options: Options, partition_types: dict, schema) -> None:
                              f"{', '.join(available)}")
 
 
-def _run(tasks, spec: ScanSpec, filesystem, options: Options, progress: bool) -> ScanState:
+def _clean_store(store, found, options: Options) -> None:
+    """Drop entries of files that are gone or rewritten (entries of filtered-out files stay)."""
+    from .store import piece_splits
+
+    keep = set()
+    for f in found.files:
+        splits = piece_splits(f.size, options.task_bytes)
+        keep.update(store.key(store.identity(f.path, f.size, f.version, s, splits)) for s in range(splits))
+    removed = store.clean(keep)
+    if removed:
+        log.info("state store: removed %d stale entr%s", removed, "y" if removed == 1 else "ies")
+
+
+def _run(tasks, spec: ScanSpec, filesystem, options: Options, progress: bool, store=None) -> ScanState:
     if not tasks:
         return ScanState.empty()
-    graph = tree_graph("l1stream-scan", scan_pieces, tasks, (spec, filesystem), merge_all, SPLIT_EVERY)
+    shared = (spec, filesystem) if store is None else (spec, filesystem, store)
+    graph = tree_graph("l1stream-scan", scan_pieces, tasks, shared, merge_all, SPLIT_EVERY)
     return run_graph(graph, options.scheduler, options.num_workers, progress)
 
 

@@ -46,13 +46,35 @@ def plan_tasks(discovery: Discovery, filters: BoundFilters, *, target_bytes: int
         selected += 1
         if file.size > target_bytes:
             splits = math.ceil(file.size / target_bytes)
-            tasks.extend([Piece(file.path, values, s, splits)] for s in range(splits))
+            tasks.extend([Piece(file.path, values, s, splits, file.size, file.version)]
+                         for s in range(splits))
             continue
         if current and (current_bytes + file.size > target_bytes or len(current) >= MAX_FILES_PER_TASK):
             tasks.append(current)
             current, current_bytes = [], 0
-        current.append(Piece(file.path, values))
+        current.append(Piece(file.path, values, size=file.size, version=file.version))
         current_bytes += file.size
     if current:
         tasks.append(current)
     return Plan(tasks, selected, pruned)
+
+
+def regroup_with_store(tasks: list, stored: set, key_of) -> list:
+    """Mark pieces whose state is in the store and move them to light tasks of their own.
+
+    Tasks that still read data keep their grouping (by bytes); stored pieces are grouped
+    up to ``MAX_FILES_PER_TASK`` per task, since loading a state costs one small read.
+    """
+    from dataclasses import replace
+
+    reading, loading = [], []
+    for task in tasks:
+        kept = []
+        for piece in task:
+            if key_of(piece) in stored:
+                loading.append(replace(piece, stored=True))
+            else:
+                kept.append(piece)
+        if kept:
+            reading.append(kept)
+    return reading + [loading[i:i + MAX_FILES_PER_TASK] for i in range(0, len(loading), MAX_FILES_PER_TASK)]

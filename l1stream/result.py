@@ -59,6 +59,7 @@ class EvaluationResult:
         self.rows_read = self._overall.rows
         self.weight_sum = self._overall.weight_sum.numerator / self._overall.weight_sum.denominator if weighted else None
         self.skipped = dict(sorted(scan.skipped.items()))
+        self.fragments = {"read": scan.fragments_read, "reused": scan.fragments_reused}
         self.file_reports = dict(sorted(scan.files.items()))
 
     @property
@@ -102,6 +103,7 @@ class EvaluationResult:
                 "duplicates": list(self.duplicates),
                 "ignored_hidden_or_temporary": self.ignored,
             },
+            "fragments": dict(self.fragments),
             "scheduler": self.scheduler,
             "elapsed_seconds": round(self.elapsed, 6),
         }
@@ -138,6 +140,8 @@ class EvaluationResult:
             lines.append(f"skipped    {path}: {reason}")
         if self.duplicates:
             lines.append(f"duplicates {len(self.duplicates)} path(s) given more than once, counted once")
+        if self.fragments["reused"]:
+            lines.append(f"fragments  {self.fragments['read']:,} read, {self.fragments['reused']:,} reused from the store")
         if self.by:
             lines.append("")
             lines.append(_table(self))

@@ -9,7 +9,7 @@ from .errors import ConfigError
 from .result import EvaluationResult, combine_results
 
 
-def run_config(config: dict, *, progress: bool = False) -> EvaluationResult:
+def run_config(config: dict, *, progress: bool = False, full: bool = False) -> EvaluationResult:
     """Evaluate every source of ``config`` and merge them exactly into one result.
 
     Sources that share columns, filters and storage options are read in one job;
@@ -35,7 +35,8 @@ def run_config(config: dict, *, progress: bool = False) -> EvaluationResult:
                      by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
                      on_bad_file=config["on_bad_file"], scheduler=scheduler,
                      num_workers=config["num_workers"], storage_options=storage or None,
-                     chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"], progress=progress)
+                     chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"], progress=progress,
+                     store=config["store"], full=full)
             for columns, filters, storage, paths in batches.values()
         ]
 

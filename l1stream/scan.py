@@ -30,6 +30,9 @@ class Piece:
     partition: dict = field(default_factory=dict)  # typed partition values
     split: int = 0
     splits: int = 1
+    size: int = 0  # bytes of the whole file (part of the store identity)
+    version: str = ""  # the file's version (see sources.file_version): part of the store identity
+    stored: bool = False  # a state-store entry exists for this piece: load it instead of reading
 
 
 @dataclass(frozen=True)
@@ -61,12 +64,29 @@ class ScanSpec:
         return list(dict.fromkeys(self.value_columns + self.data_by + tuple(self.row_columns)))
 
 
-def scan_pieces(pieces, spec: ScanSpec, filesystem) -> ScanState:
-    """Scan every piece and return their merged state (a bad file raises or is skipped)."""
+def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
+    """Scan every piece and return their merged state (a bad file raises or is skipped).
+
+    With a :class:`~l1stream.store.StateStore`, a piece marked ``stored`` is loaded from it
+    (recomputed if the entry is missing or corrupt) and every freshly computed piece is saved.
+    """
     result = ScanState.empty()
     for piece in pieces:
         try:
-            result = result.merge(_scan_piece(piece, spec, filesystem))
+            if store is None:
+                result = result.merge(_scan_piece(piece, spec, filesystem))
+                result.fragments_read += 1
+                continue
+            identity = store.identity(piece.path, piece.size, piece.version, piece.split, piece.splits)
+            key = store.key(identity)
+            state = store.load(key) if piece.stored else None
+            if state is not None:
+                state.fragments_reused += 1
+            else:
+                state = _scan_piece(piece, spec, filesystem)
+                store.save(key, identity, state)
+                state.fragments_read += 1
+            result = result.merge(state)
         except BadFileError as exc:
             if spec.on_bad_file != "skip":
                 raise

@@ -58,6 +58,8 @@ class ScanState:
     groups: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
+    fragments_read: int = 0  # pieces decoded in this run
+    fragments_reused: int = 0  # pieces taken from the state store
 
     @classmethod
     def empty(cls) -> "ScanState":
@@ -74,7 +76,8 @@ class ScanState:
         files = dict(self.files)
         for path, report in other.files.items():
             files[path] = report if path not in files else files[path].merge(report)
-        return ScanState(groups, files, {**self.skipped, **other.skipped})
+        return ScanState(groups, files, {**self.skipped, **other.skipped}, self.fragments_read + other.fragments_read,
+                         self.fragments_reused + other.fragments_reused)
 
     def overall(self) -> L1State:
         """All slices merged, in key order (exact, so the order does not change the result)."""
@@ -94,3 +97,66 @@ def merge_all(states) -> ScanState:
 
 def _sort_key(key: tuple):
     return tuple((v is None, str(type(v)), v if v is not None else 0) for v in key)
+
+
+# --- serialisation (for the state store): exact, JSON, no pickle -------------------------------
+
+def state_to_json(state: ScanState) -> dict:
+    """A JSON-ready dict holding ``state`` exactly (Fractions as ``"numerator/denominator"``)."""
+    return {
+        "groups": [[_encode_key(k), _l1_to_json(s)] for k, s in state.groups.items()],
+        "files": {p: {**vars(r), "left_out": dict(r.left_out)} for p, r in state.files.items()},
+        "skipped": dict(state.skipped),
+    }
+
+
+def state_from_json(doc: dict) -> ScanState:
+    """Inverse of :func:`state_to_json`; raises ``ValueError``/``KeyError`` on a malformed document."""
+    groups = {_decode_key(k): _l1_from_json(s) for k, s in doc["groups"]}
+    files = {p: FileReport(**{**r, "left_out": dict(r["left_out"])}) for p, r in doc["files"].items()}
+    return ScanState(groups, files, dict(doc["skipped"]))
+
+
+def _l1_to_json(s: L1State) -> dict:
+    return {"abs_error_sum": str(s.abs_error_sum), "weight_sum": str(s.weight_sum), "count": s.count,
+            "left_out": dict(s.left_out), "propagated": None if s.propagated is None else repr(s.propagated)}
+
+
+def _l1_from_json(d: dict) -> L1State:
+    from fractions import Fraction
+
+    propagated = None if d["propagated"] is None else float(d["propagated"])
+    return L1State(Fraction(d["abs_error_sum"]), Fraction(d["weight_sum"]), int(d["count"]),
+                   {k: int(d["left_out"][k]) for k in LEFT_OUT_REASONS}, propagated)
+
+
+def _encode_key(key: tuple) -> list:
+    import datetime as dt
+
+    out = []
+    for v in key:
+        if v is None:
+            out.append(["n", ""])
+        elif isinstance(v, bool):
+            out.append(["b", str(v)])
+        elif isinstance(v, int):
+            out.append(["i", str(v)])
+        elif isinstance(v, float):
+            out.append(["f", repr(v)])
+        elif isinstance(v, str):
+            out.append(["s", v])
+        elif isinstance(v, dt.datetime):
+            out.append(["t", v.isoformat()])
+        elif isinstance(v, dt.date):
+            out.append(["d", v.isoformat()])
+        else:
+            raise TypeError(f"cannot store a slice key of type {type(v).__name__}")
+    return out
+
+
+def _decode_key(items: list) -> tuple:
+    import datetime as dt
+
+    decode = {"n": lambda v: None, "b": lambda v: v == "True", "i": int, "f": float, "s": str,
+              "t": dt.datetime.fromisoformat, "d": dt.date.fromisoformat}
+    return tuple(decode[tag](value) for tag, value in items)

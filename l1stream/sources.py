@@ -39,6 +39,7 @@ class SourceFile:
     path: str
     size: int
     partition: tuple = ()  # ((key, raw string value or None), ...)
+    version: str = ""  # what the store tells a rewritten file by: ETag / generation / mtime + inode
 
 
 @dataclass
@@ -167,7 +168,24 @@ def _walk(fs, path: str, root: str, ignored: list):
             ignored.append(file_path)
             continue
         partition = tuple(_hive_pair(p) for p in parts[:-1] if "=" in p)
-        yield SourceFile(file_path, int(detail.get("size") or 0), partition)
+        yield SourceFile(file_path, int(detail.get("size") or 0), partition, file_version(detail))
+
+
+_VERSION_FIELDS = ("ETag", "etag", "generation", "md5Hash", "crc32c", "VersionId", "version_id", "LastModified",
+                   "last_modified", "mtime", "created", "ino")
+
+
+def file_version(detail: dict) -> str:
+    """A string that changes when the file is rewritten: ETag/generation on object stores,
+    modification time (and inode, change time) on local disks.
+
+    Examples
+    --------
+    >>> file_version({"size": 10, "ETag": '"abc"'})
+    'ETag="abc"'
+    """
+    parts = [f"{k}={detail[k]}" for k in _VERSION_FIELDS if detail.get(k) not in (None, "")]
+    return ";".join(parts)
 
 
 def _relative(path: str, root: str) -> str:
