@@ -17,7 +17,8 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
              by=None, filters=None, nan_policy: str = "raise", on_bad_file: str = "raise", scheduler=None,
              num_workers: int | None = None, storage_options: dict | None = None, filesystem=None,
              chunk_rows: int = 1 << 20, task_bytes: int = DEFAULT_TASK_BYTES,
-             progress: bool = False, cluster=None, store=None, full: bool = False) -> EvaluationResult:
+             progress: bool = False, cluster=None, store=None, full: bool = False,
+             baseline_prediction: str | None = None) -> EvaluationResult:
     """Evaluate the exact (weighted) MAE of a Parquet dataset or a Dask DataFrame.
 
     Parameters
@@ -63,6 +64,9 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
         full recompute.  ``result.fragments`` says how many were read and reused.
     full : bool, default False
         Ignore the stored states (read everything) and refresh them.
+    baseline_prediction : str, optional
+        Another model's prediction column: both MAEs on exactly the same rows, and their exact
+        paired difference (``result.baseline_mae``, ``result.difference``).
 
     Returns
     -------
@@ -80,7 +84,7 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
     options = validate_options(actual=actual, prediction=prediction, weight=weight, by=by, filters=filters,
                                nan_policy=nan_policy, on_bad_file=on_bad_file, scheduler=scheduler,
                                num_workers=num_workers, chunk_rows=chunk_rows, task_bytes=task_bytes,
-                               store=store, full=full)
+                               store=store, full=full, baseline_prediction=baseline_prediction)
     cluster = validate_cluster(cluster)
     if cluster is not None and scheduler is not None:
         raise UsageError("give either scheduler (an existing scheduler) or cluster (one to start), not both")

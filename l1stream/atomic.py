@@ -14,24 +14,6 @@ import shutil
 import uuid
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (local paths)."""
-    path = os.path.abspath(path)
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-    try:
-        with open(temporary, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(temporary)
-        raise
-
-
 @contextlib.contextmanager
 def atomic_directory(path: str):
     """Yield a temporary directory that replaces ``path`` only if the block succeeds."""
@@ -54,16 +36,33 @@ def atomic_directory(path: str):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def write_bytes(fs, path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` on ``fs`` whole or not at all (rename locally, one PUT remotely)."""
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    if "file" not in protocols and "local" not in protocols:
+        fs.pipe(path, data)
+        return
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
+    try:
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
 def write_text(url: str, text: str, storage_options: dict | None = None) -> None:
     """Write ``text`` to a local path (atomic rename) or an fsspec URL (one PUT: atomic on object stores)."""
     from fsspec.core import url_to_fs
 
     fs, path = url_to_fs(url, **(storage_options or {}))
-    if "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
-        write_text_atomic(path, text)
-        return
-    with fs.open(path, "w") as handle:
-        handle.write(text)
+    write_bytes(fs, path, text.encode("utf-8"))
 
 
 @contextlib.contextmanager

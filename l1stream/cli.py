@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 
-from .errors import EXIT_OK, EXIT_SKIPPED, L1StreamError, SkippedFilesError, UsageError
+from .errors import EXIT_GATE, EXIT_OK, EXIT_SKIPPED, L1StreamError, SkippedFilesError, UsageError
 
 EXAMPLES = {
     "mae": "l1stream mae logs/ --by model --filter 'date>=2026-11-10' --json",
@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="unreadable files: fail (default) or skip and report")
     mae.add_argument("--allow-skipped", action="store_true", help="exit 0 even if files were skipped")
     mae.add_argument("--store", metavar="DIR", help="state store (dir or URL): re-runs read only new or changed files")
+    mae.add_argument("--baseline-prediction", metavar="COL",
+                     help="another model's predictions: both MAEs on the same rows and their exact difference")
+    gates = mae.add_argument_group("quality gates (exit code 4 when one fails)")
+    gates.add_argument("--max-mae", type=float, metavar="X", help="fail when the MAE is above X")
+    gates.add_argument("--max-increase", type=float, metavar="X", help="fail when the MAE rose more than X")
+    gates.add_argument("--max-increase-percent", type=float, metavar="P", help="fail when the MAE rose more than P%%")
+    gates.add_argument("--gate-baseline", choices=["history", "baseline_prediction"], default="history",
+                       help="what an increase is measured against (default: the previous passing run)")
+    gates.add_argument("--gate-slices", action="store_true", help="apply the gates to every slice too")
+    gates.add_argument("--min-slice-size", type=int, default=1, metavar="N", help="only slices with >= N rows")
+    gates.add_argument("--history", metavar="DIR", help="metrics history (dir or URL): append this run")
     mae.add_argument("--full", action="store_true", help="ignore the state store: read everything (and refresh it)")
 
     losses = commands.add_parser("losses", parents=[data], help="write the per-row L1 loss as a Parquet dataset",
@@ -91,6 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key: --set nan_policy=omit --set columns.actual=y")
     run.add_argument("--full", action="store_true", help="ignore the config's state store: read everything")
 
+    history = commands.add_parser("history", help="list the metrics history of scheduled runs",
+                                  epilog="Example:\n  l1stream history results/history --last 5 --json",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    history.add_argument("path", metavar="DIR", help="the history directory or URL")
+    history.add_argument("--last", type=int, metavar="N", help="only the last N runs")
+    history.add_argument("--overall", action="store_true", help="only the overall records (no slices)")
+    history.add_argument("--json", action="store_true", help="print a JSON list of records")
+    history.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
+
     demo = commands.add_parser("demo", parents=[output], help="write a synthetic house-price log and evaluate it",
                                epilog=f"Example:\n  {EXAMPLES['demo']}", formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("directory", nargs="?", default="l1stream-demo", metavar="DIR",
@@ -106,7 +126,7 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("no command given; choose one of: mae, losses, run, demo (see 'l1stream -h')")
+            raise UsageError("no command given; choose one of: mae, losses, run, history, demo (see 'l1stream -h')")
         _configure_logging(args)
         return _COMMANDS[args.command](args)
     except L1StreamError as exc:
@@ -171,8 +191,27 @@ def _cmd_mae(args) -> int:
                       by=args.by or None, filters=args.filters or None, nan_policy=args.nan_policy,
                       on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
                       storage_options=_storage_options(args.storage_option) or None, progress=_progress(args),
-                      cluster=_cluster(args), store=args.store, full=args.full)
+                      cluster=_cluster(args), store=args.store, full=args.full,
+                      baseline_prediction=args.baseline_prediction)
+    from .runner import finish_run
+
+    definition = {"sources": args.sources, "columns": [args.actual, args.prediction, args.weight,
+                                                       args.baseline_prediction],
+                  "by": args.by, "filters": args.filters, "nan_policy": args.nan_policy}
+    finish_run(result, gates=_gates(args), history=args.history, definition=definition,
+               storage_options=_storage_options(args.storage_option) or None)
     return _report(result, args, allow_skipped=args.allow_skipped)
+
+
+def _gates(args) -> list:
+    common = {"slices": args.gate_slices, "min_slice_size": args.min_slice_size}
+    gates = []
+    if args.max_mae is not None:
+        gates.append({"max_mae": args.max_mae, **common})
+    for kind in ("max_increase", "max_increase_percent"):
+        if getattr(args, kind) is not None:
+            gates.append({kind: getattr(args, kind), "baseline": args.gate_baseline, **common})
+    return gates
 
 
 def _cluster(args):
@@ -193,6 +232,16 @@ def _report(result, args, *, allow_skipped: bool, json_path: str | None = None) 
     for path in filter(None, {args.output, json_path}):
         write_text(path, text + "\n", storage)
     print(text if args.json else result.summary())
+    from .gates import failed
+
+    bad = failed(result.gates)
+    if bad:
+        for check in bad:
+            where = f" for slice {json.dumps(check['slice'])}" if check["slice"] else ""
+            base = f" (baseline {check['baseline']!r})" if check["baseline"] is not None else ""
+            print(f"l1stream: gate failed: {check['gate']}{where}: MAE {check['value']!r}{base}, "
+                  f"threshold {check['threshold']!r}", file=sys.stderr)
+        return EXIT_GATE
     if result.skipped and not allow_skipped:
         error = SkippedFilesError(f"{len(result.skipped)} file(s) were skipped as unreadable (listed above); "
                                   f"pass --allow-skipped (allow_skipped: true) to accept that")
@@ -217,8 +266,12 @@ def _cmd_run(args) -> int:
     from .config import load_config
     from .runner import run_config
 
+    from .runner import definition_of, finish_run
+
     config = load_config(args.config, args.overrides)
     result = run_config(config, progress=_progress(args), full=args.full)
+    finish_run(result, gates=config["gates"], history=config["history"], definition=definition_of(config),
+               storage_options=config["storage_options"] or None)
     if config["output"]["losses"]:
         from .losses import write_losses
 
@@ -246,7 +299,27 @@ def _cmd_demo(args) -> int:
     return _report(result, args, allow_skipped=False)
 
 
-_COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo}
+def _cmd_history(args) -> int:
+    from .history import format_table, read
+
+    rows = read(args.path, _storage_options(args.storage_option) or None)
+    if args.overall:
+        rows = [r for r in rows if r["slice"] == ""]
+    if args.last:
+        runs = list(dict.fromkeys(r["run_id"] for r in rows))[-args.last:]
+        rows = [r for r in rows if r["run_id"] in runs]
+    if args.json:
+        def clean(value):
+            return None if isinstance(value, float) and value != value else value
+
+        print(json.dumps([{k: (v.isoformat() if k == "timestamp" else clean(v)) for k, v in r.items()}
+                          for r in rows], allow_nan=False))
+    else:
+        print(format_table(rows))
+    return EXIT_OK
+
+
+_COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -6,7 +6,7 @@ A config describes one evaluation (see ``configs/*.yaml`` for commented examples
       - path: data/logs/          # str or list of str (files, directories, globs, URLs)
         storage_options: {}       # fsspec options for this source
         columns: {actual: y, prediction: yhat}   # overrides the top-level columns
-    columns: {actual: actual, prediction: prediction, weight: null}
+    columns: {actual: actual, prediction: prediction, weight: null, baseline_prediction: null}
     by: [model]
     filters: ["date>=2026-11-10"]
     nan_policy: raise             # raise | omit | propagate
@@ -18,6 +18,8 @@ A config describes one evaluation (see ``configs/*.yaml`` for commented examples
     output: {json: results/mae.json, losses: null}
     cluster: null                 # or {kind: local|slurm|kubernetes|gateway|address, workers: N, options: {...}}
     store: null                   # state store dir/URL: re-runs read only new or changed files
+    history: null                 # metrics history dir/URL: one Parquet file appended per run
+    gates: []                     # [{max_mae: X}, {max_increase_percent: 5, slices: true, min_slice_size: 1000}]
 
 Relative local paths are relative to the working directory.  Unknown keys, wrong
 types and missing required keys fail at load time, naming the key path
@@ -31,7 +33,7 @@ import os
 
 from .errors import ConfigError
 
-_COLUMN_KEYS = {"actual": "str", "prediction": "str", "weight": "str|null"}
+_COLUMN_KEYS = {"actual": "str", "prediction": "str", "weight": "str|null", "baseline_prediction": "str|null"}
 _SOURCE_KEYS = {"path": "str|list[str]", "storage_options": "mapping", "columns": "columns", "filters": "filters"}
 _OUTPUT_KEYS = {"json": "str|null", "losses": "str|null"}
 TOP_KEYS = {
@@ -39,12 +41,14 @@ TOP_KEYS = {
     "nan_policy": "enum:raise,omit,propagate", "on_bad_file": "enum:raise,skip", "allow_skipped": "bool",
     "scheduler": "str|null", "num_workers": "int|null", "chunk_rows": "int", "task_bytes": "int",
     "storage_options": "mapping", "output": "output", "cluster": "cluster", "store": "str|null",
+    "history": "str|null", "gates": "gates",
 }
-DEFAULTS = {"columns": {"actual": "actual", "prediction": "prediction", "weight": None}, "by": [],
+DEFAULTS = {"columns": {"actual": "actual", "prediction": "prediction", "weight": None,
+                        "baseline_prediction": None}, "by": [],
             "filters": [], "nan_policy": "raise", "on_bad_file": "raise", "allow_skipped": False,
             "scheduler": None, "num_workers": None, "chunk_rows": 1 << 20, "task_bytes": 64 << 20,
             "storage_options": {}, "output": {"json": None, "losses": None}, "cluster": None,
-            "store": None}
+            "store": None, "history": None, "gates": []}
 
 
 def load_config(path: str, overrides=()) -> dict:
@@ -174,6 +178,19 @@ def _check(value, kind: str, path: str):
         return [tuple(f) if isinstance(f, list) else f for f in value]
     if kind == "mapping":
         return _mapping(value, path)
+    if kind == "gates":
+        from .errors import UsageError
+        from .gates import validate_gates
+
+        if not isinstance(value, list):
+            raise ConfigError(_expected(path, "a list of gates ({max_mae: X}, {max_increase_percent: X})", value),
+                              path=path)
+        try:
+            validate_gates(value)
+        except UsageError as exc:
+            where = exc.message.split(":", 1)[0]
+            raise ConfigError(exc.message, path=where) from exc
+        return value
     if kind == "cluster":
         from .clusters import validate_cluster
         from .errors import UsageError

@@ -169,6 +169,34 @@ def statistics_may_match(minimum, maximum, op: str, value) -> bool:
     return True
 
 
+_RELATIVE_DATE = re.compile(r"^today(?:([+-])(\d+)d)?$")
+
+
+def date_value(value) -> dt.date:
+    """A date from ``YYYY-MM-DD``, or relative to today in UTC: ``today``, ``today-90d``, ``today+1d``.
+
+    Relative dates keep a nightly trailing window in a static config: ``date>=today-90d``.
+
+    Examples
+    --------
+    >>> date_value("2026-11-10")
+    datetime.date(2026, 11, 10)
+    >>> date_value("today-1d") == dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    True
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    match = _RELATIVE_DATE.match(text)
+    if match:
+        today = dt.datetime.now(dt.timezone.utc).date()
+        days = int(match.group(2) or 0) * (-1 if match.group(1) == "-" else 1)
+        return today + dt.timedelta(days=days)
+    return dt.date.fromisoformat(text)
+
+
 def _coerce_many(f: Filter, convert):
     if f.op in ("in", "not in"):
         return tuple(convert(v) for v in f.value)
@@ -192,14 +220,14 @@ def _partition_value(value, kind: str, f: Filter):
                 raise ValueError
             return int(value)
         if kind == "date":
-            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+            return date_value(value)
         return str(value)
     except ValueError:
         raise UsageError(f"filter {str(f)!r}: partition key {f.column!r} holds {_KIND_TEXT[kind]}; "
                          f"{value!r} is not one") from None
 
 
-_KIND_TEXT = {"int": "integers", "date": "dates (YYYY-MM-DD)", "string": "strings"}
+_KIND_TEXT = {"int": "integers", "date": "dates (YYYY-MM-DD, or today, today-90d)", "string": "strings"}
 
 
 def _column_value(value, typ: pa.DataType, f: Filter):
@@ -221,7 +249,7 @@ def _column_value(value, typ: pa.DataType, f: Filter):
                 return str(value).lower() == "true"
             raise ValueError
         if pa.types.is_date(typ):
-            return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+            return date_value(value)
         if pa.types.is_timestamp(typ):
             return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     except (ValueError, TypeError, InvalidOperation):

@@ -45,11 +45,13 @@ class Options:
     task_bytes: int
     store: str | None = None
     full: bool = False
+    baseline: str | None = None
 
 
 def validate_options(*, actual="actual", prediction="prediction", weight=None, by=None, filters=None,
                      nan_policy="raise", on_bad_file="raise", scheduler=None, num_workers=None,
-                     chunk_rows=1 << 20, task_bytes=DEFAULT_TASK_BYTES, store=None, full=False) -> Options:
+                     chunk_rows=1 << 20, task_bytes=DEFAULT_TASK_BYTES, store=None, full=False,
+                     baseline_prediction=None) -> Options:
     """Check every option up front; raise :class:`UsageError` saying what was expected."""
     for name, value in (("actual", actual), ("prediction", prediction)):
         if not isinstance(value, str) or not value:
@@ -58,6 +60,10 @@ def validate_options(*, actual="actual", prediction="prediction", weight=None, b
         raise UsageError(f"weight must be a column name or None; got {weight!r}")
     if actual == prediction:
         raise UsageError(f"actual and prediction name the same column {actual!r}")
+    if baseline_prediction is not None and (not isinstance(baseline_prediction, str) or not baseline_prediction
+                                            or baseline_prediction in (actual, prediction)):
+        raise UsageError(f"baseline_prediction must name a third column (another model's predictions); "
+                         f"got {baseline_prediction!r}")
     if by is None:
         by = ()
     elif isinstance(by, str):
@@ -82,7 +88,8 @@ def validate_options(*, actual="actual", prediction="prediction", weight=None, b
     if not isinstance(full, bool):
         raise UsageError(f"full must be true or false; got {full!r}")
     return Options(actual, prediction, weight, by, parse_filters(filters), nan_policy, on_bad_file, scheduler,
-                   num_workers, chunk_rows, task_bytes, os.fspath(store) if store is not None else None, full)
+                   num_workers, chunk_rows, task_bytes, os.fspath(store) if store is not None else None, full,
+                   baseline_prediction)
 
 
 def evaluate_paths(source, options: Options, *, storage_options=None, filesystem=None,
@@ -115,7 +122,7 @@ def _prepare(source, options: Options, storage_options, filesystem):
     spec = ScanSpec(options.actual, options.prediction, options.weight, options.by,
                     tuple(k for k in options.by if k in found.partition_types), bound.row_expression,
                     bound.row_columns, options.nan_policy, options.on_bad_file, options.chunk_rows,
-                    bound.row_comparisons)
+                    bound.row_comparisons, options.baseline)
     plan = plan_tasks(found, bound, target_bytes=options.task_bytes)
     store = _open_store(options, spec, found, storage_options)
     return started, found, bound, spec, plan, store
@@ -128,7 +135,8 @@ def _open_store(options: Options, spec: ScanSpec, found, storage_options):
 
     signature = {"actual": spec.actual, "prediction": spec.prediction, "weight": spec.weight, "by": list(spec.by),
                  "by_types": {k: found.partition_types.get(k, "column") for k in spec.by},
-                 "row_filters": [list(c) for c in spec.row_comparisons], "nan_policy": spec.nan_policy}
+                 "row_filters": [list(c) for c in spec.row_comparisons], "nan_policy": spec.nan_policy,
+                 "baseline": spec.baseline}
     return StateStore(options.store, signature, storage_options)
 
 
@@ -155,15 +163,26 @@ def _execute(started, found, bound, spec, plan, store, options: Options, progres
     _check_rows(scan, plan, bound, options)
     if store is not None:
         _clean_store(store, found, options)
-    return EvaluationResult(
+    result = EvaluationResult(
         scan, by=options.by, weighted=options.weight is not None, nan_policy=options.nan_policy,
         filters=bound.text, files_selected=plan.files_selected, files_pruned=plan.files_pruned,
         duplicates=found.duplicates, ignored=len(found.ignored), columns=_columns(options),
         elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
+    result.inputs_fingerprint = _fingerprint(plan.tasks)
+    return result
+
+
+def _fingerprint(tasks) -> str:
+    """A hash of the exact inputs: every selected piece's path, size, version and split."""
+    import hashlib
+
+    pieces = sorted((p.path, p.size, p.version, p.split, p.splits) for task in tasks for p in task)
+    return hashlib.sha256(repr(pieces).encode()).hexdigest()[:16]
 
 
 def _columns(options: Options) -> dict:
-    return {"actual": options.actual, "prediction": options.prediction, "weight": options.weight}
+    return {"actual": options.actual, "prediction": options.prediction, "weight": options.weight,
+            "baseline_prediction": options.baseline}
 
 
 def _first_schema(found, options: Options):
@@ -188,7 +207,8 @@ def _check_names(options: Options, partition_types: dict, schema) -> None:
     if schema is None:
         return
     available = list(partition_types) + [n for n in schema.names if n not in partition_types]
-    for role, name in (("actual", options.actual), ("prediction", options.prediction), ("weight", options.weight)):
+    for role, name in (("actual", options.actual), ("prediction", options.prediction), ("weight", options.weight),
+                       ("baseline_prediction", options.baseline)):
         if name is not None and name not in schema.names:
             raise SchemaError(f"{role} column {name!r} is not in the data; columns: {', '.join(schema.names)}")
     for key in options.by:
@@ -246,7 +266,7 @@ def _check_rows(scan: ScanState, plan, bound, options: Options) -> None:
 def evaluate_dataframe(frame, options: Options, *, progress: bool = False) -> EvaluationResult:
     """Evaluate a Dask (or pandas) DataFrame the caller already has, through the same states."""
     started = time.perf_counter()
-    missing = [c for c in (options.actual, options.prediction, options.weight, *options.by)
+    missing = [c for c in (options.actual, options.prediction, options.weight, options.baseline, *options.by)
                if c is not None and c not in frame.columns]
     if missing:
         raise SchemaError(f"the DataFrame has no column {', '.join(map(repr, missing))}; columns: "
@@ -254,7 +274,7 @@ def evaluate_dataframe(frame, options: Options, *, progress: bool = False) -> Ev
     if options.filters:
         raise UsageError("filters apply to Parquet sources; filter the DataFrame before evaluating it")
     spec = ScanSpec(options.actual, options.prediction, options.weight, options.by, (),
-                    nan_policy=options.nan_policy)
+                    nan_policy=options.nan_policy, baseline=options.baseline)
     if hasattr(frame, "to_delayed"):
         import dask
 

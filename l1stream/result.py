@@ -60,6 +60,14 @@ class EvaluationResult:
         self.weight_sum = self._overall.weight_sum.numerator / self._overall.weight_sum.denominator if weighted else None
         self.skipped = dict(sorted(scan.skipped.items()))
         self.fragments = {"read": scan.fragments_read, "reused": scan.fragments_reused}
+        self.baseline_column = self.columns.get("baseline_prediction")
+        self.baseline_mae = self.difference = None
+        if self.baseline_column:
+            base = scan.overall(baseline=True)
+            self.baseline_mae = base.mae
+            self.difference = paired_difference(self._overall, base)
+        self.gates = None  # set by l1stream.gates.check_gates
+        self.inputs_fingerprint = ""
         self.file_reports = dict(sorted(scan.files.items()))
 
     @property
@@ -73,12 +81,31 @@ class EvaluationResult:
         return {k: self._scan.groups[k] for k in sorted(self._scan.groups, key=_sort_key)}
 
     @property
+    def baseline_group_states(self) -> dict:
+        """Exact per-slice states of the baseline model (same rows as ``group_states``)."""
+        return {k: self._scan.baseline[k] for k in sorted(self._scan.baseline, key=_sort_key)}
+
+    def slice_numbers(self) -> dict:
+        """Per slice key: mae, count, rows_read, left-out counts (and baseline_mae, difference when paired)."""
+        out = {}
+        for key, state in self.group_states.items():
+            numbers = _group_numbers(state)
+            if self.baseline_column:
+                base = self._scan.baseline.get(key)
+                numbers["baseline_mae"] = _safe_mae(base) if base is not None else math.nan
+                numbers["difference"] = paired_difference(state, base) if base is not None else math.nan
+            out[key] = numbers
+        return out
+
+    @property
     def groups(self):
         """Per-slice results as a pandas DataFrame (key columns, ``mae``, ``count``, left-out counts)."""
         import pandas as pd
 
-        rows = [dict(zip(self.by, key), **_group_numbers(state)) for key, state in self.group_states.items()]
+        rows = [dict(zip(self.by, key), **numbers) for key, numbers in self.slice_numbers().items()]
         columns = list(self.by) + ["mae", "count", "rows_read"] + [f"left_out_{k}" for k in LEFT_OUT_REASONS]
+        if self.baseline_column:
+            columns += ["baseline_mae", "difference"]
         return pd.DataFrame(rows, columns=columns)
 
     def to_dict(self, *, file_reports: bool = False) -> dict:
@@ -104,14 +131,18 @@ class EvaluationResult:
                 "ignored_hidden_or_temporary": self.ignored,
             },
             "fragments": dict(self.fragments),
+            "baseline": None if not self.baseline_column else {
+                "column": self.baseline_column, "mae": _json_float(self.baseline_mae),
+                "difference": _json_float(self.difference)},
+            "gates": None if self.gates is None else [dict(g) for g in self.gates],
             "scheduler": self.scheduler,
             "elapsed_seconds": round(self.elapsed, 6),
         }
         if self.by:
             out["groups"] = [
                 {"key": {k: _json_value(v) for k, v in zip(self.by, key)},
-                 **{k: _json_float(v) if k == "mae" else v for k, v in _group_numbers(state).items()}}
-                for key, state in self.group_states.items()
+                 **{k: _json_float(v) if isinstance(v, float) else v for k, v in numbers.items()}}
+                for key, numbers in self.slice_numbers().items()
             ]
         if file_reports:
             out["file_reports"] = {p: r.to_dict() for p, r in self.file_reports.items()}
@@ -134,6 +165,8 @@ class EvaluationResult:
             lines.append("left out   " + ", ".join(f"{k}: {v:,}" for k, v in self.left_out.items() if v))
         if self.weighted:
             lines.append(f"weight sum {self.weight_sum!r}")
+        if self.baseline_column:
+            lines.append(f"baseline   {self.baseline_mae!r} ({self.baseline_column}); difference {self.difference!r}")
         lines.append(f"files      {self.files_selected:,}" + (f" ({self.files_pruned:,} pruned by filters)"
                                                              if self.files_pruned else ""))
         for path, reason in self.skipped.items():
@@ -162,11 +195,24 @@ class EvaluationResult:
         return f"<div class='l1stream-result'>{head}<table><tr>{cells}</tr>{body}</table></div>"
 
 
-def _group_numbers(state: L1State) -> dict:
+def _safe_mae(state: L1State) -> float:
     try:
-        mae = state.mae
+        return state.mae
     except ValueError:
-        mae = math.nan
+        return math.nan
+
+
+def paired_difference(model: L1State, baseline: L1State) -> float:
+    """MAE(model) - MAE(baseline), computed exactly and rounded once."""
+    if model.propagated is not None or baseline.propagated is not None or not model.weight_sum \
+            or not baseline.weight_sum:
+        return math.nan
+    value = model.abs_error_sum / model.weight_sum - baseline.abs_error_sum / baseline.weight_sum
+    return value.numerator / value.denominator
+
+
+def _group_numbers(state: L1State) -> dict:
+    mae = _safe_mae(state)
     return {"mae": mae, "count": state.count, "rows_read": state.rows,
             **{f"left_out_{k}": state.left_out[k] for k in LEFT_OUT_REASONS}}
 

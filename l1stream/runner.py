@@ -36,7 +36,8 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
                      on_bad_file=config["on_bad_file"], scheduler=scheduler,
                      num_workers=config["num_workers"], storage_options=storage or None,
                      chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"], progress=progress,
-                     store=config["store"], full=full)
+                     store=config["store"], full=full,
+                     baseline_prediction=columns.get("baseline_prediction"))
             for columns, filters, storage, paths in batches.values()
         ]
 
@@ -48,3 +49,35 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
     else:
         results = run(config["scheduler"])
     return results[0] if len(results) == 1 else combine_results(results)
+
+
+def finish_run(result: EvaluationResult, *, gates=None, history: str | None = None, definition: dict,
+               storage_options: dict | None = None) -> list | None:
+    """Check quality gates and append the run to the metrics history (in that order).
+
+    Returns the gate checks (``None`` without gates).  The history gets the run whether or not
+    its gates passed (``gates_passed`` says which); errors before this point append nothing.
+    """
+    from . import history as metrics_history
+    from .gates import check_gates, failed, validate_gates
+
+    gates = validate_gates(gates)
+    digest = metrics_history.config_hash(definition)
+    wants_history = any(g["kind"] != "max_mae" and g["baseline"] == "history" for g in gates)
+    if wants_history and not history:
+        raise ConfigError("a gate compares with the previous run, but no history is configured "
+                          "(history: DIR in the config, or --history DIR)", path="history")
+    values = metrics_history.previous_values(history, digest, storage_options) if wants_history else {}
+    checks = check_gates(result, gates, history_values=values) if gates else None
+    if history:
+        passed = None if checks is None else not failed(checks)
+        rows = metrics_history.records(result, run_id=metrics_history.new_run_id(), config=digest,
+                                       gates_passed=passed)
+        metrics_history.append(history, rows, storage_options)
+    return checks
+
+
+def definition_of(config: dict) -> dict:
+    """The parts of a config that define the metric (what the history's config_hash covers)."""
+    keys = ("sources", "columns", "by", "filters", "nan_policy", "on_bad_file")
+    return {k: config[k] for k in keys}

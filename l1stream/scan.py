@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 from .errors import BadFileError, DataError, SchemaError
 from .filters import statistics_may_match
 from .scan_state import FileReport, ScanState
-from .state import chunk_state
+from .state import chunk_state, paired_chunk_states
 
 NUMERIC_HINT = "expected float, integer or decimal"
 
@@ -50,10 +50,12 @@ class ScanSpec:
     on_bad_file: str = "raise"
     chunk_rows: int = 1 << 20
     row_comparisons: tuple = ()  # typed (column, op, value): row groups whose statistics exclude them are skipped
+    baseline: str | None = None  # another model's prediction column, evaluated on the same rows
 
     @property
     def value_columns(self) -> tuple:
-        return (self.actual, self.prediction) + ((self.weight,) if self.weight else ())
+        return ((self.actual, self.prediction) + ((self.weight,) if self.weight else ())
+                + ((self.baseline,) if self.baseline else ()))
 
     @property
     def data_by(self) -> tuple:
@@ -219,9 +221,15 @@ def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanStat
         else:
             groups = _split_by(table, spec, base_key)
         for key, part in groups:
-            chunk = chunk_state(part[spec.actual], part[spec.prediction],
-                                part[spec.weight] if spec.weight else None,
-                                nan_policy=spec.nan_policy, names=names)
+            weight = part[spec.weight] if spec.weight else None
+            if spec.baseline:
+                chunk, base = paired_chunk_states(part[spec.actual], part[spec.prediction], part[spec.baseline],
+                                                  weight, nan_policy=spec.nan_policy,
+                                                  names=(names[0], names[1], spec.baseline, names[2]))
+                state.add_baseline_state(key, base)
+            else:
+                chunk = chunk_state(part[spec.actual], part[spec.prediction], weight,
+                                    nan_policy=spec.nan_policy, names=names)
             state.add_group_state(key, chunk)
             report.add_state(chunk)
     except DataError as exc:

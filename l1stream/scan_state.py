@@ -60,6 +60,7 @@ class ScanState:
     skipped: dict = field(default_factory=dict)
     fragments_read: int = 0  # pieces decoded in this run
     fragments_reused: int = 0  # pieces taken from the state store
+    baseline: dict = field(default_factory=dict)  # per-slice L1State of the baseline model (paired rows)
 
     @classmethod
     def empty(cls) -> "ScanState":
@@ -69,22 +70,33 @@ class ScanState:
         current = self.groups.get(key)
         self.groups[key] = state if current is None else current.merge(state)
 
+    def add_baseline_state(self, key: tuple, state: L1State) -> None:
+        current = self.baseline.get(key)
+        self.baseline[key] = state if current is None else current.merge(state)
+
     def merge(self, other: "ScanState") -> "ScanState":
-        groups = dict(self.groups)
-        for key, state in other.groups.items():
-            groups[key] = state if key not in groups else groups[key].merge(state)
+        groups = _merge_groups(self.groups, other.groups)
+        baseline = _merge_groups(self.baseline, other.baseline)
         files = dict(self.files)
         for path, report in other.files.items():
             files[path] = report if path not in files else files[path].merge(report)
         return ScanState(groups, files, {**self.skipped, **other.skipped}, self.fragments_read + other.fragments_read,
-                         self.fragments_reused + other.fragments_reused)
+                         self.fragments_reused + other.fragments_reused, baseline)
 
-    def overall(self) -> L1State:
-        """All slices merged, in key order (exact, so the order does not change the result)."""
+    def overall(self, baseline: bool = False) -> L1State:
+        """All slices merged (of the model, or of the baseline model); exact, so order is irrelevant."""
+        groups = self.baseline if baseline else self.groups
         total = L1State.empty()
-        for key in sorted(self.groups, key=_sort_key):
-            total = total.merge(self.groups[key])
+        for key in sorted(groups, key=_sort_key):
+            total = total.merge(groups[key])
         return total
+
+
+def _merge_groups(left: dict, right: dict) -> dict:
+    merged = dict(left)
+    for key, state in right.items():
+        merged[key] = state if key not in merged else merged[key].merge(state)
+    return merged
 
 
 def merge_all(states) -> ScanState:
@@ -105,6 +117,7 @@ def state_to_json(state: ScanState) -> dict:
     """A JSON-ready dict holding ``state`` exactly (Fractions as ``"numerator/denominator"``)."""
     return {
         "groups": [[_encode_key(k), _l1_to_json(s)] for k, s in state.groups.items()],
+        "baseline": [[_encode_key(k), _l1_to_json(s)] for k, s in state.baseline.items()],
         "files": {p: {**vars(r), "left_out": dict(r.left_out)} for p, r in state.files.items()},
         "skipped": dict(state.skipped),
     }
@@ -114,7 +127,8 @@ def state_from_json(doc: dict) -> ScanState:
     """Inverse of :func:`state_to_json`; raises ``ValueError``/``KeyError`` on a malformed document."""
     groups = {_decode_key(k): _l1_from_json(s) for k, s in doc["groups"]}
     files = {p: FileReport(**{**r, "left_out": dict(r["left_out"])}) for p, r in doc["files"].items()}
-    return ScanState(groups, files, dict(doc["skipped"]))
+    baseline = {_decode_key(k): _l1_from_json(s) for k, s in doc.get("baseline", [])}
+    return ScanState(groups, files, dict(doc["skipped"]), baseline=baseline)
 
 
 def _l1_to_json(s: L1State) -> dict:

@@ -178,6 +178,49 @@ def chunk_state(actual, prediction, weight=None, *, nan_policy: str = "raise",
     return L1State(total, weight_sum, len(a), left_out, propagated)
 
 
+def paired_chunk_states(actual, prediction, baseline, weight=None, *, nan_policy: str = "raise",
+                        names: tuple = ("actual", "prediction", "baseline", "weight")) -> tuple:
+    """States of two models on exactly the same rows: ``(state(prediction), state(baseline))``.
+
+    A row left out for either model (null, NaN or inf in actual, prediction or baseline) is
+    left out for both and counted once, so the two MAEs and their difference are paired.
+
+    Examples
+    --------
+    >>> m, b = paired_chunk_states([1.0, 2.0, 3.0], [1.5, float("nan"), 3.0], [1.0, 2.0, 5.0],
+    ...                            nan_policy="omit")
+    >>> (m.mae, b.mae, m.count, b.left_out["nan"])
+    (0.25, 1.0, 2, 1)
+    """
+    import pyarrow as pa
+
+    check_nan_policy(nan_policy)
+    model_names, base_names = (names[0], names[1], names[3]), (names[0], names[2], names[3])
+    if nan_policy != "omit":
+        return (chunk_state(actual, prediction, weight, nan_policy=nan_policy, names=model_names),
+                chunk_state(actual, baseline, weight, nan_policy=nan_policy, names=base_names))
+    a, p, b = (as_numeric(x, n) for x, n in zip((actual, prediction, baseline), names))
+    first = _row_reasons(a, p)
+    second = _row_reasons(a, b)
+    reasons = np.where((first == 0) | ((second != 0) & (second < first)), second, first)
+    keep = reasons == 0
+    left_out = {k: int(np.count_nonzero(reasons == code)) for k, code in _REASON_CODES.items()}
+    mask = pa.array(keep)
+    pick = (lambda x: x.filter(mask)) if isinstance(actual, (pa.Array, pa.ChunkedArray)) else (
+        lambda x: np.asarray(x)[keep])
+    kept = [pick(x) for x in (actual, prediction, baseline)]
+    w = pick(weight) if weight is not None else None
+    model = chunk_state(kept[0], kept[1], w, nan_policy="raise", names=model_names)
+    base = chunk_state(kept[0], kept[2], w, nan_policy="raise", names=base_names)
+    return _with_left_out(model, left_out), _with_left_out(base, left_out)
+
+
+def _with_left_out(state: L1State, left_out: dict) -> L1State:
+    from dataclasses import replace
+
+    return replace(state, left_out=dict(left_out))
+
+
 def check_nan_policy(nan_policy: str) -> None:
     """Raise a :class:`UsageError` naming the allowed values unless ``nan_policy`` is one."""
     if nan_policy not in NAN_POLICIES:

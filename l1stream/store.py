@@ -26,8 +26,8 @@ import logging
 import math
 import os
 import time
-import uuid
 
+from .atomic import write_bytes
 from .scan_state import ScanState, state_from_json, state_to_json
 
 log = logging.getLogger("l1stream")
@@ -92,22 +92,7 @@ class StateStore:
         body = state_to_json(state)
         data = json.dumps({"format": FORMAT, "identity": identity, "checksum": _digest(body), "state": body},
                           sort_keys=True).encode()
-        target = self._entry(key)
-        if _is_local(self.fs):
-            os.makedirs(self.directory, exist_ok=True)
-            temporary = f"{self.directory}/.{key}.tmp-{uuid.uuid4().hex}"
-            try:
-                with open(temporary, "wb") as handle:
-                    handle.write(data)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temporary, target)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.remove(temporary)
-                raise
-        else:
-            self.fs.pipe(target, data)  # one PUT: the object appears whole or not at all
+        write_bytes(self.fs, self._entry(key), data)
 
     def clean(self, keep: set, stale_seconds: float = 3600) -> int:
         """Remove entries not in ``keep`` (deleted or rewritten files) and old temporaries.
@@ -139,6 +124,3 @@ def piece_splits(size: int, task_bytes: int) -> int:
     return math.ceil(size / task_bytes) if size > task_bytes else 1
 
 
-def _is_local(fs) -> bool:
-    protocol = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    return "file" in protocol or "local" in protocol

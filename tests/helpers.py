@@ -11,9 +11,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def _units(value) -> int:
+    """A float or int as an exact integer count of 2**-1074 (Python ints only)."""
+    numerator, denominator = value.as_integer_ratio()
+    return numerator * ((1 << 1074) // denominator)
+
+
 def exact_mae(actual, prediction, weight=None) -> float:
-    """Ground truth, independent of l1stream: Fraction arithmetic, then int/int true division."""
-    actual, prediction = list(actual), list(prediction)
+    """Ground truth, independent of l1stream: exact rational arithmetic (Python ints / Fractions),
+    then one correctly rounded int/int true division."""
+    actual = actual.tolist() if hasattr(actual, "tolist") else list(actual)
+    prediction = prediction.tolist() if hasattr(prediction, "tolist") else list(prediction)
+    plain = (int, float)
+    if weight is None and all(isinstance(v, plain) for v in actual + prediction):
+        total = sum(abs(_units(a) - _units(p)) for a, p in zip(actual, prediction))
+        value = Fraction(total, len(actual) << 1074)
+        return value.numerator / value.denominator
     weight = [1] * len(actual) if weight is None else list(weight)
     total = sum(Fraction(w) * abs(Fraction(a) - Fraction(p)) for a, p, w in zip(actual, prediction, weight))
     weights = sum(Fraction(w) for w in weight)
