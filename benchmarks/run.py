@@ -253,6 +253,47 @@ def startup() -> None:
     print(f"startup: `l1stream mae` on a 1,000-row file: median {statistics.median(walls):.2f} s wall")
 
 
+def incremental(rows_per_day: int, repeats: int) -> None:
+    """Nightly re-run: 30 days in the store, one new day lands; against full scans of the window."""
+    import shutil
+
+    import l1stream
+
+    source = dataset(rows_per_day * 31, days=31)
+    window = os.path.join(DATA, f"incremental-window-{rows_per_day}")
+    store = os.path.join(DATA, f"incremental-store-{rows_per_day}")
+    shutil.rmtree(window, ignore_errors=True)
+    shutil.rmtree(store, ignore_errors=True)
+    days = sorted(d for d in os.listdir(source) if d.startswith("date="))
+    os.makedirs(window)
+    for day in days[:30]:  # hard links: real files for every engine, no copy
+        shutil.copytree(os.path.join(source, day), os.path.join(window, day), copy_function=os.link)
+    l1stream.evaluate(window, store=store)  # the store holds 30 days
+    shutil.copytree(os.path.join(source, days[30]), os.path.join(window, days[30]), copy_function=os.link)
+    warm(source)
+    timings = {}
+    started = time.perf_counter()
+    result = l1stream.evaluate(window, store=store)
+    timings["l1stream incremental (in-process)"] = time.perf_counter() - started
+    assert result.fragments["read"] == 2, result.fragments
+    code = f"import l1stream; print(repr(l1stream.evaluate(ROOT, store={store!r}).mae))"
+    timings["l1stream incremental (CLI process)"] = statistics.median(
+        run_process(code, window)[0] for _ in range(repeats))
+    full = run_in_process(ENGINES["l1stream (threads)"], window)
+    timings["l1stream full scan (in-process)"] = statistics.median(
+        run_in_process(ENGINES["l1stream (threads)"], window)[0] for _ in range(repeats))
+    for name in ("polars streaming", "duckdb avg"):
+        run_in_process(ENGINES[name], window)
+        timings[f"{name} full scan (in-process)"] = statistics.median(
+            run_in_process(ENGINES[name], window)[0] for _ in range(repeats))
+    assert result.mae == full[1]
+    base = timings["l1stream incremental (in-process)"]
+    print(f"# incremental: 30 days in the store + 1 new day ({rows_per_day * 31:,} rows in the window); "
+          f"same bits as the full scan: {result.mae == full[1]}")
+    for name, seconds in timings.items():
+        print(f"{name:40s} {seconds:8.3f} s   incremental / this = {base / seconds:5.2f}")
+
+
 def machine() -> str:
     import pyarrow
 
@@ -278,6 +319,8 @@ def main(argv=None) -> int:
     parser.add_argument("--many-files", action="store_true", help="10,000 small files: planning overhead")
     parser.add_argument("--kernel", action="store_true", help="exact kernel ns/row on one core")
     parser.add_argument("--startup", action="store_true", help="CLI startup time on a tiny file")
+    parser.add_argument("--incremental", type=float, default=0, metavar="ROWS_PER_DAY",
+                        help="nightly re-run with the state store: 30 stored days + 1 new day")
     parser.add_argument("--quick", action="store_true", help="CI mode: 200k rows, one repeat, exactness check")
     args = parser.parse_args(argv)
     print(f"# machine: {machine()}")
@@ -292,6 +335,7 @@ def main(argv=None) -> int:
         print_table(results, rows)
         _check_exact(root, results)
         kernel_bench()
+        incremental(20_000, 1)
         return 0
     rows = int(args.rows)
     root = dataset(rows)
@@ -305,6 +349,8 @@ def main(argv=None) -> int:
         many_files(10_000, 1000)
     if args.startup:
         startup()
+    if args.incremental:
+        incremental(int(args.incremental), args.repeats)
     return 0
 
 

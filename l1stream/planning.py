@@ -62,8 +62,8 @@ def plan_tasks(discovery: Discovery, filters: BoundFilters, *, target_bytes: int
 def regroup_with_store(tasks: list, stored: set, key_of) -> list:
     """Mark pieces whose state is in the store and move them to light tasks of their own.
 
-    Tasks that still read data keep their grouping (by bytes); stored pieces are grouped
-    up to ``MAX_FILES_PER_TASK`` per task, since loading a state costs one small read.
+    Tasks that still read data keep their grouping (by bytes); stored pieces go 32 to a
+    task, since loading a state costs one small read.
     """
     from dataclasses import replace
 
@@ -77,4 +77,5 @@ def regroup_with_store(tasks: list, stored: set, key_of) -> list:
                 kept.append(piece)
         if kept:
             reading.append(kept)
-    return reading + [loading[i:i + MAX_FILES_PER_TASK] for i in range(0, len(loading), MAX_FILES_PER_TASK)]
+    step = 32  # loads are small reads: spread them over the workers
+    return reading + [loading[i:i + step] for i in range(0, len(loading), step)]

@@ -102,10 +102,11 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None) -
             raise UsageError(f"all sources must be on one filesystem; {source!r} is on {_protocol(source_fs)!r}, "
                              f"earlier ones on {_protocol(fs)!r}")
         for file in _expand(fs, path, source, ignored):
-            if file.path in found:
+            identity = _real_path(fs, file.path)
+            if identity in found:
                 duplicates.append(file.path)
             else:
-                found[file.path] = file
+                found[identity] = file
     if not found:
         hint = f" ({len(ignored)} hidden or temporary file(s) ignored)" if ignored else ""
         raise SourceError(f"no data files found in {', '.join(map(repr, sources))}{hint}", path=sources[0])
@@ -122,6 +123,13 @@ def _resolve(source: str, fs, storage_options):
         return url_to_fs(source, **(storage_options or {}))
     except (ImportError, ValueError) as exc:
         raise UsageError(f"cannot open {source!r}: {exc}") from exc
+
+
+def _real_path(fs, path: str) -> str:
+    """The path that identifies a file: symbolic links resolved on local disks."""
+    if "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
+        return os.path.realpath(path)
+    return path
 
 
 def _protocol(fs) -> str:
@@ -154,14 +162,25 @@ def _glob_root(path: str) -> str:
     return posixpath.dirname(path)
 
 
-def _walk(fs, path: str, root: str, ignored: list):
+def _walk(fs, path: str, root: str, ignored: list, seen: frozenset = frozenset()):
     info = fs.info(path)
     if info["type"] == "directory":
+        seen = seen | {path.rstrip("/"), (info.get("destination") or path).rstrip("/")}
         listing = fs.find(path, detail=True, withdirs=False)
         entries = sorted(listing.items())
     else:
         entries = [(path, info)]
     for file_path, detail in entries:
+        if detail.get("type") not in ("file", None):
+            # a symbolic link (fsspec's local find does not follow them): follow it once
+            detail = fs.info(file_path)
+            if detail["type"] == "directory":
+                target = (detail.get("destination") or file_path).rstrip("/")
+                if target in seen or len(seen) > 80:
+                    continue  # a link cycle
+                if not any(is_ignored_name(p) for p in _relative(file_path, root).split("/")):
+                    yield from _walk(fs, file_path, root, ignored, seen | {target})
+                continue
         relative = _relative(file_path, root)
         parts = relative.split("/")
         if any(is_ignored_name(p) for p in parts):

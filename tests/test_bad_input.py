@@ -290,6 +290,17 @@ def test_hidden_and_temporary_files_are_ignored(tmp_path):
     assert result.mae == 2.0 and result.ignored == 6
 
 
+def test_symlinked_partitions_are_followed(tmp_path):
+    write_parquet(tmp_path / "real" / "date=2026-11-01" / "p.parquet", actual=[1.0], prediction=[2.0])
+    write_parquet(tmp_path / "real" / "f.parquet", actual=[5.0], prediction=[2.0])
+    (tmp_path / "view").mkdir()
+    os.symlink(tmp_path / "real" / "date=2026-11-01", tmp_path / "view" / "date=2026-11-01")
+    os.symlink(tmp_path / "real" / "f.parquet", tmp_path / "view" / "date=2026-11-02")  # odd, but a file
+    os.symlink(tmp_path / "view", tmp_path / "view" / "loop")  # a cycle must not hang
+    result = l1stream.evaluate(str(tmp_path / "view"), by="date")
+    assert result.count == 2 and result.mae == 2.0
+
+
 def test_only_hidden_files_is_a_clear_error(tmp_path):
     (tmp_path / "_SUCCESS").write_bytes(b"")
     with pytest.raises(l1stream.SourceError, match="no data files.*1 hidden or temporary"):

@@ -69,6 +69,13 @@ def test_slurm_jobqueue_config_validates():
     assert config["cluster"]["kind"] == "slurm" and config["cluster"]["options"]["walltime"]
 
 
+def test_nightly_config_validates():
+    with open(os.path.join(JOBS, "cron", "nightly.yaml")) as handle:
+        config = validate_config(yaml.safe_load(handle))
+    assert config["store"] and config["history"] and config["gates"]
+    assert config["filters"] == ["date>=today-30d"]
+
+
 def test_sbatch_directives_are_well_formed():
     text = open(os.path.join(JOBS, "slurm", "evaluate.sbatch")).read()
     directives = re.findall(r"^#SBATCH (\S+)", text, re.M)
