@@ -50,7 +50,7 @@ ENGINES = {
     "pyarrow decode only": (
         "import glob; import pyarrow.parquet as pq; from concurrent.futures import ThreadPoolExecutor\n"
         "files = sorted(glob.glob(ROOT + '/**/*.parquet', recursive=True))\n"
-        "read = lambda f: pq.read_table(f, columns=['actual', 'prediction'], memory_map=True, use_threads=False).num_rows\n"
+        "read = lambda f: pq.read_table(f, columns=['actual', 'prediction'], use_threads=False).num_rows\n"
         "with ThreadPoolExecutor(os.cpu_count()) as ex: n = sum(ex.map(read, files))\n"
         "print('nan')"),
     "sklearn (load + compute)": (

@@ -154,10 +154,10 @@ def row_group_may_match(parquet: pq.ParquetFile, index: int, comparisons) -> boo
 
 
 def open_parquet(path: str, filesystem) -> pq.ParquetFile:
-    """Open a Parquet file (memory-mapped when local), as a :class:`BadFileError` on failure."""
+    """Open a Parquet file (buffered reads), as a :class:`BadFileError` on failure."""
     try:
         if _is_local(filesystem):
-            return pq.ParquetFile(path, memory_map=True, page_checksum_verification=True)
+            return pq.ParquetFile(path, page_checksum_verification=True)  # buffered: no file pages in RSS
         return pq.ParquetFile(filesystem.open(path, "rb"), page_checksum_verification=True)
     except PermissionError as exc:
         raise BadFileError(f"{path}: permission denied ({exc.strerror or exc}); make the file readable, or pass "
