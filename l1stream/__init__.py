@@ -8,7 +8,7 @@
 """
 
 from .api import MeanAbsoluteError, evaluate, l1_loss, mean_absolute_error
-from .errors import (BadFileError, ConfigError, DataError, L1StreamError, NoRowsError, NonFiniteError,
+from .errors import (BadFileError, ClusterError, ConfigError, DataError, L1StreamError, NoRowsError, NonFiniteError,
                      SchemaError, SkippedFilesError, SourceError, UsageError)
 from .result import EvaluationResult
 from .state import L1State, chunk_state
@@ -18,5 +18,5 @@ __version__ = "0.1.0"
 __all__ = [
     "evaluate", "mean_absolute_error", "l1_loss", "MeanAbsoluteError", "EvaluationResult", "L1State",
     "chunk_state", "L1StreamError", "UsageError", "ConfigError", "DataError", "SourceError", "BadFileError",
-    "SchemaError", "NonFiniteError", "NoRowsError", "SkippedFilesError", "__version__",
+    "SchemaError", "NonFiniteError", "NoRowsError", "SkippedFilesError", "ClusterError", "__version__",
 ]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 
-from .errors import UsageError
+from .errors import ClusterError, UsageError
 
 KINDS = {
     "address": {"address"},
@@ -35,8 +35,8 @@ KINDS = {
 }
 SPEC_KEYS = {"kind", "workers", "wait_timeout", "options"}
 EXTRAS = {"slurm": ("dask_jobqueue", "l1stream[slurm]"),
-          "kubernetes": ("dask_kubernetes", "dask-kubernetes"),
-          "gateway": ("dask_gateway", "dask-gateway")}
+          "kubernetes": ("dask_kubernetes", "l1stream[kubernetes]"),
+          "gateway": ("dask_gateway", "l1stream[gateway]")}
 
 
 def validate_cluster(spec) -> dict | None:
@@ -76,11 +76,18 @@ def cluster_client(spec: dict):
 
     kind, options, workers = spec["kind"], dict(spec["options"]), spec["workers"]
     if kind == "address":
-        with Client(options["address"], timeout=spec["wait_timeout"]) as client:
+        try:
+            client = Client(options["address"], timeout=spec["wait_timeout"])
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask scheduler at {options['address']}: {exc}") from exc
+        with client:
             yield client
         return
     _require(kind)
-    cluster = _start(kind, options, workers)
+    try:
+        cluster = _start(kind, options, workers)
+    except Exception as exc:
+        raise ClusterError(f"the {kind} cluster could not be started: {exc} (options: {options})") from exc
     try:
         with Client(cluster) as client:
             if kind != "local":
@@ -94,7 +101,8 @@ def _start(kind: str, options: dict, workers: int):
     if kind == "local":
         from distributed import LocalCluster
 
-        options.setdefault("host", "127.0.0.1")
+        if options.get("processes", True):
+            options.setdefault("host", "127.0.0.1")  # in-process clusters use inproc:// instead
         options.setdefault("dashboard_address", "127.0.0.1:0")
         return LocalCluster(n_workers=workers, **options)
     if kind == "slurm":

@@ -13,6 +13,7 @@ code  meaning
 3     data error (bad file, missing column, NaN under ``raise``, no rows)
 4     a quality gate failed
 5     finished, but files were skipped and ``--allow-skipped`` was not given
+6     the Dask cluster could not be started or reached
 ====  ==========================================================
 """
 
@@ -24,6 +25,7 @@ EXIT_USAGE = 2
 EXIT_DATA = 3
 EXIT_GATE = 4
 EXIT_SKIPPED = 5
+EXIT_CLUSTER = 6
 
 
 class L1StreamError(Exception):
@@ -97,3 +99,10 @@ class SkippedFilesError(L1StreamError):
 
     exit_code = EXIT_SKIPPED
     kind = "skipped_files"
+
+
+class ClusterError(L1StreamError):
+    """A cluster that could not be started or reached (scheduler address, SLURM, Kubernetes, ...)."""
+
+    exit_code = EXIT_CLUSTER
+    kind = "cluster_error"

@@ -92,7 +92,13 @@ def run_graph(graph, scheduler, num_workers, progress: bool):
     if isinstance(scheduler, str) and scheduler.startswith(ADDRESS_PREFIXES):
         from distributed import Client
 
-        with Client(scheduler) as client:
+        from .errors import ClusterError
+
+        try:
+            client = Client(scheduler)  # waits distributed.comm.timeouts.connect (30 s by default)
+        except (OSError, TimeoutError) as exc:
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
+        with client:
             return client.get(dsk, key)
     name = LOCAL_SCHEDULERS[scheduler or "threads"]
     get = _local_get(name)

@@ -180,3 +180,53 @@ def test_s3_dataset_from_client_and_workers_with_outputs_back(dataset, dask_clus
     assert summary["rows"] == 1_000_000
     assert fs.exists("l1stream-test/losses/_SUCCESS")
     assert not [p for p in fs.find("l1stream-test/losses") if "staging" in p]
+
+
+@pytest.mark.parametrize("spec, words", [
+    ({"kind": "yarn"}, "cluster.kind must be one of"),
+    ({"kind": "local", "options": {"cores": 4}}, "unknown option(s) ['cores'] for kind 'local'"),
+    ({"kind": "slurm", "workers": 0}, "cluster.workers must be a positive integer"),
+    ({"kind": "address"}, "cluster.options.address is required"),
+    ({"kind": "local", "nodes": 3}, "unknown key(s) ['nodes']"),
+])
+def test_cluster_specs_are_validated(spec, words):
+    from l1stream.clusters import validate_cluster
+
+    with pytest.raises(l1stream.UsageError) as info:
+        validate_cluster(spec)
+    assert words in str(info.value)
+
+
+def test_missing_cluster_package_says_what_to_install(dataset):
+    import importlib.util
+
+    root, _ = dataset
+    if importlib.util.find_spec("dask_gateway") is not None:
+        pytest.skip("dask-gateway is installed here: this test checks the message when it is not")
+    with pytest.raises(l1stream.UsageError, match=r'pip install "l1stream\[gateway\]"'):
+        l1stream.evaluate(str(root), cluster={"kind": "gateway", "options": {"address": "http://127.0.0.1:9"}})
+
+
+def test_config_cluster_section(dataset, tmp_path, capsys):
+    from l1stream.cli import main
+
+    root, local = dataset
+    config = tmp_path / "c.yaml"
+    config.write_text(f"sources: [{root}]\ncluster: {{kind: local, workers: 2, options: {{processes: false}}}}\n")
+    assert main(["run", str(config), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["mae"] == local.mae
+    config.write_text(f"sources: [{root}]\ncluster: {{kind: local, options: {{gpus: 1}}}}\n")
+    assert main(["run", str(config)]) == 2
+    assert "gpus" in capsys.readouterr().err
+
+
+def test_unreachable_scheduler_is_a_cluster_error(tmp_path, capsys):
+    from l1stream.cli import main
+
+    import dask
+
+    path = write_parquet(tmp_path / "p.parquet", actual=[1.0], prediction=[2.0])
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):
+        code = main(["mae", path, "--scheduler", "tcp://127.0.0.1:9", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 6 and json.loads(out)["error"]["type"] == "cluster_error" and "127.0.0.1:9" in err

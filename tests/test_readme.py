@@ -32,8 +32,9 @@ def test_exit_codes_table_matches_errors_module():
     assert errors.EXIT_DATA == 3 and "data error" in table["3"]
     assert errors.EXIT_GATE == 4 and "gate" in table["4"]
     assert errors.EXIT_SKIPPED == 5 and "skipped" in table["5"]
+    assert errors.EXIT_CLUSTER == 6 and "cluster" in table["6"]
     for cls in (errors.UsageError, errors.ConfigError, errors.DataError, errors.BadFileError,
-                errors.SkippedFilesError):
+                errors.SkippedFilesError, errors.ClusterError):
         assert str(cls.exit_code) in table
 
 
