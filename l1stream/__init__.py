@@ -8,8 +8,19 @@
 """
 
 from .api import MeanAbsoluteError, evaluate, l1_loss, mean_absolute_error
-from .errors import (BadFileError, ClusterError, ConfigError, DataError, L1StreamError, NoRowsError, NonFiniteError,
-                     SchemaError, SkippedFilesError, SourceError, UsageError)
+from .errors import (
+                     BadFileError,
+                     ClusterError,
+                     ConfigError,
+                     DataError,
+                     L1StreamError,
+                     NonFiniteError,
+                     NoRowsError,
+                     SchemaError,
+                     SkippedFilesError,
+                     SourceError,
+                     UsageError,
+)
 from .result import EvaluationResult
 from .state import L1State, chunk_state
 

@@ -19,6 +19,7 @@ EXAMPLES = {
     "mae": "l1stream mae logs/ --by model --filter 'date>=2026-11-10' --json",
     "losses": "l1stream losses logs/ --output losses/ --keep listing_id",
     "run": "l1stream run configs/demo.yaml --set nan_policy=omit --json",
+    "history": "l1stream history results/history --last 5 --json",
     "demo": "l1stream demo ./l1stream-demo --rows 1000000",
 }
 
@@ -66,8 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                       help="fsspec option for URLs (repeatable; dotted keys nest: client_kwargs.region_name=x)")
 
-    mae = commands.add_parser("mae", parents=[data, output], help="compute the exact MAE of a dataset",
-                              epilog=f"Example:\n  {EXAMPLES['mae']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    mae = _command(commands, "mae", [data, output], "compute the exact MAE of a dataset")
     mae.add_argument("--weight", metavar="COL", help="sample-weight column (weighted MAE)")
     mae.add_argument("--on-bad-file", choices=["raise", "skip"], default="raise",
                      help="unreadable files: fail (default) or skip and report")
@@ -86,37 +86,38 @@ def build_parser() -> argparse.ArgumentParser:
     gates.add_argument("--history", metavar="DIR", help="metrics history (dir or URL): append this run")
     mae.add_argument("--full", action="store_true", help="ignore the state store: read everything (and refresh it)")
 
-    losses = commands.add_parser("losses", parents=[data], help="write the per-row L1 loss as a Parquet dataset",
-                                 epilog=f"Example:\n  {EXAMPLES['losses']}",
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    losses = _command(commands, "losses", [data], "write the per-row L1 loss as a Parquet dataset")
     losses.add_argument("--output", required=True, metavar="DIR", help="output directory (replaced atomically)")
     losses.add_argument("--keep", action="append", default=[], metavar="COL", help="copy this column (repeatable)")
     losses.add_argument("--json", action="store_true", help="print a JSON summary")
     losses.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
     losses.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
 
-    run = commands.add_parser("run", parents=[output], help="run a job described by a config file",
-                              epilog=f"Example:\n  {EXAMPLES['run']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    run = _command(commands, "run", [output], "run a job described by a config file")
     run.add_argument("config", metavar="CONFIG", help="YAML or TOML job config (see configs/)")
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                      help="override a config key: --set nan_policy=omit --set columns.actual=y")
     run.add_argument("--full", action="store_true", help="ignore the config's state store: read everything")
 
-    history = commands.add_parser("history", help="list the metrics history of scheduled runs",
-                                  epilog="Example:\n  l1stream history results/history --last 5 --json",
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    history = _command(commands, "history", [], "list the metrics history of scheduled runs")
     history.add_argument("path", metavar="DIR", help="the history directory or URL")
     history.add_argument("--last", type=int, metavar="N", help="only the last N runs")
     history.add_argument("--overall", action="store_true", help="only the overall records (no slices)")
     history.add_argument("--json", action="store_true", help="print a JSON list of records")
     history.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
-    demo = commands.add_parser("demo", parents=[output], help="write a synthetic house-price log and evaluate it",
-                               epilog=f"Example:\n  {EXAMPLES['demo']}", formatter_class=argparse.RawDescriptionHelpFormatter)
+    demo = _command(commands, "demo", [output], "write a synthetic house-price log and evaluate it")
     demo.add_argument("directory", nargs="?", default="l1stream-demo", metavar="DIR",
                       help="where to write the demo data (default: ./l1stream-demo)")
     demo.add_argument("--rows", type=int, default=None, metavar="N", help="rows to generate (default: 4,000,000)")
     return parser
+
+
+def _command(commands, name: str, parents: list, text: str):
+    """A subcommand whose help ends with its example."""
+    return commands.add_parser(name, parents=parents, help=text, description=text,
+                               epilog=f"Example:\n  {EXAMPLES[name]}",
+                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
 def main(argv=None) -> int:
@@ -264,9 +265,7 @@ def _cmd_losses(args) -> int:
 
 def _cmd_run(args) -> int:
     from .config import load_config
-    from .runner import run_config
-
-    from .runner import definition_of, finish_run
+    from .runner import definition_of, finish_run, run_config
 
     config = load_config(args.config, args.overrides)
     result = run_config(config, progress=_progress(args), full=args.full)

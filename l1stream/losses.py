@@ -19,16 +19,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .api import l1_loss
+from .columns import as_numeric
 from .errors import NonFiniteError, UsageError
 from .filters import bind_filters
 from .job import _check_names, _first_schema, validate_options
 from .planning import plan_tasks
-from .scan import (ScanSpec, _check_schema, _chunks, _is_local, my_row_groups, open_parquet,
-                   row_group_may_match)
+from .scan import ScanSpec, _check_schema, _chunks, _is_local, my_row_groups, open_parquet, row_group_may_match
 from .schedulers import run_graph
 from .sources import _GLOB_CHARS, _glob_root, discover
 from .state import _row_reasons
-from .columns import as_numeric
 
 
 def write_losses(source, output: str, *, actual="actual", prediction="prediction", by=None, keep=(),
@@ -93,7 +92,7 @@ def _roots(source, found) -> list:
 
 def _write_pieces(pieces, spec: ScanSpec, filesystem, out_fs, staging: str, roots, keep) -> int:
     written = 0
-    for number, piece in enumerate(pieces):
+    for piece in pieces:
         parquet = open_parquet(piece.path, filesystem)
         try:
             _check_schema(parquet.schema_arrow, piece.path, spec)

@@ -57,7 +57,8 @@ class EvaluationResult:
         self.count = self._overall.count
         self.left_out = dict(self._overall.left_out)
         self.rows_read = self._overall.rows
-        self.weight_sum = self._overall.weight_sum.numerator / self._overall.weight_sum.denominator if weighted else None
+        total_weight = self._overall.weight_sum
+        self.weight_sum = total_weight.numerator / total_weight.denominator if weighted else None
         self.skipped = dict(sorted(scan.skipped.items()))
         self.fragments = {"read": scan.fragments_read, "reused": scan.fragments_reused}
         self.baseline_column = self.columns.get("baseline_prediction")
@@ -174,7 +175,8 @@ class EvaluationResult:
         if self.duplicates:
             lines.append(f"duplicates {len(self.duplicates)} path(s) given more than once, counted once")
         if self.fragments["reused"]:
-            lines.append(f"fragments  {self.fragments['read']:,} read, {self.fragments['reused']:,} reused from the store")
+            read, reused = self.fragments["read"], self.fragments["reused"]
+            lines.append(f"fragments  {read:,} read, {reused:,} reused from the store")
         if self.by:
             lines.append("")
             lines.append(_table(self))

@@ -17,7 +17,7 @@ import numpy as np
 
 from ._exact import UNITS_PER_ONE, ExactSum, NonFiniteInput
 from .columns import FLOAT, INT64, NumericColumn, as_numeric
-from .errors import NoRowsError, NonFiniteError, UsageError
+from .errors import NonFiniteError, NoRowsError, UsageError
 
 NAN_POLICIES = ("raise", "omit", "propagate")
 LEFT_OUT_REASONS = ("null", "nan", "inf")

@@ -71,7 +71,8 @@ class StateStore:
             names = self.fs.ls(self.directory, detail=False)
         except (FileNotFoundError, OSError):
             return set()
-        return {os.path.basename(n)[:-5] for n in names if n.endswith(".json") and not os.path.basename(n).startswith(".")}
+        bases = (os.path.basename(n) for n in names)
+        return {b[:-5] for b in bases if b.endswith(".json") and not b.startswith(".")}
 
     def load(self, key: str) -> ScanState | None:
         """The stored state, or None if missing, unreadable or failing its checksum (logged)."""

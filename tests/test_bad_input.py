@@ -17,11 +17,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import clean_rows, exact_mae, write_parquet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import l1stream
-from helpers import clean_rows, exact_mae, write_parquet
 from l1stream.cli import main
 
 NAN, INF = float("nan"), float("inf")
@@ -308,7 +308,8 @@ def test_only_hidden_files_is_a_clear_error(tmp_path):
 
 
 def test_empty_files_and_partitions_are_fine(tmp_path):
-    write_parquet(tmp_path / "m=a" / "p.parquet", actual=pa.array([], pa.float64()), prediction=pa.array([], pa.float64()))
+    empty = pa.array([], pa.float64())
+    write_parquet(tmp_path / "m=a" / "p.parquet", actual=empty, prediction=empty)
     write_parquet(tmp_path / "m=b" / "p.parquet", actual=[1.0], prediction=[4.0])
     result = l1stream.evaluate(str(tmp_path), by="m")
     assert result.mae == 3.0 and list(result.group_states) == [("b",)]

@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from helpers import exact_mae, write_parquet
+
 from l1stream.cli import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -11,10 +11,10 @@ import time
 
 import numpy as np
 import pytest
+from helpers import write_parquet
+from services import need, start, start_moto, stop, wait_for
 
 import l1stream
-from helpers import exact_mae, write_parquet
-from services import need, start, start_moto, stop, wait_for
 
 pytestmark = pytest.mark.cluster
 
@@ -221,9 +221,9 @@ def test_config_cluster_section(dataset, tmp_path, capsys):
 
 
 def test_unreachable_scheduler_is_a_cluster_error(tmp_path, capsys):
-    from l1stream.cli import main
-
     import dask
+
+    from l1stream.cli import main
 
     path = write_parquet(tmp_path / "p.parquet", actual=[1.0], prediction=[2.0])
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):

@@ -10,13 +10,13 @@ from fractions import Fraction
 import numpy as np
 import pyarrow as pa
 import pytest
+from helpers import exact_mae
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import mean_absolute_error as sklearn_mae
 
-from helpers import exact_mae
 from l1stream import L1State, MeanAbsoluteError, chunk_state, l1_loss, mean_absolute_error
-from l1stream._exact import ExactSum, UNITS_PER_ONE, exact_sum_units
+from l1stream._exact import UNITS_PER_ONE, ExactSum, exact_sum_units
 
 TINY = 5e-324
 HUGE = 1.7976931348623157e308

@@ -6,12 +6,11 @@ import datetime as dt
 import os
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import exact_mae, write_parquet, write_split
 
 import l1stream
-from helpers import exact_mae, write_parquet, write_split
 
 
 def test_overall_and_by_partition(hive_dataset):

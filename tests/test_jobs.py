@@ -11,8 +11,8 @@ import subprocess
 import sys
 
 import yaml
-
 from helpers import write_parquet
+
 from l1stream.config import validate_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

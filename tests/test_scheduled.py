@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 import pytest
+from helpers import exact_mae, write_parquet
 
 import l1stream
-from helpers import exact_mae, write_parquet
 from l1stream.cli import main
 
 

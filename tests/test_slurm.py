@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pytest
-
-import l1stream
 from helpers import write_parquet
 from services import need, start, stop, wait_for
+
+import l1stream
 
 pytestmark = pytest.mark.cluster
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
