@@ -93,7 +93,8 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None) -
         raise UsageError("no source given: pass at least one file, directory, glob or URL")
     fs = filesystem
     found: dict[str, SourceFile] = {}
-    duplicates, ignored = [], []
+    duplicates, ignored, links = [], [], []
+    resolve = len(sources) > 1  # one plain source cannot reach a file twice, unless through a link
     for source in sources:
         source_fs, path = _resolve(source, fs, storage_options)
         if fs is None:
@@ -101,8 +102,11 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None) -
         elif _protocol(source_fs) != _protocol(fs):
             raise UsageError(f"all sources must be on one filesystem; {source!r} is on {_protocol(source_fs)!r}, "
                              f"earlier ones on {_protocol(fs)!r}")
-        for file in _expand(fs, path, source, ignored):
-            identity = _real_path(fs, file.path)
+        for file in _expand(fs, path, source, ignored, links):
+            if links and not resolve:  # the first link: from now on, files are told apart by real path
+                resolve = True
+                found = {_real_path(fs, f.path): f for f in found.values()}
+            identity = _real_path(fs, file.path) if resolve else file.path
             if identity in found:
                 duplicates.append(file.path)
             else:
@@ -137,7 +141,7 @@ def _protocol(fs) -> str:
     return protocol[0] if isinstance(protocol, (tuple, list)) else protocol
 
 
-def _expand(fs, path: str, source: str, ignored: list):
+def _expand(fs, path: str, source: str, ignored: list, links: list):
     try:
         if _GLOB_CHARS.search(path):
             root = _glob_root(path)
@@ -145,11 +149,11 @@ def _expand(fs, path: str, source: str, ignored: list):
             if not matches:
                 raise SourceError(f"glob {source!r} matched no files", path=source)
             for match in matches:
-                yield from _walk(fs, match, root, ignored)
+                yield from _walk(fs, match, root, ignored, links)
             return
         if not fs.exists(path):
             raise SourceError(f"path does not exist: {source!r}", path=source)
-        yield from _walk(fs, path, path if fs.isdir(path) else posixpath.dirname(path), ignored)
+        yield from _walk(fs, path, path if fs.isdir(path) else posixpath.dirname(path), ignored, links)
     except PermissionError as exc:
         raise SourceError(f"permission denied while listing {source!r}: {exc}", path=source) from exc
 
@@ -162,7 +166,7 @@ def _glob_root(path: str) -> str:
     return posixpath.dirname(path)
 
 
-def _walk(fs, path: str, root: str, ignored: list, seen: frozenset = frozenset()):
+def _walk(fs, path: str, root: str, ignored: list, links: list, seen: frozenset = frozenset()):
     info = fs.info(path)
     if info["type"] == "directory":
         seen = seen | {path.rstrip("/"), (info.get("destination") or path).rstrip("/")}
@@ -173,13 +177,14 @@ def _walk(fs, path: str, root: str, ignored: list, seen: frozenset = frozenset()
     for file_path, detail in entries:
         if detail.get("type") not in ("file", None):
             # a symbolic link (fsspec's local find does not follow them): follow it once
+            links.append(file_path)
             detail = fs.info(file_path)
             if detail["type"] == "directory":
                 target = (detail.get("destination") or file_path).rstrip("/")
                 if target in seen or len(seen) > 80:
                     continue  # a link cycle
                 if not any(is_ignored_name(p) for p in _relative(file_path, root).split("/")):
-                    yield from _walk(fs, file_path, root, ignored, seen | {target})
+                    yield from _walk(fs, file_path, root, ignored, links, seen | {target})
                 continue
         relative = _relative(file_path, root)
         parts = relative.split("/")
