@@ -246,14 +246,19 @@ def _json_value(value):
 
 def combine_results(results: list) -> EvaluationResult:
     """Merge results of disjoint sources evaluated with the same ``by`` (exact: states are merged)."""
+    import hashlib
+
     first = results[0]
     scan = ScanState.empty()
     for r in results:
         scan = scan.merge(r._scan)
-    return EvaluationResult(
+    combined = EvaluationResult(
         scan, by=first.by, weighted=first.weighted, nan_policy=first.nan_policy,
         filters=tuple(dict.fromkeys(f for r in results for f in r.filters)),
         files_selected=sum(r.files_selected for r in results), files_pruned=sum(r.files_pruned for r in results),
         duplicates=[d for r in results for d in r.duplicates], ignored=sum(r.ignored for r in results),
         columns=first.columns if all(r.columns == first.columns for r in results) else {"per_source": True},
         elapsed=sum(r.elapsed for r in results), scheduler=first.scheduler)
+    parts = "".join(sorted(r.inputs_fingerprint for r in results))
+    combined.inputs_fingerprint = hashlib.sha256(parts.encode()).hexdigest()[:16]
+    return combined
