@@ -9,6 +9,8 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from helpers import exact_mae, write_parquet, write_split
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import l1stream
 
@@ -179,3 +181,26 @@ def test_row_groups_pruned_by_statistics(tmp_path):
     from l1stream.losses import write_losses
 
     assert write_losses(path, str(losses), filters="actual>=7500")["rows"] == 2500
+
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(finite, finite), min_size=1, max_size=300), st.data())
+def test_any_split_into_files_and_row_groups_gives_the_same_bits(tmp_path_factory, rows, data):
+    """Hypothesis: the same rows, cut into random files with random row-group sizes and read with a
+    random chunk size and scheduler, always give the exact MAE."""
+    a = np.array([r[0] for r in rows])
+    p = np.array([r[1] for r in rows])
+    cuts = sorted(set(data.draw(st.lists(st.integers(1, len(rows) - 1), max_size=5)) if len(rows) > 1 else []))
+    bounds = [0, *cuts, len(rows)]
+    root = tmp_path_factory.mktemp("split")
+    for i, (lo, hi) in enumerate(zip(bounds, bounds[1:])):
+        size = data.draw(st.integers(1, max(1, hi - lo)))
+        write_parquet(root / f"part-{i:03d}.parquet", size, actual=a[lo:hi], prediction=p[lo:hi])
+    chunk = data.draw(st.integers(1, 400))
+    scheduler = data.draw(st.sampled_from(["threads", "synchronous"]))
+    result = l1stream.evaluate(str(root), chunk_rows=chunk, scheduler=scheduler, task_bytes=data.draw(
+        st.integers(500, 1 << 20)))
+    assert result.mae == exact_mae(a, p) and result.count == len(rows)
