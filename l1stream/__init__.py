@@ -7,7 +7,7 @@
 1.25
 """
 
-from .api import MeanAbsoluteError, evaluate, l1_loss, mean_absolute_error
+from .api import MeanAbsoluteError, error_quantiles, evaluate, l1_loss, mean_absolute_error
 from .errors import (
                      BadFileError,
                      ClusterError,
@@ -27,7 +27,7 @@ from .state import L1State, chunk_state
 __version__ = "0.1.0"
 
 __all__ = [
-    "evaluate", "mean_absolute_error", "l1_loss", "MeanAbsoluteError", "EvaluationResult", "L1State",
+    "evaluate", "error_quantiles", "mean_absolute_error", "l1_loss", "MeanAbsoluteError", "EvaluationResult", "L1State",
     "chunk_state", "L1StreamError", "UsageError", "ConfigError", "DataError", "SourceError", "BadFileError",
     "SchemaError", "NonFiniteError", "NoRowsError", "SkippedFilesError", "ClusterError", "__version__",
 ]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from .clusters import validate_cluster
-from .columns import FLOAT, as_numeric
+from .columns import as_numeric
 from .errors import UsageError
 from .job import evaluate_dataframe, evaluate_paths, validate_options
 from .planning import DEFAULT_TASK_BYTES
 from .result import EvaluationResult
-from .state import L1State, check_nan_policy, chunk_state
+from .state import L1State, absolute_errors, check_nan_policy, chunk_state
 
 
 def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", weight: str | None = None,
@@ -101,6 +101,41 @@ def _is_dataframe(obj) -> bool:
     return hasattr(obj, "columns") and (hasattr(obj, "npartitions") or hasattr(obj, "iloc"))
 
 
+def error_quantiles(source, q=(0.9, 0.99), *, actual: str = "actual", prediction: str = "prediction",
+                    filters=None, nan_policy: str = "raise", scheduler=None, num_workers: int | None = None,
+                    storage_options: dict | None = None, filesystem=None, chunk_rows: int = 1 << 20,
+                    task_bytes: int = DEFAULT_TASK_BYTES):
+    """Exact median and quantiles of the per-row L1 loss of a Parquet dataset, out of core.
+
+    The median matches ``numpy.median`` / ``sklearn.metrics.median_absolute_error`` and each
+    quantile ``numpy.quantile(losses, q)`` bit for bit, on any partitioning, in at most four
+    passes over the data (usually two).  See :mod:`l1stream.quantiles`.
+
+    Returns
+    -------
+    QuantileResult
+        ``.median``, ``.quantiles`` (q -> value), ``.count``, ``.left_out``, ``.passes``, ``.to_dict()``.
+    """
+    from .job import _prepare
+    from .quantiles import exact_quantiles, merge_counts, pass_counts, validate_qs
+    from .schedulers import run_graph, tree_graph
+
+    qs = validate_qs(q)
+    options = validate_options(actual=actual, prediction=prediction, filters=filters, nan_policy=nan_policy,
+                               scheduler=scheduler, num_workers=num_workers, chunk_rows=chunk_rows,
+                               task_bytes=task_bytes)
+    _, found, _, spec, plan, _ = _prepare(source, options, storage_options, filesystem)
+
+    def run_pass(buckets):
+        if not plan.tasks:
+            return merge_counts([pass_counts([], spec, found.filesystem, buckets)])
+        graph = tree_graph("l1stream-quantiles", pass_counts, plan.tasks, (spec, found.filesystem, list(buckets)),
+                           merge_counts)
+        return run_graph(graph, options.scheduler, options.num_workers, False)
+
+    return exact_quantiles(run_pass, qs, nan_policy)
+
+
 def mean_absolute_error(actual, prediction, *, sample_weight=None, nan_policy: str = "raise") -> float:
     """Exact, correctly rounded MAE of in-memory arrays (sklearn-compatible signature).
 
@@ -129,20 +164,11 @@ def l1_loss(actual, prediction) -> np.ndarray:
     a, p = as_numeric(actual, "actual"), as_numeric(prediction, "prediction")
     if len(a) != len(p):
         raise UsageError(f"actual and prediction are expected to have the same length, but got {len(a)} and {len(p)}")
-    if a.kind == p.kind == FLOAT:
-        with np.errstate(over="ignore", invalid="ignore"):
-            loss = np.subtract(np.maximum(a.values, p.values), np.minimum(a.values, p.values))
-    else:
-        loss = np.array([float(abs(x - y)) if _finite(x) and _finite(y) else abs(float(x) - float(y))
-                         for x, y in zip(a.as_objects().tolist(), p.as_objects().tolist())], dtype=np.float64)
+    loss = absolute_errors(a, p)
     for col in (a, p):
         if col.null is not None:
             loss[col.null] = np.nan
     return loss
-
-
-def _finite(value) -> bool:
-    return not isinstance(value, float) or np.isfinite(value)
 
 
 class MeanAbsoluteError:

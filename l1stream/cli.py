@@ -19,6 +19,7 @@ EXAMPLES = {
     "mae": "l1stream mae logs/ --by model --filter 'date>=2026-11-10' --json",
     "losses": "l1stream losses logs/ --output losses/ --keep listing_id",
     "run": "l1stream run configs/demo.yaml --set nan_policy=omit --json",
+    "quantiles": "l1stream quantiles logs/ -q 0.9 -q 0.99 --filter model==v2 --json",
     "history": "l1stream history results/history --last 5 --json",
     "demo": "l1stream demo ./l1stream-demo --rows 1000000",
 }
@@ -99,6 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key: --set nan_policy=omit --set columns.actual=y")
     run.add_argument("--full", action="store_true", help="ignore the config's state store: read everything")
 
+    quantiles = _command(commands, "quantiles", [data], "exact median and quantiles of |actual - prediction|")
+    quantiles.add_argument("-q", "--quantile", type=float, action="append", dest="qs", metavar="Q",
+                           help="a quantile in [0, 1] (repeatable; default 0.9 and 0.99; the median always)")
+    quantiles.add_argument("--json", action="store_true", help="print one JSON object")
+    quantiles.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    quantiles.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
+
     history = _command(commands, "history", [], "list the metrics history of scheduled runs")
     history.add_argument("path", metavar="DIR", help="the history directory or URL")
     history.add_argument("--last", type=int, metavar="N", help="only the last N runs")
@@ -127,7 +135,8 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("no command given; choose one of: mae, losses, run, history, demo (see 'l1stream -h')")
+            raise UsageError("no command given; choose one of: mae, losses, run, quantiles, history, demo "
+                             "(see 'l1stream -h')")
         _configure_logging(args)
         return _COMMANDS[args.command](args)
     except L1StreamError as exc:
@@ -298,6 +307,27 @@ def _cmd_demo(args) -> int:
     return _report(result, args, allow_skipped=False)
 
 
+def _cmd_quantiles(args) -> int:
+    from .api import error_quantiles
+
+    if args.by or args.cluster:
+        raise UsageError("quantiles are computed overall: --by and --cluster are not supported here "
+                         "(use --filter to select a slice, --scheduler for a cluster)")
+    result = error_quantiles(args.sources, q=tuple(args.qs or (0.9, 0.99)), actual=args.actual,
+                             prediction=args.prediction, filters=args.filters or None, nan_policy=args.nan_policy,
+                             scheduler=args.scheduler, num_workers=args.workers,
+                             storage_options=_storage_options(args.storage_option) or None)
+    doc = result.to_dict()
+    if args.json:
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        print(f"median     {doc['median']!r}")
+        for q, value in doc["quantiles"].items():
+            print(f"q{q:<9} {value!r}")
+        print(f"rows used  {doc['count']:,}" + (f" ({doc['left_out']:,} left out)" if doc["left_out"] else ""))
+    return EXIT_OK
+
+
 def _cmd_history(args) -> int:
     from .history import format_table, read
 
@@ -318,7 +348,8 @@ def _cmd_history(args) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history}
+_COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history,
+             "quantiles": _cmd_quantiles}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -24,7 +24,7 @@ from .errors import NonFiniteError, UsageError
 from .filters import bind_filters
 from .job import _check_names, _first_schema, validate_options
 from .planning import plan_tasks
-from .scan import ScanSpec, _check_schema, _chunks, _is_local, my_row_groups, open_parquet, row_group_may_match
+from .scan import ScanSpec, _is_local, iter_piece_chunks
 from .schedulers import run_graph
 from .sources import _GLOB_CHARS, _glob_root, discover
 from .state import _row_reasons
@@ -93,19 +93,8 @@ def _roots(source, found) -> list:
 def _write_pieces(pieces, spec: ScanSpec, filesystem, out_fs, staging: str, roots, keep) -> int:
     written = 0
     for piece in pieces:
-        parquet = open_parquet(piece.path, filesystem)
-        try:
-            _check_schema(parquet.schema_arrow, piece.path, spec)
-            tables = []
-            for index in my_row_groups(parquet, piece):
-                if not row_group_may_match(parquet, index, spec.row_comparisons):
-                    continue
-                for _, table in _chunks(parquet, index, spec, piece.path):
-                    if spec.row_expression is not None:
-                        table = table.filter(spec.row_expression)
-                    tables.append(_loss_table(table, piece, spec, keep))
-        finally:
-            parquet.close()
+        tables = [_loss_table(table, piece, spec, keep)
+                  for _, _, table in iter_piece_chunks(piece, spec, filesystem)]
         if not tables:
             continue
         target = posixpath.join(staging, _relative_dir(piece.path, roots))

@@ -103,6 +103,19 @@ def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
 def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
     state = ScanState.empty()
     report = FileReport()
+    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report):
+        _reduce_chunk(table, piece, spec, state, report, index, offset)
+    state.files[piece.path] = report
+    return state
+
+
+def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileReport | None = None):
+    """Yield ``(row_group, offset, table)``: the piece's rows that pass the filters, chunk by chunk.
+
+    Row groups whose statistics exclude the filters are skipped; ``report`` (if given)
+    counts rows scanned and filtered.  Bad files raise :class:`BadFileError`/:class:`SchemaError`.
+    """
+    report = report if report is not None else FileReport()
     parquet = open_parquet(piece.path, filesystem)
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)
@@ -121,11 +134,9 @@ def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
                     before = table.num_rows
                     table = table.filter(spec.row_expression)
                     report.rows_filtered += before - table.num_rows
-                _reduce_chunk(table, piece, spec, state, report, index, offset)
+                yield index, offset, table
     finally:
         parquet.close()
-    state.files[piece.path] = report
-    return state
 
 
 def my_row_groups(parquet: pq.ParquetFile, piece: Piece) -> list:

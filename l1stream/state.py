@@ -221,6 +221,20 @@ def _with_left_out(state: L1State, left_out: dict) -> L1State:
     return replace(state, left_out=dict(left_out))
 
 
+def absolute_errors(a: NumericColumn, p: NumericColumn) -> np.ndarray:
+    """Per-row ``|a - p|``, each correctly rounded to float64 (finite or null-free inputs assumed
+    where it matters: NaN in gives NaN out, overflow gives inf, as IEEE arithmetic says)."""
+    if a.kind == p.kind == FLOAT:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return np.subtract(np.maximum(a.values, p.values), np.minimum(a.values, p.values))
+    return np.array([float(abs(x - y)) if _finite(x) and _finite(y) else abs(float(x) - float(y))
+                     for x, y in zip(a.as_objects().tolist(), p.as_objects().tolist())], dtype=np.float64)
+
+
+def _finite(value) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)
+
+
 def check_nan_policy(nan_policy: str) -> None:
     """Raise a :class:`UsageError` naming the allowed values unless ``nan_policy`` is one."""
     if nan_policy not in NAN_POLICIES:
