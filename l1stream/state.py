@@ -252,20 +252,21 @@ def _row_reasons(a: NumericColumn, p: NumericColumn) -> np.ndarray:
     return reasons
 
 
-def _is_nan(col: NumericColumn):
+def _float_mask(col: NumericColumn, array_test, scalar_test):
+    """Rows where a float value passes a test (None for integer columns, which hold no NaN/inf)."""
     if col.kind == FLOAT:
-        return np.isnan(col.values)
+        return array_test(col.values)
     if col.kind == INT64:
         return None
-    return np.array([isinstance(v, float) and math.isnan(v) for v in col.values.tolist()], dtype=bool)
+    return np.array([isinstance(v, float) and scalar_test(v) for v in col.values.tolist()], dtype=bool)
+
+
+def _is_nan(col: NumericColumn):
+    return _float_mask(col, np.isnan, math.isnan)
 
 
 def _is_inf(col: NumericColumn):
-    if col.kind == FLOAT:
-        return np.isinf(col.values)
-    if col.kind == INT64:
-        return None
-    return np.array([isinstance(v, float) and math.isinf(v) for v in col.values.tolist()], dtype=bool)
+    return _float_mask(col, np.isinf, math.isinf)
 
 
 def _inf_is_nan(a: NumericColumn, p: NumericColumn, reasons: np.ndarray) -> bool:
