@@ -37,7 +37,7 @@ def _die_with_parent():
 
 def start(argv, *, log_path, env=None, cwd=None) -> subprocess.Popen:
     """Start a child in its own session, output to ``log_path``."""
-    log = open(log_path, "ab")
+    log = open(log_path, "wb")  # fresh: readers parse it (moto prints its port)
     return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True,
                             preexec_fn=_die_with_parent)

@@ -242,6 +242,11 @@ def test_history_and_increase_gate_over_runs(tmp_path, rng, capsys):
     assert code == 0 and out.count("(overall)") == 2 and "FAILED" in out
     code, out, _ = cli(capsys, "history", history, "--json")
     assert len(json.loads(out)) == 12
+    # as a process, repeatedly: pyarrow's read_table on in-memory sources used to abort at exit
+    for _ in range(4):
+        proc = subprocess.run([sys.executable, "-m", "l1stream", "history", str(history)], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0 and "terminate" not in proc.stderr
 
 
 def test_gate_needing_history_without_one_is_a_usage_error(two_models, capsys):
