@@ -7,7 +7,7 @@ import html
 import math
 
 from .scan_state import ScanState, _sort_key
-from .state import LEFT_OUT_REASONS, L1State
+from .state import LEFT_OUT_REASONS, L1State, correctly_rounded
 
 SCHEMA_VERSION = 1
 
@@ -58,7 +58,7 @@ class EvaluationResult:
         self.left_out = dict(self._overall.left_out)
         self.rows_read = self._overall.rows
         total_weight = self._overall.weight_sum
-        self.weight_sum = total_weight.numerator / total_weight.denominator if weighted else None
+        self.weight_sum = correctly_rounded(total_weight) if weighted else None
         self.skipped = dict(sorted(scan.skipped.items()))
         self.fragments = {"read": scan.fragments_read, "reused": scan.fragments_reused}
         self.baseline_column = self.columns.get("baseline_prediction")
@@ -209,8 +209,7 @@ def paired_difference(model: L1State, baseline: L1State) -> float:
     if model.propagated is not None or baseline.propagated is not None or not model.weight_sum \
             or not baseline.weight_sum:
         return math.nan
-    value = model.abs_error_sum / model.weight_sum - baseline.abs_error_sum / baseline.weight_sum
-    return value.numerator / value.denominator
+    return correctly_rounded(model.abs_error_sum / model.weight_sum - baseline.abs_error_sum / baseline.weight_sum)
 
 
 def _group_numbers(state: L1State) -> dict:

@@ -89,23 +89,24 @@ class L1State:
             raise NoRowsError(f"no rows to average: {self.rows} rows seen, {self._left_out_text()}")
         if self.weight_sum == 0:
             raise NoRowsError(f"all {self.count} weights are zero: the weighted MAE is undefined")
-        return _correctly_rounded(self.abs_error_sum / self.weight_sum)
+        return correctly_rounded(self.abs_error_sum / self.weight_sum)
 
     @property
     def abs_error_sum_float(self) -> float:
         """``abs_error_sum`` correctly rounded to float64."""
-        return _correctly_rounded(self.abs_error_sum)
+        return correctly_rounded(self.abs_error_sum)
 
     def _left_out_text(self) -> str:
         parts = [f"{n} {k}" for k, n in self.left_out.items() if n]
         return "all left out (" + ", ".join(parts) + ")" if parts else "none left out"
 
 
-def _correctly_rounded(value: Fraction) -> float:
+def correctly_rounded(value: Fraction) -> float:
+    """The float64 nearest to an exact rational (ties to even; infinity past the largest float)."""
     try:
         return value.numerator / value.denominator  # CPython int / int is correctly rounded
-    except OverflowError:
-        return math.copysign(math.inf, value)
+    except OverflowError:  # beyond the largest float by at least half an ulp: IEEE rounds to infinity
+        return math.inf if value > 0 else -math.inf
 
 
 def _merge_propagated(a, b):

@@ -11,6 +11,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def _to_float(value: Fraction) -> float:
+    """Round to nearest float64; past the largest float by half an ulp or more, IEEE gives infinity."""
+    try:
+        return value.numerator / value.denominator
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
 def _units(value) -> int:
     """A float or int as an exact integer count of 2**-1074 (Python ints only)."""
     numerator, denominator = value.as_integer_ratio()
@@ -25,13 +33,12 @@ def exact_mae(actual, prediction, weight=None) -> float:
     plain = (int, float)
     if weight is None and all(isinstance(v, plain) for v in actual + prediction):
         total = sum(abs(_units(a) - _units(p)) for a, p in zip(actual, prediction))
-        value = Fraction(total, len(actual) << 1074)
-        return value.numerator / value.denominator
+        return _to_float(Fraction(total, len(actual) << 1074))
     weight = [1] * len(actual) if weight is None else list(weight)
     total = sum(Fraction(w) * abs(Fraction(a) - Fraction(p)) for a, p, w in zip(actual, prediction, weight))
     weights = sum(Fraction(w) for w in weight)
     value = total / weights
-    return value.numerator / value.denominator
+    return _to_float(value)
 
 
 def clean_rows(actual, prediction):

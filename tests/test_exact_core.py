@@ -185,3 +185,11 @@ def test_exact_sum_blocks_and_bins_agree(rng):
     acc.add_values(x[:123_456])
     acc.add_values(x[123_456:])
     assert acc.units == exact_sum_units(x[::-1].copy())
+
+
+def test_a_mean_beyond_the_largest_float_rounds_to_infinity():
+    # |a - p| exceeds the largest float64 by more than half an ulp: the correctly rounded mean is inf
+    a, p = [1.7976931348623155e308], [-2.9937604643020797e292]
+    assert mean_absolute_error(a, p) == math.inf == exact_mae(a, p)
+    # ... and just below that bound it is the largest float
+    assert mean_absolute_error([1.7976931348623157e308], [0.0]) == 1.7976931348623157e308
