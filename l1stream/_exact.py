@@ -110,8 +110,9 @@ class ExactSum:
             m = block.shape[0]
             both = self._both[:m]
             np.copyto(both, block)
-            total = self._fold_sum(both, m, 0, float(block.max()), float(block.min()))
-            self._units += -total if negate else total
+            # negated values are the "minus" part, so that what goes to the bins is negated too
+            plus, minus = (0, m) if negate else (m, 0)
+            self._units += self._fold_sum(both, plus, minus, float(block.max()), float(block.min()))
 
     # -- internals ---------------------------------------------------------------
 

@@ -193,3 +193,22 @@ def test_a_mean_beyond_the_largest_float_rounds_to_infinity():
     assert mean_absolute_error(a, p) == math.inf == exact_mae(a, p)
     # ... and just below that bound it is the largest float
     assert mean_absolute_error([1.7976931348623157e308], [0.0]) == 1.7976931348623157e308
+
+
+@pytest.mark.parametrize("negate", [False, True])
+def test_exact_sum_of_values_with_residuals_in_the_bins(rng, negate):
+    # values whose residuals survive both folds go to the superaccumulator; negation must follow them
+    x = np.ldexp(rng.normal(size=5000), rng.integers(-60, 60, 5000))
+    acc = ExactSum()
+    acc.add_values(x, negate=negate)
+    expected = sum(Fraction(v) for v in x)
+    assert acc.units == (-expected if negate else expected) * UNITS_PER_ONE
+
+
+def test_weighted_with_weights_spanning_many_binades(rng):
+    # found by fuzzing: near-equal actual/prediction, weights x 10**k
+    for k in (-100, -7, 27, 99):
+        a = rng.lognormal(10, 3, 300)
+        p = a * rng.lognormal(0, 1e-8, 300)
+        w = np.abs(rng.normal(size=300)) * 10.0**k
+        assert mean_absolute_error(a, p, sample_weight=w) == exact_mae(a, p, w)
