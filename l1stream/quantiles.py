@@ -87,15 +87,18 @@ def merge_counts(parts) -> dict:
     return total
 
 
-def select_ranks(run_pass, ranks_of) -> tuple[dict, int, int, int]:
+def select_ranks(run_pass, ranks_of, first_histogram: list | None = None) -> tuple[dict, int, int, int]:
     """Find the loss bit patterns at 0-based ranks; ``run_pass(buckets)`` scans the data once and
     ``ranks_of(n)`` names the ranks wanted once the first pass has counted the ``n`` rows.
 
-    Returns ``({rank: pattern}, n, left_out, passes)``.
+    Returns ``({rank: pattern}, n, left_out, passes)``; the first pass's histogram of the top 16
+    bits is appended to ``first_histogram`` when given.
     """
     root = Bucket(0, 0)
     first = run_pass((root,))
     histogram = first[root]
+    if first_histogram is not None:
+        first_histogram.append(histogram)
     n = int(histogram.sum())
     left_out = first["left_out"]
     if n == 0:
@@ -194,21 +197,46 @@ class QuantileResult:
     count: int
     left_out: int
     passes: int
+    histogram: list  # [(lower, upper, count)]: exact counts, 16 log-spaced bins per power of two (inf: [inf, inf])
 
     def to_dict(self) -> dict:
         def clean(v):
             return None if isinstance(v, float) and math.isnan(v) else v
 
         return {"median": clean(self.median), "quantiles": {repr(q): clean(v) for q, v in self.quantiles.items()},
-                "count": self.count, "left_out": self.left_out, "passes": self.passes}
+                "count": self.count, "left_out": self.left_out, "passes": self.passes,
+                "histogram": [[lo, hi, c] for lo, hi, c in self.histogram]}
+
+
+def histogram_bins(counts: np.ndarray) -> list:
+    """The non-empty bins of a top-16-bit histogram of non-negative float64 bit patterns.
+
+    Bin ``d`` holds the values whose bit pattern starts with ``d``: ``[lower, upper)`` with
+    ``lower = float(d << 48)``: 16 log-spaced bins per binade, exact counts, no binning choice.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> counts = np.zeros(65536, dtype=np.int64); counts[np.array([1.0]).view(np.uint64)[0] >> 48] = 3
+    >>> histogram_bins(counts)
+    [(1.0, 1.0625, 3)]
+    """
+    out = []
+    for digit in np.flatnonzero(counts).tolist():
+        lower = float(as_float(digit << 48))
+        upper = float(as_float((digit + 1) << 48)) if digit < 0x7FF0 else math.inf
+        out.append((lower, upper, int(counts[digit])))
+    return out
 
 
 def exact_quantiles(run_pass, qs: tuple, nan_policy: str) -> QuantileResult:
     """Run the passes and turn the order statistics into numpy's median and quantiles."""
-    found, n, left_out, passes = select_ranks(run_pass, lambda n: ranks_for(n, qs))
+    first: list = []
+    found, n, left_out, passes = select_ranks(run_pass, lambda n: ranks_for(n, qs), first)
+    histogram = histogram_bins(first[0]) if first else []
     if nan_policy == "propagate" and left_out:
         nan = float("nan")
-        return QuantileResult(nan, {q: nan for q in qs}, n, left_out, passes)
+        return QuantileResult(nan, {q: nan for q in qs}, n, left_out, passes, histogram)
     if n == 0:
         raise NoRowsError(f"no rows to take quantiles of ({left_out:,} left out); the quantiles are undefined")
 
@@ -216,7 +244,7 @@ def exact_quantiles(run_pass, qs: tuple, nan_policy: str) -> QuantileResult:
         return as_float(found[rank])
 
     median = numpy_median(value_at((n - 1) // 2), value_at(n // 2), n % 2 == 1)
-    return QuantileResult(median, {q: numpy_quantile(n, q, value_at) for q in qs}, n, left_out, passes)
+    return QuantileResult(median, {q: numpy_quantile(n, q, value_at) for q in qs}, n, left_out, passes, histogram)
 
 
 def loss_patterns(actual, prediction, spec: ScanSpec) -> tuple[np.ndarray, int]:

@@ -103,3 +103,16 @@ def test_cli_quantiles(hive_dataset, capsys):
     losses = np.concatenate([np.abs(v[0] - v[1]) for v in rows.values()])
     assert doc["median"] == np.median(losses) and doc["quantiles"] == {"0.99": np.quantile(losses, 0.99)}
     assert main(["quantiles", str(root), "--by", "model"]) == 2
+
+
+def test_histogram_from_the_first_pass_is_exact(tmp_path, rng):
+    a, p = wide(rng, 3000), wide(rng, 3000)
+    write_split(tmp_path, a, p, 4)
+    result = l1stream.error_quantiles(str(tmp_path))
+    with np.errstate(over="ignore"):
+        losses = np.abs(a - p)
+    assert sum(c for _, _, c in result.histogram) == 3000
+    for lower, upper, count in result.histogram:
+        assert lower < upper and count == int(((losses >= lower) & (losses < upper)).sum())
+    zero_bin = next(b for b in result.histogram if b[0] == 0.0)
+    assert zero_bin[2] == int((losses < zero_bin[1]).sum())  # zeros and the tiniest subnormals
