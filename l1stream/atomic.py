@@ -13,6 +13,8 @@ import os
 import shutil
 import uuid
 
+from .sources import is_local
+
 
 @contextlib.contextmanager
 def atomic_directory(path: str):
@@ -38,8 +40,7 @@ def atomic_directory(path: str):
 
 def write_bytes(fs, path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` on ``fs`` whole or not at all (rename locally, one PUT remotely)."""
-    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    if "file" not in protocols and "local" not in protocols:
+    if not is_local(fs):
         fs.pipe(path, data)
         return
     directory = os.path.dirname(path)
@@ -77,8 +78,7 @@ def staged_directory(url: str, storage_options: dict | None = None):
     from fsspec.core import url_to_fs
 
     fs, path = url_to_fs(url, **(storage_options or {}))
-    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
-    if "file" in protocols:
+    if is_local(fs):
         with atomic_directory(path) as staging:
             yield fs, staging
         return

@@ -24,9 +24,9 @@ from .errors import NonFiniteError, UsageError
 from .filters import bind_filters
 from .job import _check_names, _first_schema, validate_options
 from .planning import plan_tasks
-from .scan import ScanSpec, _is_local, iter_piece_chunks
+from .scan import ScanSpec, iter_piece_chunks
 from .schedulers import run_graph
-from .sources import _GLOB_CHARS, _glob_root, discover
+from .sources import _GLOB_CHARS, _glob_root, discover, is_local
 from .state import _row_reasons
 
 
@@ -67,7 +67,7 @@ def write_losses(source, output: str, *, actual="actual", prediction="prediction
                   for task in plan.tasks]
         scheduler = client if cluster else options.scheduler
         rows = run_graph(dask.delayed(sum)(counts), scheduler, options.num_workers, False) if counts else 0
-    return {"output": os.path.abspath(output) if _is_local(out_fs) else str(output), "rows": rows,
+    return {"output": os.path.abspath(output) if is_local(out_fs) else str(output), "rows": rows,
             "files": plan.files_selected}
 
 

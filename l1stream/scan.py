@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from .errors import BadFileError, DataError, SchemaError
 from .filters import statistics_may_match
 from .scan_state import FileReport, ScanState
+from .sources import is_local
 from .state import chunk_state, paired_chunk_states
 
 NUMERIC_HINT = "expected float, integer or decimal"
@@ -167,7 +168,7 @@ def row_group_may_match(parquet: pq.ParquetFile, index: int, comparisons) -> boo
 def open_parquet(path: str, filesystem) -> pq.ParquetFile:
     """Open a Parquet file (buffered reads), as a :class:`BadFileError` on failure."""
     try:
-        if _is_local(filesystem):
+        if is_local(filesystem):
             return pq.ParquetFile(path, page_checksum_verification=True)  # buffered: no file pages in RSS
         return pq.ParquetFile(filesystem.open(path, "rb"), page_checksum_verification=True)
     except PermissionError as exc:
@@ -176,12 +177,6 @@ def open_parquet(path: str, filesystem) -> pq.ParquetFile:
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise BadFileError(f"{path}: not a readable Parquet file ({_describe(exc)}); remove it from the dataset, "
                            f"or pass on_bad_file='skip' to leave it out and report it", path=path) from exc
-
-
-def _is_local(filesystem) -> bool:
-    protocol = filesystem.protocol
-    protocols = protocol if isinstance(protocol, (tuple, list)) else (protocol,)
-    return "file" in protocols or "local" in protocols
 
 
 def _describe(exc: Exception) -> str:

@@ -129,11 +129,15 @@ def _resolve(source: str, fs, storage_options):
         raise UsageError(f"cannot open {source!r}: {exc}") from exc
 
 
+def is_local(fs) -> bool:
+    """True for fsspec's local filesystem (protocol ``file``/``local``)."""
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
+
+
 def _real_path(fs, path: str) -> str:
     """The path that identifies a file: symbolic links resolved on local disks."""
-    if "file" in (fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)):
-        return os.path.realpath(path)
-    return path
+    return os.path.realpath(path) if is_local(fs) else path
 
 
 def _protocol(fs) -> str:
