@@ -116,7 +116,7 @@ def error_quantiles(source, q=(0.9, 0.99), *, actual: str = "actual", prediction
     QuantileResult
         ``.median``, ``.quantiles`` (q -> value), ``.count``, ``.left_out``, ``.passes``, ``.to_dict()``.
     """
-    from .job import _prepare
+    from .job import prepare
     from .quantiles import exact_quantiles, merge_counts, pass_counts, validate_qs
     from .schedulers import run_graph, tree_graph
 
@@ -124,13 +124,13 @@ def error_quantiles(source, q=(0.9, 0.99), *, actual: str = "actual", prediction
     options = validate_options(actual=actual, prediction=prediction, filters=filters, nan_policy=nan_policy,
                                scheduler=scheduler, num_workers=num_workers, chunk_rows=chunk_rows,
                                task_bytes=task_bytes)
-    _, found, _, spec, plan, _ = _prepare(source, options, storage_options, filesystem)
+    prepared = prepare(source, options, storage_options, filesystem)
+    tasks, spec, fs = prepared.plan.tasks, prepared.spec, prepared.found.filesystem
 
     def run_pass(buckets):
-        if not plan.tasks:
-            return merge_counts([pass_counts([], spec, found.filesystem, buckets)])
-        graph = tree_graph("l1stream-quantiles", pass_counts, plan.tasks, (spec, found.filesystem, list(buckets)),
-                           merge_counts)
+        if not tasks:
+            return pass_counts([], spec, fs, buckets)
+        graph = tree_graph("l1stream-quantiles", pass_counts, tasks, (spec, fs, list(buckets)), merge_counts)
         return run_graph(graph, options.scheduler, options.num_workers, False)
 
     return exact_quantiles(run_pass, qs, nan_policy)

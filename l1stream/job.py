@@ -11,6 +11,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .errors import NoRowsError, SchemaError, UsageError
 from .filters import bind_filters, parse_filters
@@ -104,13 +105,25 @@ def evaluate_paths(source, options: Options, *, storage_options=None, filesystem
 
         from .clusters import cluster_client
 
-        prepared = _prepare(source, options, storage_options, filesystem)
+        prepared = prepare(source, options, storage_options, filesystem)
         with cluster_client(cluster) as client:
-            return _execute(*prepared, replace(options, scheduler=client), progress)
-    return _execute(*_prepare(source, options, storage_options, filesystem), options, progress)
+            return _execute(prepared, replace(options, scheduler=client), progress)
+    return _execute(prepare(source, options, storage_options, filesystem), options, progress)
 
 
-def _prepare(source, options: Options, storage_options, filesystem):
+class Prepared(NamedTuple):
+    """What :func:`prepare` checked and planned on the client."""
+
+    started: float
+    found: object  # sources.Discovery
+    schema: object  # pyarrow.Schema of the first readable file (None if none could be read)
+    bound: object  # filters.BoundFilters
+    spec: ScanSpec
+    plan: object  # planning.Plan
+    store: object  # store.StateStore or None
+
+
+def prepare(source, options: Options, storage_options=None, filesystem=None) -> Prepared:
     """Discover, check names, bind filters and plan: everything before any task runs."""
     started = time.perf_counter()
     found = discover(source, storage_options=storage_options, filesystem=filesystem)
@@ -125,7 +138,7 @@ def _prepare(source, options: Options, storage_options, filesystem):
                     bound.row_comparisons, options.baseline)
     plan = plan_tasks(found, bound, target_bytes=options.task_bytes)
     store = _open_store(options, spec, found, storage_options)
-    return started, found, bound, spec, plan, store
+    return Prepared(started, found, schema, bound, spec, plan, store)
 
 
 def _open_store(options: Options, spec: ScanSpec, found, storage_options):
@@ -144,7 +157,8 @@ def _store_key(store, piece) -> str:
     return store.key(store.identity(piece.path, piece.size, piece.version, piece.split, piece.splits))
 
 
-def _execute(started, found, bound, spec, plan, store, options: Options, progress: bool) -> EvaluationResult:
+def _execute(prepared: Prepared, options: Options, progress: bool) -> EvaluationResult:
+    started, found, _, bound, spec, plan, store = prepared
     if store is not None:
         from .planning import regroup_with_store
 

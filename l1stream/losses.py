@@ -19,14 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .api import l1_loss
+from .atomic import staged_directory
 from .columns import as_numeric
 from .errors import NonFiniteError, UsageError
-from .filters import bind_filters
-from .job import _check_names, _first_schema, validate_options
-from .planning import plan_tasks
+from .job import prepare, validate_options
 from .scan import ScanSpec, iter_piece_chunks
-from .schedulers import run_graph
-from .sources import _GLOB_CHARS, _glob_root, discover, is_local
+from .schedulers import run_graph, tree_graph
+from .sources import _GLOB_CHARS, _glob_root, is_local
 from .state import _row_reasons
 
 
@@ -40,40 +39,26 @@ def write_losses(source, output: str, *, actual="actual", prediction="prediction
     from .clusters import cluster_client, validate_cluster
 
     cluster = validate_cluster(cluster)
+    keep = (keep,) if isinstance(keep, str) else tuple(keep)
     options = validate_options(actual=actual, prediction=prediction, by=by, filters=filters, nan_policy=nan_policy,
                                scheduler=scheduler, num_workers=num_workers, chunk_rows=chunk_rows)
-    if isinstance(keep, str):
-        keep = (keep,)
-    found = discover(source, storage_options=storage_options)
-    schema = _first_schema(found, options)
-    _check_names(options, found.partition_types, schema)
+    prepared = prepare(source, options, storage_options)
+    schema = prepared.schema
     for column in keep:
         if schema is not None and column not in schema.names:
             raise UsageError(f"keep column {column!r} is not in the data; columns: {', '.join(schema.names)}")
-    bound = bind_filters(options.filters, found.partition_types, schema)
-    spec = ScanSpec(actual, prediction, None, options.by, tuple(k for k in options.by if k in found.partition_types),
-                    bound.row_expression, bound.row_columns, nan_policy, "raise", chunk_rows, bound.row_comparisons)
-    spec = replace(spec, row_columns=tuple(dict.fromkeys(spec.row_columns + tuple(keep))))
-    plan = plan_tasks(found, bound)
-    roots = _roots(source, found)
-    import dask
-
-    from .atomic import staged_directory
-
+    spec = replace(prepared.spec, row_columns=tuple(dict.fromkeys(prepared.spec.row_columns + keep)))
+    plan, fs = prepared.plan, prepared.found.filesystem
+    roots = _roots(source, prepared.found)
+    rows = 0
     with staged_directory(output, storage_options) as (out_fs, staging), \
-            (cluster_client(cluster) if cluster else _nothing()) as client:
-        write = dask.delayed(_write_pieces, pure=False)
-        counts = [write(task, spec, found.filesystem, out_fs, staging, roots, tuple(keep))
-                  for task in plan.tasks]
-        scheduler = client if cluster else options.scheduler
-        rows = run_graph(dask.delayed(sum)(counts), scheduler, options.num_workers, False) if counts else 0
+            (cluster_client(cluster) if cluster else contextlib.nullcontext()) as client:
+        if plan.tasks:
+            graph = tree_graph("l1stream-losses", _write_pieces, plan.tasks, (spec, fs, out_fs, staging, roots, keep),
+                               sum)
+            rows = run_graph(graph, client if cluster else options.scheduler, options.num_workers, False)
     return {"output": os.path.abspath(output) if is_local(out_fs) else str(output), "rows": rows,
             "files": plan.files_selected}
-
-
-@contextlib.contextmanager
-def _nothing():
-    yield None
 
 
 def _roots(source, found) -> list:
