@@ -17,7 +17,7 @@ from .errors import NoRowsError, SchemaError, UsageError
 from .filters import bind_filters, parse_filters
 from .planning import DEFAULT_TASK_BYTES, plan_tasks
 from .result import EvaluationResult
-from .scan import ScanSpec, open_parquet, scan_pieces
+from .scan import Piece, ScanSpec, open_parquet, scan_pieces
 from .scan_state import ScanState, merge_all
 from .schedulers import run_graph, scheduler_label, tree_graph, validate_scheduler
 from .sources import discover
@@ -153,17 +153,13 @@ def _open_store(options: Options, spec: ScanSpec, found, storage_options):
     return StateStore(options.store, signature, storage_options)
 
 
-def _store_key(store, piece) -> str:
-    return store.key(store.identity(piece.path, piece.size, piece.version, piece.split, piece.splits))
-
-
 def _execute(prepared: Prepared, options: Options, progress: bool) -> EvaluationResult:
     started, found, _, bound, spec, plan, store = prepared
     if store is not None:
         from .planning import regroup_with_store
 
         existing = set() if options.full else store.existing()
-        plan.tasks = regroup_with_store(plan.tasks, existing, lambda piece: _store_key(store, piece))
+        plan.tasks = regroup_with_store(plan.tasks, existing, lambda piece: store.key(piece.identity))
     scan = _run(plan.tasks, spec, found.filesystem, options, progress, store)
     partial = set(scan.skipped) & set(scan.files)
     if partial:
@@ -238,7 +234,8 @@ def _clean_store(store, found, options: Options) -> None:
     keep = set()
     for f in found.files:
         splits = piece_splits(f.size, options.task_bytes)
-        keep.update(store.key(store.identity(f.path, f.size, f.version, s, splits)) for s in range(splits))
+        keep.update(store.key(Piece(f.path, split=s, splits=splits, size=f.size, version=f.version).identity)
+                    for s in range(splits))
     removed = store.clean(keep)
     if removed:
         log.info("state store: removed %d stale entr%s", removed, "y" if removed == 1 else "ies")
@@ -314,7 +311,7 @@ def frame_state(frame, spec: ScanSpec, index: int) -> ScanState:
     """The :class:`ScanState` of one pandas partition (``partition-<index>`` in file reports)."""
     import pyarrow as pa
 
-    from .scan import Piece, _reduce_chunk
+    from .scan import _reduce_chunk
     from .scan_state import FileReport
 
     table = pa.table({c: _arrow_column(frame[c]) for c in dict.fromkeys(spec.columns)})

@@ -35,6 +35,11 @@ class Piece:
     version: str = ""  # the file's version (see sources.file_version): part of the store identity
     stored: bool = False  # a state-store entry exists for this piece: load it instead of reading
 
+    @property
+    def identity(self) -> list:
+        """What the state store keys this piece by: a rewritten file or a new split gets a new key."""
+        return [self.path, self.size, self.version, self.split, self.splits]
+
 
 @dataclass(frozen=True)
 class ScanSpec:
@@ -80,21 +85,16 @@ def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
                 result = result.merge(_scan_piece(piece, spec, filesystem))
                 result.fragments_read += 1
                 continue
-            identity = store.identity(piece.path, piece.size, piece.version, piece.split, piece.splits)
-            key = store.key(identity)
+            key = store.key(piece.identity)
             state = store.load(key) if piece.stored else None
             if state is not None:
                 state.fragments_reused += 1
             else:
                 state = _scan_piece(piece, spec, filesystem)
-                store.save(key, identity, state)
+                store.save(key, piece.identity, state)
                 state.fragments_read += 1
             result = result.merge(state)
-        except BadFileError as exc:
-            if spec.on_bad_file != "skip":
-                raise
-            result.skipped[piece.path] = exc.message
-        except SchemaError as exc:
+        except (BadFileError, SchemaError) as exc:
             if spec.on_bad_file != "skip":
                 raise
             result.skipped[piece.path] = exc.message

@@ -53,10 +53,6 @@ class StateStore:
 
     # -- keys ------------------------------------------------------------------------------------
 
-    @staticmethod
-    def identity(path: str, size: int, version: str, split: int, splits: int) -> list:
-        return [path, size, version, split, splits]
-
     def key(self, identity: list) -> str:
         return f"{_digest(identity[0])[:24]}-{_digest(identity)[:32]}"
 
