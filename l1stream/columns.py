@@ -50,7 +50,8 @@ class NumericColumn:
 
 
 def as_numeric(data, name: str) -> NumericColumn:
-    """Convert ``data`` to a :class:`NumericColumn`, or raise a :class:`SchemaError`.
+    """Convert ``data`` to a :class:`NumericColumn` (one already converted is returned as is),
+    or raise a :class:`SchemaError`.
 
     Examples
     --------
@@ -63,6 +64,8 @@ def as_numeric(data, name: str) -> NumericColumn:
     ...
     l1stream.errors.SchemaError: column 'actual' has type string; expected a numeric column (float, integer or decimal)
     """
+    if isinstance(data, NumericColumn):
+        return data
     if isinstance(data, (pa.Array, pa.ChunkedArray)):
         return _from_arrow(data, name)
     if type(data).__module__.startswith("pandas"):

@@ -193,8 +193,6 @@ def paired_chunk_states(actual, prediction, baseline, weight=None, *, nan_policy
     >>> (m.mae, b.mae, m.count, b.left_out["nan"])
     (0.25, 1.0, 2, 1)
     """
-    import pyarrow as pa
-
     check_nan_policy(nan_policy)
     model_names, base_names = (names[0], names[1], names[3]), (names[0], names[2], names[3])
     if nan_policy != "omit":
@@ -206,13 +204,10 @@ def paired_chunk_states(actual, prediction, baseline, weight=None, *, nan_policy
     reasons = np.where((first == 0) | ((second != 0) & (second < first)), second, first)
     keep = reasons == 0
     left_out = {k: int(np.count_nonzero(reasons == code)) for k, code in _REASON_CODES.items()}
-    mask = pa.array(keep)
-    pick = (lambda x: x.filter(mask)) if isinstance(actual, (pa.Array, pa.ChunkedArray)) else (
-        lambda x: np.asarray(x)[keep])
-    kept = [pick(x) for x in (actual, prediction, baseline)]
-    w = pick(weight) if weight is not None else None
-    model = chunk_state(kept[0], kept[1], w, nan_policy="raise", names=model_names)
-    base = chunk_state(kept[0], kept[2], w, nan_policy="raise", names=base_names)
+    a, p, b = (_take(x, keep) for x in (a, p, b))  # converted once; chunk_state takes them as they are
+    w = _take(as_numeric(weight, names[3]), keep) if weight is not None else None
+    model = chunk_state(a, p, w, nan_policy="raise", names=model_names)
+    base = chunk_state(a, b, w, nan_policy="raise", names=base_names)
     return _with_left_out(model, left_out), _with_left_out(base, left_out)
 
 
@@ -305,7 +300,8 @@ def _check_weights(w: NumericColumn, name: str) -> None:
 
 
 def _take(col: NumericColumn, keep: np.ndarray) -> NumericColumn:
-    return NumericColumn(col.kind, col.values[keep], None)
+    null = col.null[keep] if col.null is not None else None
+    return NumericColumn(col.kind, col.values[keep], null if null is not None and null.any() else None)
 
 
 def _exact_sums(a: NumericColumn, p: NumericColumn, w: NumericColumn | None) -> tuple[Fraction, Fraction]:
