@@ -66,8 +66,9 @@ def pass_counts(pieces, spec: ScanSpec, filesystem, buckets: tuple) -> dict:
                     shift = np.uint64(64 - bucket.bits - DIGIT_BITS)
                     digits = ((chosen >> shift) & np.uint64(0xFFFF)).astype(np.intp)
                     out[bucket] += np.bincount(digits, minlength=1 << DIGIT_BITS)
-    out = {b: (np.concatenate(v) if b.collect and v else v if not b.collect else np.empty(0, np.uint64))
-           for b, v in out.items()}
+    for bucket in buckets:
+        if bucket.collect:
+            out[bucket] = np.concatenate(out[bucket]) if out[bucket] else np.empty(0, np.uint64)
     out["left_out"] = left_out
     return out
 
