@@ -274,21 +274,13 @@ def _cmd_losses(args) -> int:
 
 def _cmd_run(args) -> int:
     from .config import load_config
-    from .runner import definition_of, finish_run, run_config
+    from .runner import definition_of, finish_run, run_config, write_config_losses
 
     config = load_config(args.config, args.overrides)
     result = run_config(config, progress=_progress(args), full=args.full)
     finish_run(result, gates=config["gates"], history=config["history"], definition=definition_of(config),
                storage_options=config["storage_options"] or None)
-    if config["output"]["losses"]:
-        from .losses import write_losses
-
-        source = config["sources"][0]
-        paths = [p for s in config["sources"] for p in (s["path"] if isinstance(s["path"], list) else [s["path"]])]
-        columns = {**config["columns"], **source.get("columns", {})}
-        write_losses(paths, config["output"]["losses"], actual=columns["actual"], prediction=columns["prediction"],
-                     by=config["by"] or None, filters=config["filters"] or None, nan_policy=config["nan_policy"],
-                     scheduler=config["scheduler"], storage_options=config["storage_options"] or None)
+    write_config_losses(config)
     return _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"])
 
 

@@ -9,12 +9,8 @@ from .errors import ConfigError
 from .result import EvaluationResult, combine_results
 
 
-def run_config(config: dict, *, progress: bool = False, full: bool = False) -> EvaluationResult:
-    """Evaluate every source of ``config`` and merge them exactly into one result.
-
-    Sources that share columns, filters and storage options are read in one job;
-    the others are evaluated separately and their exact states merged.
-    """
+def source_batches(config: dict) -> list:
+    """Sources grouped by (columns, filters, storage options): ``[(columns, filters, storage, paths)]``."""
     batches: dict[str, tuple] = {}
     for source in config["sources"]:
         columns = {**config["columns"], **source.get("columns", {})}
@@ -23,8 +19,34 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
         key = json.dumps([columns, [list(f) if isinstance(f, tuple) else f for f in filters], storage],
                          sort_keys=True, default=str)
         paths = source["path"] if isinstance(source["path"], list) else [source["path"]]
-        batch = batches.setdefault(key, (columns, filters, storage, []))
-        batch[3].extend(paths)
+        batches.setdefault(key, (columns, filters, storage, []))[3].extend(paths)
+    return list(batches.values())
+
+
+def write_config_losses(config: dict) -> dict | None:
+    """Write ``output.losses`` (if set) with the sources' own columns, filters and storage options."""
+    target = config["output"]["losses"]
+    if not target:
+        return None
+    from .losses import write_losses
+
+    (columns, filters, storage, paths), = source_batches(config)  # run_config checked there is one
+    return write_losses(paths, target, actual=columns["actual"], prediction=columns["prediction"],
+                        by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
+                        scheduler=config["scheduler"], num_workers=config["num_workers"],
+                        storage_options=storage or None, chunk_rows=config["chunk_rows"], cluster=config["cluster"])
+
+
+def run_config(config: dict, *, progress: bool = False, full: bool = False) -> EvaluationResult:
+    """Evaluate every source of ``config`` and merge them exactly into one result.
+
+    Sources that share columns, filters and storage options are read in one job;
+    the others are evaluated separately and their exact states merged.
+    """
+    batches = source_batches(config)
+    if config["output"]["losses"] and len(batches) > 1:
+        raise ConfigError("output.losses writes one dataset, so every source must share columns, filters and "
+                          "storage options", path="output.losses")
     if config.get("cluster") and config["scheduler"]:
         raise ConfigError("give either scheduler (an existing scheduler) or cluster (one to start), not both",
                           path="cluster")
@@ -38,7 +60,7 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
                      chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"], progress=progress,
                      store=config["store"], full=full,
                      baseline_prediction=columns.get("baseline_prediction"))
-            for columns, filters, storage, paths in batches.values()
+            for columns, filters, storage, paths in batches
         ]
 
     if config.get("cluster"):

@@ -140,3 +140,23 @@ def test_console_script_entry_point(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "l1stream", "mae", path, "--json"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0 and json.loads(proc.stdout)["mae"] == 1.25
+
+
+def test_run_config_writes_losses_and_refuses_ambiguous_sources(tmp_path, capsys):
+    write_parquet(tmp_path / "a" / "x.parquet", actual=[1.0, 2.0], prediction=[2.0, 2.0])
+    write_parquet(tmp_path / "b" / "y.parquet", y=[10.0], yhat=[13.0])
+    config = tmp_path / "job.yaml"
+    config.write_text(f"sources: [{tmp_path / 'a'}]\noutput: {{losses: {tmp_path / 'losses'}}}\n")
+    assert cli(capsys, "run", config)[0] == 0
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(str(tmp_path / "losses"))["l1_loss"].to_pylist() == [1.0, 0.0]
+    config.write_text(f"""
+sources:
+  - path: {tmp_path / 'a'}
+  - path: {tmp_path / 'b'}
+    columns: {{actual: y, prediction: yhat}}
+output: {{losses: {tmp_path / 'losses2'}}}
+""")
+    code, out, err = cli(capsys, "run", config)
+    assert code == 2 and "output.losses" in err and not (tmp_path / "losses2").exists()
