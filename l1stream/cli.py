@@ -175,7 +175,7 @@ def _progress(args) -> bool:
     return not getattr(args, "quiet", False) and sys.stderr.isatty()
 
 
-def _storage_options(items) -> dict:
+def _key_values(items) -> dict:
     """KEY=VALUE strings to a dict (values parsed as JSON when they are; dotted keys nest)."""
     options: dict = {}
     for item in items:
@@ -196,21 +196,20 @@ def _storage_options(items) -> dict:
 
 def _cmd_mae(args) -> int:
     from .api import evaluate
+    from .runner import finish_run, prepare_gates
 
+    gates = prepare_gates(_gates(args), args.history)
+    storage = _key_values(args.storage_option) or None
     result = evaluate(args.sources, actual=args.actual, prediction=args.prediction, weight=args.weight,
                       by=args.by or None, filters=args.filters or None, nan_policy=args.nan_policy,
                       on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
-                      storage_options=_storage_options(args.storage_option) or None, progress=_progress(args),
-                      cluster=_cluster(args), store=args.store, full=args.full,
-                      baseline_prediction=args.baseline_prediction)
-    from .runner import finish_run
-
+                      storage_options=storage, progress=_progress(args), cluster=_cluster(args), store=args.store,
+                      full=args.full, baseline_prediction=args.baseline_prediction)
     definition = {"sources": args.sources, "columns": [args.actual, args.prediction, args.weight,
                                                        args.baseline_prediction],
                   "by": args.by, "filters": args.filters, "nan_policy": args.nan_policy}
-    finish_run(result, gates=_gates(args), history=args.history, definition=definition,
-               storage_options=_storage_options(args.storage_option) or None)
-    return _report(result, args, allow_skipped=args.allow_skipped)
+    finish_run(result, gates=gates, history=args.history, definition=definition, storage_options=storage)
+    return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage)
 
 
 def _gates(args) -> list:
@@ -230,17 +229,17 @@ def _cluster(args):
             raise UsageError("--cluster-option needs --cluster KIND")
         return None
     return {"kind": args.cluster, "workers": args.cluster_workers,
-            "options": _storage_options(args.cluster_option)}
+            "options": _key_values(args.cluster_option)}
 
 
-def _report(result, args, *, allow_skipped: bool, json_path: str | None = None) -> int:
+def _report(result, args, *, allow_skipped: bool, json_path: str | None = None,
+            storage_options: dict | None = None) -> int:
     from .atomic import write_text
 
     document = result.to_dict(file_reports=args.per_file)
     text = json.dumps(document, indent=2, allow_nan=False)
-    storage = _storage_options(getattr(args, "storage_option", [])) or None
     for path in filter(None, {args.output, json_path}):
-        write_text(path, text + "\n", storage)
+        write_text(path, text + "\n", storage_options)
     print(text if args.json else result.summary())
     from .gates import failed
 
@@ -266,7 +265,7 @@ def _cmd_losses(args) -> int:
     summary = write_losses(args.sources, args.output, actual=args.actual, prediction=args.prediction,
                            by=args.by or None, keep=tuple(args.keep), filters=args.filters or None,
                            nan_policy=args.nan_policy, scheduler=args.scheduler, num_workers=args.workers,
-                           storage_options=_storage_options(args.storage_option) or None, cluster=_cluster(args))
+                           storage_options=_key_values(args.storage_option) or None, cluster=_cluster(args))
     print(json.dumps(summary) if args.json else f"wrote {summary['rows']:,} losses from {summary['files']:,} "
                                                    f"file(s) to {summary['output']}")
     return EXIT_OK
@@ -274,14 +273,17 @@ def _cmd_losses(args) -> int:
 
 def _cmd_run(args) -> int:
     from .config import load_config
-    from .runner import definition_of, finish_run, run_config, write_config_losses
+    from .runner import definition_of, finish_run, prepare_gates, run_config, write_config_losses
 
     config = load_config(args.config, args.overrides)
+    gates = prepare_gates(config["gates"], config["history"])
+    storage = config["storage_options"] or None
     result = run_config(config, progress=_progress(args), full=args.full)
-    finish_run(result, gates=config["gates"], history=config["history"], definition=definition_of(config),
-               storage_options=config["storage_options"] or None)
+    finish_run(result, gates=gates, history=config["history"], definition=definition_of(config),
+               storage_options=storage)
     write_config_losses(config)
-    return _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"])
+    return _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"],
+                   storage_options=storage)
 
 
 def _cmd_demo(args) -> int:
@@ -308,7 +310,7 @@ def _cmd_quantiles(args) -> int:
     result = error_quantiles(args.sources, q=tuple(args.qs or (0.9, 0.99)), actual=args.actual,
                              prediction=args.prediction, filters=args.filters or None, nan_policy=args.nan_policy,
                              scheduler=args.scheduler, num_workers=args.workers,
-                             storage_options=_storage_options(args.storage_option) or None)
+                             storage_options=_key_values(args.storage_option) or None)
     doc = result.to_dict()
     if args.json:
         print(json.dumps(doc, allow_nan=False))
@@ -323,7 +325,7 @@ def _cmd_quantiles(args) -> int:
 def _cmd_history(args) -> int:
     from .history import format_table, read
 
-    rows = read(args.path, _storage_options(args.storage_option) or None)
+    rows = read(args.path, _key_values(args.storage_option) or None)
     if args.overall:
         rows = [r for r in rows if r["slice"] == ""]
     if args.last:

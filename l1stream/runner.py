@@ -73,22 +73,34 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
     return results[0] if len(results) == 1 else combine_results(results)
 
 
-def finish_run(result: EvaluationResult, *, gates=None, history: str | None = None, definition: dict,
+def prepare_gates(gates, history: str | None) -> list:
+    """Validate gates and that a history exists where one is compared with: before any work runs."""
+    from .gates import validate_gates
+
+    gates = validate_gates(gates)
+    if _wants_history(gates) and not history:
+        raise ConfigError("a gate compares with the previous run, but no history is configured "
+                          "(history: DIR in the config, or --history DIR)", path="history")
+    return gates
+
+
+def _wants_history(gates: list) -> bool:
+    return any(g["kind"] != "max_mae" and g["baseline"] == "history" for g in gates)
+
+
+def finish_run(result: EvaluationResult, *, gates: list, history: str | None = None, definition: dict,
                storage_options: dict | None = None) -> list | None:
-    """Check quality gates and append the run to the metrics history (in that order).
+    """Check quality gates (as returned by :func:`prepare_gates`) and append the run to the metrics
+    history, in that order.
 
     Returns the gate checks (``None`` without gates).  The history gets the run whether or not
     its gates passed (``gates_passed`` says which); errors before this point append nothing.
     """
     from . import history as metrics_history
-    from .gates import check_gates, failed, validate_gates
+    from .gates import check_gates, failed
 
-    gates = validate_gates(gates)
     digest = metrics_history.config_hash(definition)
-    wants_history = any(g["kind"] != "max_mae" and g["baseline"] == "history" for g in gates)
-    if wants_history and not history:
-        raise ConfigError("a gate compares with the previous run, but no history is configured "
-                          "(history: DIR in the config, or --history DIR)", path="history")
+    wants_history = _wants_history(gates)
     values = metrics_history.previous_values(history, digest, storage_options) if wants_history else {}
     checks = check_gates(result, gates, history_values=values) if gates else None
     if history:

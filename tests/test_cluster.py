@@ -175,6 +175,12 @@ def test_s3_dataset_from_client_and_workers_with_outputs_back(dataset, dask_clus
     assert main(args) == 0
     printed = json.loads(capsys.readouterr().out)
     assert json.loads(fs.cat("l1stream-test/results/mae.json")) == printed
+    config = tmp_path / "s3.yaml"  # a config run writes its JSON back with the config's storage options
+    config.write_text(f"sources: [{url}]\nstorage_options: {json.dumps(options)}\n"
+                      f"output: {{json: s3://l1stream-test/results/run.json}}\n")
+    assert main(["run", str(config), "--quiet"]) == 0
+    assert json.loads(fs.cat("l1stream-test/results/run.json"))["mae"] == local.mae
+    capsys.readouterr()
     summary = write_losses(url, "s3://l1stream-test/losses", storage_options=options, scheduler=dask_cluster,
                            filters="model==v2")
     assert summary["rows"] == 1_000_000

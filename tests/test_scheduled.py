@@ -253,6 +253,8 @@ def test_gate_needing_history_without_one_is_a_usage_error(two_models, capsys):
     path, *_ = two_models
     code, _, err = cli(capsys, "mae", path, "--max-increase", 1)
     assert code == 2 and "no history is configured" in err
+    code, _, err = cli(capsys, "mae", path + ".missing", "--max-increase", 1)  # checked before reading anything
+    assert code == 2 and "no history is configured" in err
 
 
 def test_relative_date_window(tmp_path, rng):
