@@ -41,13 +41,10 @@ def _digest(value) -> str:
 class StateStore:
     """A view of the store for one evaluation signature (picklable: it travels to workers)."""
 
-    def __init__(self, url: str, signature: dict, storage_options: dict | None = None, filesystem=None) -> None:
+    def __init__(self, url: str, signature: dict, storage_options: dict | None = None) -> None:
         from fsspec.core import url_to_fs
 
-        if filesystem is not None:
-            self.fs, root = filesystem, filesystem._strip_protocol(url)
-        else:
-            self.fs, root = url_to_fs(url, **(storage_options or {}))
+        self.fs, root = url_to_fs(url, **(storage_options or {}))
         self.signature = _digest({"format": FORMAT, **signature})[:32]
         self.directory = f"{root.rstrip('/')}/v{FORMAT}/{self.signature}"
 
