@@ -229,7 +229,7 @@ def _check_names(options: Options, partition_types: dict, schema) -> None:
 
 def _clean_store(store, found, options: Options) -> None:
     """Drop entries of files that are gone or rewritten (entries of filtered-out files stay)."""
-    from .store import piece_splits
+    from .planning import piece_splits
 
     keep = set()
     for f in found.files:

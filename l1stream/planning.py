@@ -20,6 +20,8 @@ from .sources import Discovery
 DEFAULT_TASK_BYTES = 64 << 20
 """Bytes of Parquet per task: small files are grouped up to this, larger ones split."""
 MAX_FILES_PER_TASK = 256
+MIN_SPLIT_BYTES = 4096
+"""A file is never split into pieces smaller than this (row groups are larger in practice)."""
 
 
 @dataclass
@@ -44,8 +46,8 @@ def plan_tasks(discovery: Discovery, filters: BoundFilters, *, target_bytes: int
             pruned += 1
             continue
         selected += 1
-        if file.size > target_bytes:
-            splits = math.ceil(file.size / target_bytes)
+        splits = piece_splits(file.size, target_bytes)
+        if splits > 1:
             tasks.extend([Piece(file.path, values, s, splits, file.size, file.version)]
                          for s in range(splits))
             continue
@@ -57,6 +59,21 @@ def plan_tasks(discovery: Discovery, filters: BoundFilters, *, target_bytes: int
     if current:
         tasks.append(current)
     return Plan(tasks, selected, pruned)
+
+
+def piece_splits(size: int, task_bytes: int) -> int:
+    """How many pieces a file of ``size`` bytes is split into: one per ``task_bytes``, but never
+    more than one per :data:`MIN_SPLIT_BYTES` (a tiny ``task_bytes`` must not make a million
+    pieces of a small file; pieces beyond its row groups would read nothing).
+
+    Examples
+    --------
+    >>> piece_splits(100 << 20, 64 << 20), piece_splits(50_000, 1), piece_splits(1000, 1)
+    (2, 12, 1)
+    """
+    if size <= task_bytes:
+        return 1
+    return max(1, min(math.ceil(size / task_bytes), size // MIN_SPLIT_BYTES))
 
 
 def regroup_with_store(tasks: list, stored: set, key_of) -> list:

@@ -23,7 +23,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import math
 import os
 import time
 
@@ -113,8 +112,5 @@ class StateStore:
         return len(doomed)
 
 
-def piece_splits(size: int, task_bytes: int) -> int:
-    """How many pieces planning splits a file of ``size`` bytes into (see :mod:`l1stream.planning`)."""
-    return math.ceil(size / task_bytes) if size > task_bytes else 1
 
 
