@@ -16,7 +16,7 @@ statistics go through the same float operations.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -199,6 +199,7 @@ class QuantileResult:
     left_out: int
     passes: int
     histogram: list  # [(lower, upper, count)]: exact counts, 16 log-spaced bins per power of two (inf: [inf, inf])
+    order_statistics: dict = field(default_factory=dict)  # 0-based rank -> loss bit pattern (extra ranks asked for)
 
     def to_dict(self) -> dict:
         def clean(v):
@@ -230,10 +231,15 @@ def histogram_bins(counts: np.ndarray) -> list:
     return out
 
 
-def exact_quantiles(run_pass, qs: tuple, nan_policy: str) -> QuantileResult:
-    """Run the passes and turn the order statistics into numpy's median and quantiles."""
+def exact_quantiles(run_pass, qs: tuple, nan_policy: str, extra_ranks=None) -> QuantileResult:
+    """Run the passes and turn the order statistics into numpy's median and quantiles.
+
+    ``extra_ranks(n)`` names more 0-based ranks to find in the same passes; their bit
+    patterns are returned in ``order_statistics``.
+    """
     first: list = []
-    found, n, left_out, passes = select_ranks(run_pass, lambda n: ranks_for(n, qs), first)
+    extra = extra_ranks or (lambda n: [])
+    found, n, left_out, passes = select_ranks(run_pass, lambda n: ranks_for(n, qs) + list(extra(n)), first)
     histogram = histogram_bins(first[0]) if first else []
     if nan_policy == "propagate" and left_out:
         nan = float("nan")
@@ -245,7 +251,9 @@ def exact_quantiles(run_pass, qs: tuple, nan_policy: str) -> QuantileResult:
         return as_float(found[rank])
 
     median = numpy_median(value_at((n - 1) // 2), value_at(n // 2), n % 2 == 1)
-    return QuantileResult(median, {q: numpy_quantile(n, q, value_at) for q in qs}, n, left_out, passes, histogram)
+    wanted = {r: found[r] for r in extra(n) if r in found}
+    return QuantileResult(median, {q: numpy_quantile(n, q, value_at) for q in qs}, n, left_out, passes, histogram,
+                          wanted)
 
 
 def loss_patterns(actual, prediction, spec: ScanSpec) -> tuple[np.ndarray, int]:

@@ -57,6 +57,7 @@ class ScanSpec:
     chunk_rows: int = 1 << 20
     row_comparisons: tuple = ()  # typed (column, op, value): row groups whose statistics exclude them are skipped
     baseline: str | None = None  # another model's prediction column, evaluated on the same rows
+    extra_columns: tuple = ()  # read as well (a report's time column, say)
 
     @property
     def value_columns(self) -> tuple:
@@ -69,7 +70,8 @@ class ScanSpec:
 
     @property
     def columns(self) -> list:
-        return list(dict.fromkeys(self.value_columns + self.data_by + tuple(self.row_columns)))
+        return list(dict.fromkeys(self.value_columns + self.data_by + tuple(self.row_columns)
+                                  + tuple(self.extra_columns)))
 
 
 def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
@@ -225,7 +227,7 @@ def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanStat
         if not spec.data_by:
             groups = [(base_key, table)]
         else:
-            groups = _split_by(table, spec, base_key)
+            groups = split_rows(table, spec.by, spec.data_by, base_key)
         for key, part in groups:
             weight = part[spec.weight] if spec.weight else None
             if spec.baseline:
@@ -248,12 +250,13 @@ def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanStat
         raise type(exc)(f"{where}: {exc.message}", path=piece.path) from exc
 
 
-def _split_by(table: pa.Table, spec: ScanSpec, base_key: tuple):
-    """Split a chunk into (slice key, rows) by the data columns in ``by``."""
+def split_rows(table: pa.Table, keys: tuple, data_keys: tuple, base_key: tuple):
+    """Split a chunk into ``(key, rows)`` by its data columns ``data_keys`` (a subset of ``keys``);
+    ``base_key`` holds the values of the other keys (partition keys), ``None`` where not known."""
     codes = np.zeros(table.num_rows, dtype=np.int64)
     dictionaries = []
     stride = 1
-    for name in spec.data_by:
+    for name in data_keys:
         column = table[name].combine_chunks()
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
@@ -267,11 +270,11 @@ def _split_by(table: pa.Table, spec: ScanSpec, base_key: tuple):
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
     sorted_table = table.take(order) if len(unique) > 1 else table
-    positions = {k: i for i, k in enumerate(spec.by)}
+    positions = {k: i for i, k in enumerate(keys)}
     for g, code in enumerate(unique.tolist()):
         key = list(base_key)
         rest = code
-        for name, values in zip(spec.data_by, dictionaries):
+        for name, values in zip(data_keys, dictionaries):
             key[positions[name]] = values[rest % len(values)]
             rest //= len(values)
         yield tuple(key), sorted_table.slice(bounds[g], bounds[g + 1] - bounds[g])
