@@ -21,13 +21,15 @@ from .errors import (
                      SourceError,
                      UsageError,
 )
+from .report import Report, evaluate_report
 from .result import EvaluationResult
 from .state import L1State, chunk_state
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "evaluate", "error_quantiles", "mean_absolute_error", "l1_loss", "MeanAbsoluteError", "EvaluationResult", "L1State",
+    "evaluate", "evaluate_report", "Report", "error_quantiles", "mean_absolute_error", "l1_loss",
+    "MeanAbsoluteError", "EvaluationResult", "L1State",
     "chunk_state", "L1StreamError", "UsageError", "ConfigError", "DataError", "SourceError", "BadFileError",
     "SchemaError", "NonFiniteError", "NoRowsError", "SkippedFilesError", "ClusterError", "__version__",
 ]

@@ -17,6 +17,7 @@ from .errors import EXIT_GATE, EXIT_OK, EXIT_SKIPPED, L1StreamError, SkippedFile
 
 EXAMPLES = {
     "mae": "l1stream mae logs/ --by model --filter 'date>=2026-11-10' --json",
+    "report": "l1stream report logs/ --by model --html report.html --history results/history",
     "losses": "l1stream losses logs/ --output losses/ --keep listing_id",
     "run": "l1stream run configs/demo.yaml --set nan_policy=omit --json",
     "quantiles": "l1stream quantiles logs/ -q 0.9 -q 0.99 --filter model==v2 --json",
@@ -69,23 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
                       help="fsspec option for URLs (repeatable; dotted keys nest: client_kwargs.region_name=x)")
 
     mae = _command(commands, "mae", [data, output], "compute the exact MAE of a dataset")
-    mae.add_argument("--weight", metavar="COL", help="sample-weight column (weighted MAE)")
-    mae.add_argument("--on-bad-file", choices=["raise", "skip"], default="raise",
-                     help="unreadable files: fail (default) or skip and report")
-    mae.add_argument("--allow-skipped", action="store_true", help="exit 0 even if files were skipped")
-    mae.add_argument("--store", metavar="DIR", help="state store (dir or URL): re-runs read only new or changed files")
-    mae.add_argument("--baseline-prediction", metavar="COL",
-                     help="another model's predictions: both MAEs on the same rows and their exact difference")
-    gates = mae.add_argument_group("quality gates (exit code 4 when one fails)")
-    gates.add_argument("--max-mae", type=float, metavar="X", help="fail when the MAE is above X")
-    gates.add_argument("--max-increase", type=float, metavar="X", help="fail when the MAE rose more than X")
-    gates.add_argument("--max-increase-percent", type=float, metavar="P", help="fail when the MAE rose more than P%%")
-    gates.add_argument("--gate-baseline", choices=["history", "baseline_prediction"], default="history",
-                       help="what an increase is measured against (default: the previous passing run)")
-    gates.add_argument("--gate-slices", action="store_true", help="apply the gates to every slice too")
-    gates.add_argument("--min-slice-size", type=int, default=1, metavar="N", help="only slices with >= N rows")
-    gates.add_argument("--history", metavar="DIR", help="metrics history (dir or URL): append this run")
-    mae.add_argument("--full", action="store_true", help="ignore the state store: read everything (and refresh it)")
+    _add_evaluation_arguments(mae)
+    report = _command(commands, "report", [data, output],
+                      "write an HTML error report: MAE, histogram, slices with intervals, quantiles, L2, trends")
+    report.add_argument("--html", default="l1stream-report.html", metavar="FILE",
+                        help="where to write the report (local path or URL; default: l1stream-report.html)")
+    report.add_argument("--quantile", type=float, action="append", dest="qs", metavar="Q",
+                        help="exact quantile of |error| to show (repeatable; default 0.9 and 0.99)")
+    report.add_argument("--bins", metavar="E1,E2,...", help="fixed histogram edges (besides the log-spaced one)")
+    report.add_argument("--time-key", default="auto", metavar="KEY",
+                        help="partition key or column to plot the MAE over (default: a date partition key; "
+                             "'none' for no time chart)")
+    report.add_argument("--confidence", type=float, default=0.95, metavar="C",
+                        help="level of the per-slice intervals (default 0.95)")
+    report.add_argument("--title", metavar="TEXT", help="the report's title")
+    _add_evaluation_arguments(report)
 
     losses = _command(commands, "losses", [data], "write the per-row L1 loss as a Parquet dataset")
     losses.add_argument("--output", required=True, metavar="DIR", help="output directory (replaced atomically)")
@@ -121,6 +120,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_evaluation_arguments(parser) -> None:
+    """Options shared by ``mae`` and ``report``: weights, bad files, store, baseline, gates, history."""
+    parser.add_argument("--weight", metavar="COL", help="sample-weight column (weighted MAE)")
+    parser.add_argument("--on-bad-file", choices=["raise", "skip"], default="raise",
+                        help="unreadable files: fail (default) or skip and report")
+    parser.add_argument("--allow-skipped", action="store_true", help="exit 0 even if files were skipped")
+    parser.add_argument("--store", metavar="DIR",
+                        help="state store (dir or URL): re-runs read only new or changed files")
+    parser.add_argument("--baseline-prediction", metavar="COL",
+                        help="another model's predictions: both MAEs on the same rows and their exact difference")
+    gates = parser.add_argument_group("quality gates (exit code 4 when one fails)")
+    gates.add_argument("--max-mae", type=float, metavar="X", help="fail when the MAE is above X")
+    gates.add_argument("--max-increase", type=float, metavar="X", help="fail when the MAE rose more than X")
+    gates.add_argument("--max-increase-percent", type=float, metavar="P", help="fail when the MAE rose more than P%%")
+    gates.add_argument("--gate-baseline", choices=["history", "baseline_prediction"], default="history",
+                       help="what an increase is measured against (default: the previous passing run)")
+    gates.add_argument("--gate-slices", action="store_true", help="apply the gates to every slice too")
+    gates.add_argument("--min-slice-size", type=int, default=1, metavar="N", help="only slices with >= N rows")
+    gates.add_argument("--history", metavar="DIR", help="metrics history (dir or URL): append this run")
+    parser.add_argument("--full", action="store_true", help="ignore the state store: read everything (and refresh it)")
+
+
 def _command(commands, name: str, parents: list, text: str):
     """A subcommand whose help ends with its example."""
     return commands.add_parser(name, parents=parents, help=text, description=text,
@@ -135,7 +156,8 @@ def main(argv=None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("no command given; choose one of: mae, losses, run, quantiles, history, demo "
+            raise UsageError("no command given; choose one of: mae, report, losses, run, quantiles, history, "
+                             "demo "
                              "(see 'l1stream -h')")
         _configure_logging(args)
         return _COMMANDS[args.command](args)
@@ -196,7 +218,7 @@ def _key_values(items) -> dict:
 
 def _cmd_mae(args) -> int:
     from .api import evaluate
-    from .runner import finish_run, prepare_gates
+    from .runner import prepare_gates
 
     gates = prepare_gates(_gates(args), args.history)
     storage = _key_values(args.storage_option) or None
@@ -205,11 +227,49 @@ def _cmd_mae(args) -> int:
                       on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
                       storage_options=storage, progress=_progress(args), cluster=_cluster(args), store=args.store,
                       full=args.full, baseline_prediction=args.baseline_prediction)
+    _finish(result, args, gates, storage)
+    return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage)
+
+
+def _finish(result, args, gates: list, storage) -> None:
+    """Check the gates and append the run to the history (``mae`` and ``report``)."""
+    from .runner import finish_run
+
     definition = {"sources": args.sources, "columns": [args.actual, args.prediction, args.weight,
                                                        args.baseline_prediction],
                   "by": args.by, "filters": args.filters, "nan_policy": args.nan_policy}
     finish_run(result, gates=gates, history=args.history, definition=definition, storage_options=storage)
-    return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage)
+
+
+def _cmd_report(args) -> int:
+    from .report import ReportJob
+    from .runner import prepare_gates
+
+    gates = prepare_gates(_gates(args), args.history)
+    storage = _key_values(args.storage_option) or None
+    if args.cluster:
+        raise UsageError("report runs several passes: start the cluster yourself and pass --scheduler ADDRESS")
+    bins = None
+    if args.bins:
+        try:
+            bins = [float(b) for b in args.bins.split(",")]
+        except ValueError:
+            raise UsageError(f"--bins expects comma-separated numbers, like 0,1000,5000; got {args.bins!r}") from None
+    job = ReportJob(args.sources, actual=args.actual, prediction=args.prediction, weight=args.weight,
+                    by=args.by or None, filters=args.filters or None, nan_policy=args.nan_policy,
+                    on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
+                    storage_options=storage, store=args.store, full=args.full,
+                    baseline_prediction=args.baseline_prediction, quantiles=tuple(args.qs or (0.9, 0.99)),
+                    bins=bins, time_key=None if args.time_key.lower() == "none" else args.time_key,
+                    confidence=args.confidence, title=args.title)
+    result = job.evaluate(_progress(args))
+    _finish(result, args, gates, storage)
+    report = job.profile(result, history=args.history)
+    report.write_html(args.html, storage)
+    if not args.json:
+        print(f"l1stream: report written to {args.html}", file=sys.stderr)
+    return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage,
+                   document=report.to_dict())
 
 
 def _gates(args) -> list:
@@ -233,10 +293,10 @@ def _cluster(args):
 
 
 def _report(result, args, *, allow_skipped: bool, json_path: str | None = None,
-            storage_options: dict | None = None) -> int:
+            storage_options: dict | None = None, document: dict | None = None) -> int:
     from .atomic import write_text
 
-    document = result.to_dict(file_reports=args.per_file)
+    document = document or result.to_dict(file_reports=args.per_file)
     text = json.dumps(document, indent=2, allow_nan=False)
     for path in filter(None, {args.output, json_path}):
         write_text(path, text + "\n", storage_options)
@@ -273,15 +333,25 @@ def _cmd_losses(args) -> int:
 
 def _cmd_run(args) -> int:
     from .config import load_config
-    from .runner import definition_of, finish_run, prepare_gates, run_config, write_config_losses
+    from .runner import (
+        config_report_job,
+        definition_of,
+        finish_run,
+        prepare_gates,
+        run_config,
+        write_config_losses,
+        write_config_report,
+    )
 
     config = load_config(args.config, args.overrides)
     gates = prepare_gates(config["gates"], config["history"])
+    report_job = config_report_job(config)
     storage = config["storage_options"] or None
     result = run_config(config, progress=_progress(args), full=args.full)
     finish_run(result, gates=gates, history=config["history"], definition=definition_of(config),
                storage_options=storage)
     write_config_losses(config)
+    write_config_report(report_job, result, config)
     return _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"],
                    storage_options=storage)
 
@@ -343,7 +413,7 @@ def _cmd_history(args) -> int:
 
 
 _COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history,
-             "quantiles": _cmd_quantiles}
+             "quantiles": _cmd_quantiles, "report": _cmd_report}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

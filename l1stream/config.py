@@ -15,7 +15,8 @@ A config describes one evaluation (see ``configs/*.yaml`` for commented examples
     scheduler: threads            # threads | processes | synchronous | tcp://host:port
     num_workers: null
     storage_options: {}           # default fsspec options for every source
-    output: {json: results/mae.json, losses: null}
+    output: {json: results/mae.json, losses: null, report: results/report.html}
+    report: {quantiles: [0.9, 0.99], bins: null, time_key: auto, confidence: 0.95, title: null}
     cluster: null                 # or {kind: local|slurm|kubernetes|gateway|address, workers: N, options: {...}}
     store: null                   # state store dir/URL: re-runs read only new or changed files
     history: null                 # metrics history dir/URL: one Parquet file appended per run
@@ -35,20 +36,23 @@ from .errors import ConfigError
 
 _COLUMN_KEYS = {"actual": "str", "prediction": "str", "weight": "str|null", "baseline_prediction": "str|null"}
 _SOURCE_KEYS = {"path": "str|list[str]", "storage_options": "mapping", "columns": "columns", "filters": "filters"}
-_OUTPUT_KEYS = {"json": "str|null", "losses": "str|null"}
+_OUTPUT_KEYS = {"json": "str|null", "losses": "str|null", "report": "str|null"}
+_REPORT_KEYS = {"quantiles": "list[number]", "bins": "list[number]|null", "time_key": "str|null",
+                "confidence": "number", "title": "str|null"}
 TOP_KEYS = {
     "sources": "sources", "columns": "columns", "by": "str|list[str]", "filters": "filters",
     "nan_policy": "enum:raise,omit,propagate", "on_bad_file": "enum:raise,skip", "allow_skipped": "bool",
     "scheduler": "str|null", "num_workers": "int|null", "chunk_rows": "int", "task_bytes": "int",
     "storage_options": "mapping", "output": "output", "cluster": "cluster", "store": "str|null",
-    "history": "str|null", "gates": "gates",
+    "history": "str|null", "gates": "gates", "report": "report",
 }
 DEFAULTS = {"columns": {"actual": "actual", "prediction": "prediction", "weight": None,
                         "baseline_prediction": None}, "by": [],
             "filters": [], "nan_policy": "raise", "on_bad_file": "raise", "allow_skipped": False,
             "scheduler": None, "num_workers": None, "chunk_rows": 1 << 20, "task_bytes": 64 << 20,
-            "storage_options": {}, "output": {"json": None, "losses": None}, "cluster": None,
-            "store": None, "history": None, "gates": []}
+            "storage_options": {}, "output": {"json": None, "losses": None, "report": None},
+            "cluster": None, "store": None, "history": None, "gates": [],
+            "report": {"quantiles": [0.9, 0.99], "bins": None, "time_key": "auto", "confidence": 0.95, "title": None}}
 
 
 def load_config(path: str, overrides=()) -> dict:
@@ -140,6 +144,7 @@ def validate_config(raw: dict) -> dict:
         config[key] = _check(value, TOP_KEYS[key], key)
     config["columns"] = {**DEFAULTS["columns"], **config["columns"]}
     config["output"] = {**DEFAULTS["output"], **config["output"]}
+    config["report"] = {**DEFAULTS["report"], **config["report"]}
     if isinstance(config["by"], str):
         config["by"] = [config["by"]]
     return config
@@ -165,6 +170,10 @@ def _check(value, kind: str, path: str):
         _mapping(value, path)
         _check_keys(value, _OUTPUT_KEYS, path)
         return {k: _check(v, _OUTPUT_KEYS[k], f"{path}.{k}") for k, v in value.items()}
+    if kind == "report":
+        _mapping(value, path)
+        _check_keys(value, _REPORT_KEYS, path)
+        return {k: _check(v, _REPORT_KEYS[k], f"{path}.{k}") for k, v in value.items()}
     if kind == "filters":
         if isinstance(value, str):
             value = [value]
@@ -214,7 +223,9 @@ def _check(value, kind: str, path: str):
 
 
 _KIND_TEXT = {"str": "a string", "str|null": "a string or null", "str|list[str]": "a string or a list of strings",
-              "bool": "true or false", "int": "an integer", "int|null": "an integer or null"}
+              "bool": "true or false", "int": "an integer", "int|null": "an integer or null",
+              "number": "a number", "list[number]": "a list of numbers",
+              "list[number]|null": "a list of numbers or null"}
 
 
 def _is(value, option: str) -> bool:
@@ -228,6 +239,10 @@ def _is(value, option: str) -> bool:
         return isinstance(value, bool)
     if option == "int":
         return isinstance(value, int) and not isinstance(value, bool)
+    if option == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if option == "list[number]":
+        return isinstance(value, list) and all(_is(v, "number") for v in value)
     return False
 
 

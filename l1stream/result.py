@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import html
 import math
 
 from .scan_state import ScanState, _sort_key
@@ -183,18 +182,9 @@ class EvaluationResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        esc = html.escape
-        head = (f"<p><b>MAE</b> {esc(repr(self.mae))} &nbsp; <b>rows used</b> {self.count:,} &nbsp; "
-                f"<b>rows read</b> {self.rows_read:,} &nbsp; <b>left out</b> {sum(self.left_out.values()):,}"
-                f" &nbsp; <b>files</b> {self.files_selected:,}</p>")
-        if not self.by:
-            return f"<div class='l1stream-result'>{head}</div>"
-        cells = "".join(f"<th>{esc(str(c))}</th>" for c in list(self.by) + ["mae", "count"])
-        body = "".join(
-            "<tr>" + "".join(f"<td>{esc(str(_json_value(v)))}</td>" for v in key)
-            + f"<td>{esc(repr(_group_numbers(s)['mae']))}</td><td>{s.count:,}</td></tr>"
-            for key, s in self.group_states.items())
-        return f"<div class='l1stream-result'>{head}<table><tr>{cells}</tr>{body}</table></div>"
+        from .render import result_html
+
+        return result_html(self)
 
 
 def _safe_mae(state: L1State) -> float:

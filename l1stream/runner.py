@@ -37,6 +37,40 @@ def write_config_losses(config: dict) -> dict | None:
                         storage_options=storage or None, chunk_rows=config["chunk_rows"], cluster=config["cluster"])
 
 
+def config_report_job(config: dict):
+    """The :class:`~l1stream.report.ReportJob` of ``output.report`` (or ``None``), made before any
+    work so that its names and options are checked first."""
+    if not config["output"]["report"]:
+        return None
+    from .report import ReportJob
+
+    batches = source_batches(config)
+    if len(batches) > 1:
+        raise ConfigError("output.report profiles one dataset, so every source must share columns, filters and "
+                          "storage options", path="output.report")
+    if config.get("cluster"):
+        raise ConfigError("output.report runs extra passes on the scheduler; with a cluster config use "
+                          "scheduler: tcp://host:port (an existing cluster) instead of cluster:",
+                          path="output.report")
+    (columns, filters, storage, paths), = batches
+    options = config["report"]
+    return ReportJob(paths, actual=columns["actual"], prediction=columns["prediction"], weight=columns["weight"],
+                     by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
+                     on_bad_file=config["on_bad_file"], scheduler=config["scheduler"],
+                     num_workers=config["num_workers"], storage_options=storage or None,
+                     chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"],
+                     quantiles=tuple(options["quantiles"]), bins=options["bins"], time_key=options["time_key"],
+                     confidence=options["confidence"], title=options["title"])
+
+
+def write_config_report(job, result: EvaluationResult, config: dict) -> str | None:
+    """Profile ``result`` with ``job`` (see :func:`config_report_job`) and write ``output.report``."""
+    if job is None:
+        return None
+    report = job.profile(result, history=config["history"])
+    return report.write_html(config["output"]["report"], config["storage_options"] or None)
+
+
 def run_config(config: dict, *, progress: bool = False, full: bool = False) -> EvaluationResult:
     """Evaluate every source of ``config`` and merge them exactly into one result.
 

@@ -1,0 +1,146 @@
+"""The report as people see it: HTML page, notebook view, matplotlib, CLI, config, a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from helpers import write_parquet
+from services import need
+
+import l1stream
+from l1stream.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture
+def dated_log(tmp_path, rng):
+    root = tmp_path / "logs"
+    for d in ("2026-11-01", "2026-11-02", "2026-11-03"):
+        for m, spread in (("v1", 0.25), ("v2", 0.1)):
+            a = np.round(rng.lognormal(11, 0.5, 1200), 2)
+            p = np.round(a * rng.normal(1, spread, 1200), 2)
+            write_parquet(root / f"date={d}" / f"model={m}" / "part-0.parquet", 300, actual=a, prediction=p)
+    return root
+
+
+def test_html_is_self_contained_and_complete(dated_log):
+    report = l1stream.evaluate_report(str(dated_log), by="model")
+    page = report.to_html()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "<script" not in page.lower()
+    # nothing fetched: the only URL is the SVG namespace
+    assert set(re.findall(r"https?://[^'\" ]+", page)) == {"http://www.w3.org/2000/svg"}
+    assert page.count("<svg") == 3  # histogram, slices, MAE over time
+    assert repr(report.result.mae) in page
+    for s in report.slices():
+        assert repr(s["mae"]) in page
+    assert page.count("class='interval'") == 2
+    assert page.count("<circle") == 3  # one point per date
+    assert "no quality gates were configured" in page
+
+
+def test_notebook_views(dated_log):
+    report = l1stream.evaluate_report(str(dated_log), by="model")
+    view = report._repr_html_()
+    assert "<svg" in view and repr(report.result.mae) in view
+    result_view = report.result._repr_html_()
+    assert result_view.count("class='bar'") == 2 and repr(report.result.mae) in result_view
+
+
+def test_matplotlib_plot(dated_log):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    report = l1stream.evaluate_report(str(dated_log), by="model")
+    fig = report.plot()
+    histogram, slices, over_time = fig.axes
+    assert len(histogram.patches) == len([b for b in report.overall.log_histogram(4) if b[0] > 0])
+    assert sorted(p.get_width() for p in slices.patches) == sorted(s["mae"] for s in report.slices())
+    assert list(over_time.lines[0].get_ydata()) == [m for _, m, _ in report.time_series()]
+
+
+def test_cli_report_writes_html_json_and_gates(dated_log, tmp_path, capsys):
+    html = tmp_path / "out" / "report.html"
+    history = tmp_path / "history"
+    code = main(["report", str(dated_log), "--by", "model", "--html", str(html), "--history", str(history),
+                 "--max-mae", "1e9", "--json"])
+    assert code == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["report"]["quantiles"]["median"] > 0
+    assert [g["status"] for g in document["gates"]] == ["passed"]
+    page = html.read_text()
+    assert "MAE of past runs" in page and "passed" in page
+    # a failing gate: exit 4, and the report still says which gate failed
+    code = main(["report", str(dated_log), "--by", "model", "--html", str(html), "--max-mae", "1", "--gate-slices",
+                 "--quiet"])
+    assert code == 4
+    assert html.read_text().count("FAILED") == 3
+
+
+def test_cli_report_usage_errors(dated_log, tmp_path, capsys):
+    assert main(["report", str(dated_log), "--bins", "1,x", "--html", str(tmp_path / "r.html")]) == 2
+    assert "--bins expects comma-separated numbers" in capsys.readouterr().err
+    assert main(["report", str(dated_log), "--time-key", "hour", "--html", str(tmp_path / "r.html")]) == 2
+    assert "time_key 'hour' is neither a partition key nor a column" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_config_output_report(dated_log, tmp_path, capsys):
+    config = tmp_path / "job.yaml"
+    target = tmp_path / "results" / "report.html"
+    config.write_text(f"sources: [{dated_log}]\nby: [model]\noutput: {{report: {target}}}\n"
+                      f"report: {{title: Nightly house prices, quantiles: [0.5, 0.95]}}\n")
+    assert main(["run", str(config), "--quiet"]) == 0
+    page = target.read_text()
+    assert "Nightly house prices" in page and "p95 |error|" in page
+    config.write_text(f"sources: [{dated_log}]\nreport: {{colour: red}}\n")
+    assert main(["run", str(config)]) == 2
+    assert "report.colour: unknown key" in capsys.readouterr().err
+
+
+def test_report_renders_in_headless_chromium(dated_log, tmp_path):
+    """Open the page in a real browser: the DOM has its charts and figures, the screenshot has bars."""
+    need(CHROMIUM is not None, "chromium is not installed (apt-get install chromium)")
+    from PIL import Image
+
+    report = l1stream.evaluate_report(str(dated_log), by="model")
+    page = tmp_path / "report.html"
+    report.write_html(str(page))
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--disable-background-networking", "--no-first-run", "--hide-scrollbars",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    env = {**os.environ, "HOME": str(tmp_path)}
+    dom = subprocess.run(flags + ["--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, env=env)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    assert dom.stdout.count("<svg") == 3
+    assert repr(report.result.mae) in dom.stdout
+    assert dom.stdout.count('class="bar"') >= 2 + len(report.overall.log_histogram(4))  # parsed as SVG elements
+
+    shot = tmp_path / "report.png"
+    run = subprocess.run(flags + ["--window-size=1100,1800", f"--screenshot={shot}", page.as_uri()],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 0 and shot.exists(), run.stderr[-2000:]
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    bar = np.all(np.abs(image - [0x4C, 0x72, 0xB0]) <= 8, axis=2)  # the bar colour
+    rows_with_bars = np.flatnonzero(bar.any(axis=1))
+    assert bar.sum() > 5000  # histogram and slice bars are drawn, not just present in the DOM
+    assert rows_with_bars.max() - rows_with_bars.min() > 300  # in more than one chart
+    mae_red = np.all(np.abs(image - [0xC4, 0x4E, 0x52]) <= 10, axis=2)
+    assert mae_red.sum() > 200  # the headline MAE and the MAE line
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the CLI entry point is tested on Linux")
+def test_report_command_in_a_fresh_process(dated_log, tmp_path):
+    html = tmp_path / "r.html"
+    run = subprocess.run([sys.executable, "-m", "l1stream", "report", str(dated_log), "--html", str(html), "--quiet"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert html.read_text().count("<svg") == 2  # histogram and MAE over time (no slices asked for)
