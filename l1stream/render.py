@@ -121,6 +121,8 @@ def histogram_svg(bins: list, *, mae: float | None = None, median: float | None 
                          f"text-anchor='{anchor}'>{name}</text>")
     for exponent in range(math.ceil(x_min), math.floor(x_max) + 1, max(1, round(span / 10))):
         x = left + (exponent - x_min) / span * plot_w
+        if x > width - 40:
+            continue  # a label cut by the edge helps nobody
         parts.append(f"<text x='{x:.1f}' y='{top + plot_h + 16}' font-size='11' text-anchor='middle'>"
                      f"{esc(short(2.0 ** exponent))}</text>")
     parts.append(f"<text x='{left + plot_w / 2:.0f}' y='{height - 6}' font-size='12' text-anchor='middle'>"

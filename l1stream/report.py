@@ -91,7 +91,9 @@ class Report:
             "slices": [{"key": {k: _json_value(v) for k, v in zip(self.result.by, s["key"])},
                         "mae": _json_float(s["mae"]), "count": s["count"], "mse": _json_float(s["mse"]),
                         "rmse": _json_float(s["rmse"]),
-                        "interval": None if s["interval"] is None else s["interval"].to_dict()}
+                        "interval": None if s["interval"] is None else s["interval"].to_dict(),
+                        "histogram": [[lo, hi, c] for lo, hi, c in
+                                      self.profile.slices.get(s["key"], SliceProfile()).log_histogram(16)]}
                        for s in self.slices()],
             "time_key": self.time_key,
             "time_series": [{"time": _json_value(t), "mae": _json_float(m), "count": c}
