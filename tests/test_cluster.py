@@ -188,6 +188,25 @@ def test_s3_dataset_from_client_and_workers_with_outputs_back(dataset, dask_clus
     assert not [p for p in fs.find("l1stream-test/losses") if "staging" in p]
 
 
+def test_report_from_object_storage_on_the_cluster(dask_cluster, s3, tmp_path, rng):
+    """The report's extra passes run on the workers against S3; same numbers as in-process; HTML back to S3."""
+    fs, options = s3
+    for day in ("2026-11-01", "2026-11-02"):
+        a = np.round(rng.lognormal(10, 0.5, 3000), 2)
+        p = np.round(a * rng.normal(1, 0.2, 3000), 2)
+        local = write_parquet(tmp_path / "logs" / f"date={day}" / "part-0.parquet", 500, actual=a, prediction=p)
+        fs.put_file(local, f"l1stream-test/report-logs/date={day}/part-0.parquet")
+    here = l1stream.evaluate_report(str(tmp_path / "logs"), scheduler="synchronous").to_dict()["report"]
+    remote = l1stream.evaluate_report("s3://l1stream-test/report-logs/", storage_options=options,
+                                      scheduler=dask_cluster)
+    got = remote.to_dict()["report"]
+    for key in ("mse", "rmse", "top_share", "quantiles", "histogram", "time_series"):
+        assert got[key] == here[key]
+    assert got["slices"][0]["interval"]["blocks"] == 12  # 2 files x 6 row groups
+    remote.write_html("s3://l1stream-test/results/report.html", options)
+    assert fs.cat("l1stream-test/results/report.html").decode().count("<svg") == 2
+
+
 @pytest.mark.parametrize("spec, words", [
     ({"kind": "yarn"}, "cluster.kind must be one of"),
     ({"kind": "local", "options": {"cores": 4}}, "unknown option(s) ['cores'] for kind 'local'"),
