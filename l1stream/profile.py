@@ -87,6 +87,14 @@ class SliceProfile:
         """Jackknife interval for the slice's (weighted) MAE (``None`` with fewer than 2 blocks)."""
         return jackknife_interval(((s.abs_error_sum, s.weight_sum) for s in self.blocks.values()), confidence)
 
+    def dense_log_counts(self) -> np.ndarray:
+        """The log histogram as 65,536 counts indexed by the loss's top 16 bits."""
+        counts = np.zeros(_DIGITS, dtype=np.int64)
+        if self.log_counts:
+            digits = np.fromiter(self.log_counts, dtype=np.int64, count=len(self.log_counts))
+            counts[digits] = np.fromiter(self.log_counts.values(), dtype=np.int64, count=len(self.log_counts))
+        return counts
+
     def log_histogram(self, per_binade: int = 16) -> list:
         """``[(lower, upper, rows)]`` of the non-empty log bins, ``per_binade`` in {1, 2, 4, 8, 16}.
 

@@ -26,7 +26,7 @@ import numpy as np
 from ._exact import UNITS_PER_ONE, ExactSum
 from .errors import NonFiniteError, UsageError
 from .profile import Profile, ProfileSpec, SliceProfile, merge_profiles, profile_pieces
-from .quantiles import QuantileResult, exact_quantiles, loss_patterns, merge_counts, pass_counts, validate_qs
+from .quantiles import Bucket, QuantileResult, exact_quantiles, loss_patterns, merge_counts, pass_counts, validate_qs
 from .result import EvaluationResult, _json_float, _json_value
 from .scan import iter_piece_chunks
 from .state import correctly_rounded
@@ -234,9 +234,13 @@ class ReportJob:
                  chunk_rows: int = 1 << 20, task_bytes: int | None = None, store=None, full: bool = False,
                  baseline_prediction: str | None = None, quantiles=(0.9, 0.99), bins=None, time_key="auto",
                  confidence: float = 0.95, top_fraction: float = 0.01, title: str | None = None) -> None:
+        from .api import _is_dataframe
         from .job import prepare, validate_options
         from .planning import DEFAULT_TASK_BYTES
 
+        if _is_dataframe(source):
+            raise UsageError("a report reads Parquet paths (several passes over the files); for a DataFrame "
+                             "use l1stream.evaluate(frame), or write it to Parquet first")
         self.qs = validate_qs(quantiles)
         self.edges = validate_edges(bins)
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
@@ -292,7 +296,11 @@ class ReportJob:
         k = max(1, math.ceil(self.top_fraction * n))
         spec = passes.spec
         policy = self.options.nan_policy
+        root = (Bucket(0, 0),)
+
         def run_pass(buckets):
+            if tuple(buckets) == root:  # the first pass's histogram is the profile's: no need to read again
+                return {root[0]: overall.dense_log_counts(), "left_out": sum(result.left_out.values())}
             return passes.run(pass_counts, (list(buckets),), merge_counts, pass_counts([], spec, None, buckets))
 
         quantile_result = exact_quantiles(

@@ -257,3 +257,10 @@ def test_rows_per_row_group_match_metadata(sliced_log):
     report = l1stream.evaluate_report(str(root), by="model")
     groups = sum(pq.ParquetFile(f).metadata.num_row_groups for f in sorted(root.rglob("*.parquet")))
     assert sum(s["interval"].blocks for s in report.slices()) == groups
+
+
+def test_dataframe_source_is_refused_with_a_hint():
+    import pandas as pd
+
+    with pytest.raises(l1stream.UsageError, match="a report reads Parquet paths"):
+        l1stream.evaluate_report(pd.DataFrame({"actual": [1.0], "prediction": [2.0]}))
