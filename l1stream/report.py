@@ -6,7 +6,7 @@
 2. one profile pass (:mod:`l1stream.profile`): per-slice log histograms, exact L2, jackknife
    blocks, the MAE per time value;
 3. the exact quantile passes of :mod:`l1stream.quantiles` (median, p90, p99 and the threshold
-   of the top 1% of losses; two to four passes);
+   of the top 1% of losses; the profile's histogram is their first pass, so one to three more);
 4. one tail pass: the exact sum of the losses above that threshold (the top-1% share).
 
 Files skipped by the evaluation (``on_bad_file='skip'``) are left out of every later pass.
