@@ -25,6 +25,7 @@ from ._exact import UNITS_PER_ONE, ExactSum
 from .columns import as_numeric
 from .errors import DataError
 from .intervals import Interval, block_of, jackknife_interval
+from .quantiles import as_float
 from .scan import ScanSpec, iter_piece_chunks, split_rows
 from .squares import correctly_rounded_sqrt, exact_square_sum
 from .state import _row_reasons, _take, absolute_errors, chunk_state, correctly_rounded
@@ -116,9 +117,8 @@ class SliceProfile:
 
 
 def _pattern_float(digit: int) -> float:
-    if digit >= 0x7FF0:
-        return math.inf
-    return float(np.array([digit << 48], dtype=np.uint64).view(np.float64)[0])
+    """The lower edge of the log bin of a top-16-bit digit (from 0x7FF0 on: infinity)."""
+    return math.inf if digit >= 0x7FF0 else float(as_float(digit << 48))
 
 
 @dataclass

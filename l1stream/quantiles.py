@@ -51,26 +51,31 @@ def pass_counts(pieces, spec: ScanSpec, filesystem, buckets: tuple) -> dict:
     buckets = tuple(buckets)
     out: dict = {b: ([] if b.collect else np.zeros(1 << DIGIT_BITS, dtype=np.int64)) for b in buckets}
     left_out = 0
-    for piece in pieces:
-        for index, _, table in iter_piece_chunks(piece, spec, filesystem):
-            try:
-                patterns, dropped = loss_patterns(table[spec.actual], table[spec.prediction], spec)
-            except NonFiniteError as exc:
-                raise NonFiniteError(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
-            left_out += dropped
-            for bucket in buckets:
-                chosen = bucket.select(patterns)
-                if bucket.collect:
-                    out[bucket].append(chosen)
-                else:
-                    shift = np.uint64(64 - bucket.bits - DIGIT_BITS)
-                    digits = ((chosen >> shift) & np.uint64(0xFFFF)).astype(np.intp)
-                    out[bucket] += np.bincount(digits, minlength=1 << DIGIT_BITS)
+    for patterns, dropped in iter_loss_patterns(pieces, spec, filesystem):
+        left_out += dropped
+        for bucket in buckets:
+            chosen = bucket.select(patterns)
+            if bucket.collect:
+                out[bucket].append(chosen)
+            else:
+                shift = np.uint64(64 - bucket.bits - DIGIT_BITS)
+                digits = ((chosen >> shift) & np.uint64(0xFFFF)).astype(np.intp)
+                out[bucket] += np.bincount(digits, minlength=1 << DIGIT_BITS)
     for bucket in buckets:
         if bucket.collect:
             out[bucket] = np.concatenate(out[bucket]) if out[bucket] else np.empty(0, np.uint64)
     out["left_out"] = left_out
     return out
+
+
+def iter_loss_patterns(pieces, spec: ScanSpec, filesystem):
+    """Yield ``(loss bit patterns, rows left out)`` chunk by chunk; errors name the file and row group."""
+    for piece in pieces:
+        for index, _, table in iter_piece_chunks(piece, spec, filesystem):
+            try:
+                yield loss_patterns(table[spec.actual], table[spec.prediction], spec)
+            except NonFiniteError as exc:
+                raise NonFiniteError(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
 
 
 def merge_counts(parts) -> dict:

@@ -24,11 +24,19 @@ from fractions import Fraction
 import numpy as np
 
 from ._exact import UNITS_PER_ONE, ExactSum
-from .errors import NonFiniteError, UsageError
+from .errors import UsageError
 from .profile import Profile, ProfileSpec, SliceProfile, merge_profiles, profile_pieces
-from .quantiles import Bucket, QuantileResult, exact_quantiles, loss_patterns, merge_counts, pass_counts, validate_qs
+from .quantiles import (
+    Bucket,
+    QuantileResult,
+    as_float,
+    exact_quantiles,
+    iter_loss_patterns,
+    merge_counts,
+    pass_counts,
+    validate_qs,
+)
 from .result import EvaluationResult, _json_float, _json_value
-from .scan import iter_piece_chunks
 from .state import correctly_rounded
 
 TIME_KEY_NAMES = ("date", "day", "dt", "ds")
@@ -166,16 +174,11 @@ def validate_edges(bins) -> tuple | None:
 def tail_counts(pieces, spec, filesystem, threshold_pattern: int) -> tuple[int, int]:
     """``(rows, exact sum in units of 2**-1074)`` of the losses strictly above a threshold."""
     rows, acc = 0, ExactSum()
-    for piece in pieces:
-        for index, _, table in iter_piece_chunks(piece, spec, filesystem):
-            try:
-                patterns, _ = loss_patterns(table[spec.actual], table[spec.prediction], spec)
-            except NonFiniteError as exc:
-                raise NonFiniteError(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
-            above = patterns[patterns > np.uint64(threshold_pattern)].view(np.float64)
-            above = above[np.isfinite(above)]
-            rows += int(above.shape[0])
-            acc.add_values(above)
+    for patterns, _ in iter_loss_patterns(pieces, spec, filesystem):
+        above = patterns[patterns > np.uint64(threshold_pattern)].view(np.float64)
+        above = above[np.isfinite(above)]
+        rows += int(above.shape[0])
+        acc.add_values(above)
     return rows, acc.units
 
 
@@ -309,16 +312,12 @@ class ReportJob:
         above, units = passes.run(tail_counts, (threshold,), merge_tails, (0, 0))
         share = math.nan
         if not overall.infinite_losses and overall.loss_sum:
-            top = Fraction(units, UNITS_PER_ONE) + (k - above) * Fraction(_as_float(threshold))
+            top = Fraction(units, UNITS_PER_ONE) + (k - above) * Fraction(float(as_float(threshold)))
             share = correctly_rounded(top / Fraction(overall.loss_sum, UNITS_PER_ONE))
         if policy == "propagate" and any(result.left_out.values()):
             quantile_result.median = math.nan
             quantile_result.quantiles = {q: math.nan for q in quantile_result.quantiles}
         return quantile_result, share
-
-
-def _as_float(pattern: int) -> float:
-    return float(np.array([pattern], dtype=np.uint64).view(np.float64)[0])
 
 
 def _source_label(source) -> str:
