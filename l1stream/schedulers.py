@@ -102,6 +102,8 @@ def run_graph(graph, scheduler, num_workers, progress: bool):
             return client.get(dsk, key)
     name = LOCAL_SCHEDULERS[scheduler or "threads"]
     get = _local_get(name)
+    if name == "threads" and not num_workers:
+        num_workers = default_threads()
     kwargs = {"num_workers": num_workers} if num_workers and name != "sync" else {}
     # The local schedulers' get() directly: dask.compute would import distributed (~0.3 s)
     # just to look for a client, which a short CLI run pays for nothing.
@@ -111,6 +113,20 @@ def run_graph(graph, scheduler, num_workers, progress: bool):
         with ProgressBar(out=sys.stderr, minimum=1.0):
             return get(dsk, key, **kwargs)
     return get(dsk, key, **kwargs)
+
+
+def default_threads() -> int | None:
+    """Threads of the local scheduler: one per core plus one, unless Dask's ``num_workers`` is set.
+
+    A task holds the GIL for its short numpy and Python steps; one extra thread keeps every
+    core decoding meanwhile (200M rows on 2 cores: 5.0 s with 3 threads, 5.9 s with 2).
+    """
+    import dask
+    from dask.system import CPU_COUNT  # cores this process may use (affinity, cgroup quota)
+
+    if dask.config.get("num_workers", None):
+        return None
+    return CPU_COUNT + 1
 
 
 def _local_get(name: str):

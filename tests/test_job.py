@@ -204,3 +204,14 @@ def test_any_split_into_files_and_row_groups_gives_the_same_bits(tmp_path_factor
     result = l1stream.evaluate(str(root), chunk_rows=chunk, scheduler=scheduler, task_bytes=data.draw(
         st.integers(500, 1 << 20)))
     assert result.mae == exact_mae(a, p) and result.count == len(rows)
+
+
+def test_local_threads_default_to_one_per_core_plus_one():
+    import dask
+    from dask.system import CPU_COUNT
+
+    from l1stream.schedulers import default_threads
+
+    assert default_threads() == CPU_COUNT + 1
+    with dask.config.set(num_workers=7):
+        assert default_threads() is None  # Dask's own setting wins
