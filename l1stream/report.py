@@ -20,6 +20,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
+from functools import cached_property
 
 import numpy as np
 
@@ -58,9 +59,11 @@ class Report:
     source: str = ""
     generated: str = ""
     passes: int = 0
+    edges: tuple | None = None  # fixed histogram edges, if asked for
 
-    @property
+    @cached_property
     def overall(self) -> SliceProfile:
+        """The profile of all rows (the slices merged)."""
         return self.profile.overall()
 
     def slices(self) -> list:
@@ -79,7 +82,7 @@ class Report:
         rows = []
         for when in sorted((k for k in self.profile.times if k is not None), key=lambda v: (str(type(v)), v)):
             state = self.profile.times[when]
-            if state.count:
+            if state.count and state.weight_sum:
                 rows.append((when, state.mae, state.count))
         return rows
 
@@ -108,8 +111,10 @@ class Report:
                             for t, m, c in self.time_series()],
             "passes": self.passes,
         }
-        if self.profile.slices and overall.bin_counts is not None:
-            out["report"]["fixed_bins"] = overall.bin_counts
+        if self.edges is not None:
+            out["report"]["fixed_bins"] = {"edges": list(self.edges), "counts": overall.bin_counts,
+                                           "note": "counts[0]: below the first edge; counts[-1]: at or above "
+                                                   "the last; counts[i]: [edges[i-1], edges[i])"}
         return out
 
     def to_html(self) -> str:
@@ -290,7 +295,7 @@ class ReportJob:
             rows = read(history, self.storage_options)
         return Report(result, profile, quantile_result, share, self.top_fraction, self.time_key, rows,
                       self.confidence, self.title, self.source,
-                      dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), passes.count + 1)
+                      dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), passes.count + 1, self.edges)
 
     def _quantiles(self, passes: "Passes", overall: SliceProfile, result: EvaluationResult):
         n = overall.count

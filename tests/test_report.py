@@ -146,7 +146,7 @@ def test_report_numbers_match_independent_computation(sliced_log):
     fixed = [0] * (len(edges) + 1)
     for value in losses.tolist():
         fixed[sum(1 for e in edges if value >= e)] += 1
-    assert report.overall.bin_counts == fixed
+    assert report.overall.bin_counts == fixed == report.to_dict()["report"]["fixed_bins"]["counts"]
 
     by_model = {s["key"][0]: s for s in report.slices()}
     for model in ("v1", "v2"):
