@@ -1,7 +1,7 @@
 """Confidence intervals for a (weighted) MAE: the delete-a-group jackknife over row blocks.
 
-A block is a set of rows that a row group of a file belongs to (row groups are hashed into
-at most :data:`MAX_BLOCKS` blocks per slice).  With ``B`` blocks holding sums ``S_b`` and
+A block is a row group of a file (beyond :data:`MAX_BLOCKS` row groups in a slice, row groups
+are hashed into that many blocks).  With ``B`` blocks holding sums ``S_b`` and
 weights ``W_b``, each leave-one-block-out estimate is ``theta_b = (S - S_b) / (W - W_b)`` and
 
     var = (B - 1) / B * sum_b (theta_b - mean(theta))**2
@@ -15,24 +15,51 @@ floats summed with :func:`math.fsum`), so an interval is the same bits on any pa
 
 from __future__ import annotations
 
+import hashlib
 import math
-import zlib
 from dataclasses import dataclass
 from fractions import Fraction
 
 MAX_BLOCKS = 1024
-"""Row groups are hashed into at most this many jackknife blocks per slice."""
+"""At most this many jackknife blocks per slice: beyond it, row groups are hashed into this many."""
+FOLD_AT = 4 * MAX_BLOCKS
+"""A partial state holding more row-group blocks than this folds them early (bounded memory)."""
 
 
-def block_of(path: str, row_group: int) -> int:
-    """The jackknife block of a row group: stable across runs, machines and partitionings.
+def block_of(path: str, row_group: int) -> tuple:
+    """The jackknife block of a row group: the row group itself, ``(path, index)``.
 
     Examples
     --------
-    >>> block_of("logs/date=2026-11-01/part-0.parquet", 3) == block_of("logs/date=2026-11-01/part-0.parquet", 3)
-    True
+    >>> block_of("logs/date=2026-11-01/part-0.parquet", 3)
+    ('logs/date=2026-11-01/part-0.parquet', 3)
     """
-    return zlib.crc32(f"{path}\0{row_group}".encode()) % MAX_BLOCKS
+    return (path, row_group)
+
+
+def bucket_of(block) -> int:
+    """The bucket a row-group block is folded into (a stable hash: same on every run and machine)."""
+    if isinstance(block, int):
+        return block
+    digest = hashlib.blake2b(f"{block[0]}\0{block[1]}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") % MAX_BLOCKS
+
+
+def fold_blocks(blocks: dict, merge) -> dict:
+    """Blocks as they enter the jackknife: the row groups themselves while there are at most
+    :data:`MAX_BLOCKS` and none was folded; otherwise every row group in its hash bucket.
+
+    The outcome depends only on the set of row groups, never on how partial states were merged:
+    a partial folds early only above :data:`FOLD_AT` > ``MAX_BLOCKS`` blocks, and then the whole
+    set holds more than ``MAX_BLOCKS`` as well.
+    """
+    if len(blocks) <= MAX_BLOCKS and not any(isinstance(k, int) for k in blocks):
+        return blocks
+    folded: dict = {}
+    for key in sorted(blocks, key=lambda k: (isinstance(k, int), repr(k))):
+        bucket = bucket_of(key)
+        folded[bucket] = merge(folded[bucket], blocks[key]) if bucket in folded else blocks[key]
+    return folded
 
 
 @dataclass(frozen=True)

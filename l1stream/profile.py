@@ -24,11 +24,11 @@ import numpy as np
 from ._exact import UNITS_PER_ONE, ExactSum
 from .columns import as_numeric
 from .errors import DataError
-from .intervals import Interval, block_of, jackknife_interval
+from .intervals import FOLD_AT, Interval, block_of, fold_blocks, jackknife_interval
 from .quantiles import as_float
 from .scan import ScanSpec, iter_piece_chunks, split_rows
 from .squares import correctly_rounded_sqrt, exact_square_sum
-from .state import _row_reasons, _take, absolute_errors, chunk_state, correctly_rounded
+from .state import L1State, _row_reasons, _take, absolute_errors, chunk_state, correctly_rounded
 
 _DIGITS = 1 << 16
 
@@ -53,7 +53,7 @@ class SliceProfile:
     squares: Fraction | None = Fraction(0)
     log_counts: dict = field(default_factory=dict)  # top-16-bit digit -> rows
     bin_counts: list | None = None  # fixed bins: [below first edge, each bin..., at or above last edge]
-    blocks: dict = field(default_factory=dict)  # jackknife block -> L1State
+    blocks: dict = field(default_factory=dict)  # jackknife block (a row group, or a hash bucket) -> L1State
 
     def merge(self, other: "SliceProfile") -> "SliceProfile":
         """Add two profiles (exact, associative, commutative)."""
@@ -63,6 +63,8 @@ class SliceProfile:
         blocks = dict(self.blocks)
         for block, state in other.blocks.items():
             blocks[block] = blocks[block].merge(state) if block in blocks else state
+        if len(blocks) > FOLD_AT:
+            blocks = fold_blocks(blocks, L1State.merge)
         squares = None if self.squares is None or other.squares is None else self.squares + other.squares
         bins = self.bin_counts if other.bin_counts is None else (
             other.bin_counts if self.bin_counts is None else [x + y for x, y in zip(self.bin_counts,
@@ -86,7 +88,8 @@ class SliceProfile:
 
     def interval(self, confidence: float = 0.95) -> Interval | None:
         """Jackknife interval for the slice's (weighted) MAE (``None`` with fewer than 2 blocks)."""
-        return jackknife_interval(((s.abs_error_sum, s.weight_sum) for s in self.blocks.values()), confidence)
+        blocks = fold_blocks(self.blocks, L1State.merge)
+        return jackknife_interval(((s.abs_error_sum, s.weight_sum) for s in blocks.values()), confidence)
 
     def dense_log_counts(self) -> np.ndarray:
         """The log histogram as 65,536 counts indexed by the loss's top 16 bits."""
