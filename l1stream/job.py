@@ -19,7 +19,7 @@ from .planning import DEFAULT_TASK_BYTES, plan_tasks
 from .result import EvaluationResult
 from .scan import Piece, ScanSpec, open_parquet, scan_pieces
 from .scan_state import ScanState, merge_all
-from .schedulers import run_graph, scheduler_label, tree_graph, validate_scheduler
+from .schedulers import delayed_tree, run_graph, scheduler_label, tree_graph, validate_scheduler
 from .sources import discover
 from .state import check_nan_policy
 
@@ -287,17 +287,11 @@ def evaluate_dataframe(frame, options: Options, *, progress: bool = False) -> Ev
     spec = ScanSpec(options.actual, options.prediction, options.weight, options.by, (),
                     nan_policy=options.nan_policy, baseline=options.baseline)
     if hasattr(frame, "to_delayed"):
-        import dask
-
-        reduce = dask.delayed(frame_state, pure=True)
-        merge = dask.delayed(merge_all, pure=True)
-        level = [reduce(part, spec, i) for i, part in enumerate(frame.to_delayed())]
-        while len(level) > 1:
-            level = [merge(level[i:i + SPLIT_EVERY]) for i in range(0, len(level), SPLIT_EVERY)]
-        scan = run_graph(level[0], options.scheduler, options.num_workers, progress)
+        graph = delayed_tree(frame_state, frame.to_delayed(), (spec,), merge_all, SPLIT_EVERY)
+        scan = run_graph(graph, options.scheduler, options.num_workers, progress)
         partitions = frame.npartitions
     else:
-        scan, partitions = frame_state(frame, spec, 0), 1
+        scan, partitions = frame_state(frame, 0, spec), 1
     overall = scan.overall()
     if not overall.count and overall.propagated is None:
         raise NoRowsError(f"no rows to evaluate: the DataFrame has {overall.rows:,} rows, "
@@ -307,18 +301,23 @@ def evaluate_dataframe(frame, options: Options, *, progress: bool = False) -> Ev
                             elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
 
 
-def frame_state(frame, spec: ScanSpec, index: int) -> ScanState:
+def frame_state(frame, index: int, spec: ScanSpec) -> ScanState:
     """The :class:`ScanState` of one pandas partition (``partition-<index>`` in file reports)."""
-    import pyarrow as pa
-
     from .scan import _reduce_chunk
     from .scan_state import FileReport
 
-    table = pa.table({c: _arrow_column(frame[c]) for c in dict.fromkeys(spec.columns)})
+    table = frame_table(frame, spec.columns)
     state, report = ScanState.empty(), FileReport(rows_scanned=table.num_rows)
     _reduce_chunk(table, Piece(f"partition-{index}"), spec, state, report, 0, 0)
     state.files[f"partition-{index}"] = report
     return state
+
+
+def frame_table(frame, columns):
+    """A pandas partition's ``columns`` as an Arrow table (NaN stays NaN, None becomes null)."""
+    import pyarrow as pa
+
+    return pa.table({c: _arrow_column(frame[c]) for c in dict.fromkeys(columns)})
 
 
 def _arrow_column(series):

@@ -147,13 +147,17 @@ def _overall_numbers(result: EvaluationResult) -> dict:
 
 
 def resolve_time_key(time_key, partition_types: dict, schema) -> tuple[str | None, bool]:
-    """``(key, is_partition)``: ``"auto"`` picks a date partition key (``date``, ``day``, ...)."""
+    """``(key, is_partition)``: ``"auto"`` picks a date partition key (``date``, ``day``, ...), else a
+    column of such a name."""
     if time_key is None or time_key is False:
         return None, False
     if time_key == "auto":
         for name, kind in partition_types.items():
             if kind == "date" or name in TIME_KEY_NAMES:
                 return name, True
+        for name in TIME_KEY_NAMES:  # then a column with such a name
+            if schema is not None and name in schema.names:
+                return name, False
         return None, False
     if not isinstance(time_key, str):
         raise UsageError(f"time_key must be a partition key or column name, 'auto' or None; got {time_key!r}")
@@ -220,7 +224,8 @@ class ReportJob:
     ----------
     source, actual, prediction, weight, by, filters, nan_policy, on_bad_file, scheduler,
     num_workers, storage_options, filesystem, chunk_rows, task_bytes, store, full, baseline_prediction
-        As for :func:`l1stream.evaluate`.
+        As for :func:`l1stream.evaluate`.  A DataFrame source is read once per pass (persist a
+        Dask DataFrame that is costly to compute); its partitions are the jackknife blocks.
     quantiles : sequence of float, default (0.9, 0.99)
         Exact quantiles of the per-row loss (the median always).
     bins : list of float, optional
@@ -246,9 +251,10 @@ class ReportJob:
         from .job import prepare, validate_options
         from .planning import DEFAULT_TASK_BYTES
 
-        if _is_dataframe(source):
-            raise UsageError("a report reads Parquet paths (several passes over the files); for a DataFrame "
-                             "use l1stream.evaluate(frame), or write it to Parquet first")
+        self.frame = source if _is_dataframe(source) else None
+        if self.frame is not None and (storage_options or filesystem is not None or store is not None or filters):
+            raise UsageError("storage_options, filesystem, store and filters apply to Parquet paths, not to a "
+                             "DataFrame: filter the DataFrame before the report")
         self.qs = validate_qs(quantiles)
         self.edges = validate_edges(bins)
         if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not 0 < confidence < 1:
@@ -261,31 +267,42 @@ class ReportJob:
                                         num_workers=num_workers, chunk_rows=chunk_rows,
                                         task_bytes=task_bytes or DEFAULT_TASK_BYTES, store=store, full=full,
                                         baseline_prediction=baseline_prediction)
-        self.prepared = prepare(source, self.options, storage_options, filesystem)
-        self.time_key, self.time_is_partition = resolve_time_key(time_key, self.prepared.found.partition_types,
-                                                                 self.prepared.schema)
+        if self.frame is None:
+            self.prepared = prepare(source, self.options, storage_options, filesystem)
+            found, schema = self.prepared.found.partition_types, self.prepared.schema
+        else:
+            self.prepared, found, schema = None, {}, _FrameColumns(self.frame.columns)
+        self.time_key, self.time_is_partition = resolve_time_key(time_key, found, schema)
         self.storage_options = storage_options
         self.title = title or "l1stream error report"
-        self.source = _source_label(source)
+        self.source = "a DataFrame" if self.frame is not None else _source_label(source)
 
     def evaluate(self, progress: bool = False) -> EvaluationResult:
         """The evaluation (what :func:`l1stream.evaluate` returns for the same options)."""
-        from .job import _execute
+        from .job import _execute, evaluate_dataframe
 
+        if self.frame is not None:
+            return evaluate_dataframe(self.frame, self.options, progress=progress)
         return _execute(self.prepared, self.options, progress)
 
     def profile(self, result: EvaluationResult, history: str | None = None) -> Report:
         """The extra passes over the files that ``result`` read (skipped files stay out)."""
         from .planning import plan_tasks
+        from .scan import ScanSpec
 
         prepared, options = self.prepared, self.options
-        plan = plan_tasks(prepared.found, prepared.bound, target_bytes=options.task_bytes,
-                          exclude=frozenset(result.skipped))
-        spec = prepared.spec
+        if self.frame is None:
+            plan = plan_tasks(prepared.found, prepared.bound, target_bytes=options.task_bytes,
+                              exclude=frozenset(result.skipped))
+            items, spec, filesystem = plan.tasks, prepared.spec, prepared.found.filesystem
+        else:
+            items, filesystem = None, None
+            spec = ScanSpec(options.actual, options.prediction, options.weight, options.by, (),
+                            nan_policy=options.nan_policy)
         if self.time_key and not self.time_is_partition:
             spec = replace(spec, extra_columns=(self.time_key,))
         wanted = ProfileSpec(self.edges, self.time_key, self.time_is_partition, squares=options.weight is None)
-        passes = Passes(plan.tasks, spec, prepared.found.filesystem, options)
+        passes = Passes(items, spec, filesystem, options, frame=self.frame)
         profile = passes.run(profile_pieces, (wanted,), merge_profiles, Profile())
         quantile_result, share = self._quantiles(passes, profile.overall(), result)
         rows = []
@@ -332,18 +349,38 @@ def _source_label(source) -> str:
 
 
 class Passes:
-    """Runs one pass of a task function over the plan's tasks on the chosen scheduler."""
+    """Runs one pass of a task function over the plan's tasks (or a DataFrame's partitions)."""
 
-    def __init__(self, tasks, spec, filesystem, options) -> None:
-        self.tasks, self.spec, self.filesystem, self.options = tasks, spec, filesystem, options
+    def __init__(self, tasks, spec, filesystem, options, frame=None) -> None:
+        self.tasks, self.spec, self.filesystem, self.options, self.frame = tasks, spec, filesystem, options, frame
         self.count = 0
 
     def run(self, func, extra: tuple, merge, empty):
-        from .schedulers import run_graph, tree_graph
+        from .schedulers import delayed_tree, run_graph, tree_graph
 
         self.count += 1
-        if not self.tasks:
+        if self.frame is not None:
+            if not hasattr(self.frame, "to_delayed"):  # pandas: one partition, here
+                return frame_task(self.frame, 0, self.spec, func, *extra)
+            graph = delayed_tree(frame_task, self.frame.to_delayed(), (self.spec, func) + tuple(extra), merge)
+        elif not self.tasks:
             return empty
-        graph = tree_graph(f"l1stream-report-{func.__name__}", func, self.tasks,
-                           (self.spec, self.filesystem) + tuple(extra), merge)
+        else:
+            graph = tree_graph(f"l1stream-report-{func.__name__}", func, self.tasks,
+                               (self.spec, self.filesystem) + tuple(extra), merge)
         return run_graph(graph, self.options.scheduler, self.options.num_workers, False)
+
+
+def frame_task(partition, index: int, spec, func, *extra):
+    """Run a pass's task function on one DataFrame partition (as a :class:`~l1stream.scan.FramePart`)."""
+    from .job import frame_table
+    from .scan import FramePart
+
+    return func([FramePart(frame_table(partition, spec.columns), index)], spec, None, *extra)
+
+
+class _FrameColumns:
+    """What :func:`resolve_time_key` needs of a schema: the column names."""
+
+    def __init__(self, columns) -> None:
+        self.names = [str(c) for c in columns]

@@ -42,6 +42,19 @@ class Piece:
 
 
 @dataclass(frozen=True)
+class FramePart:
+    """A DataFrame partition standing in for a :class:`Piece`: one chunk, already in memory."""
+
+    table: object  # pyarrow.Table
+    index: int
+    partition: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"partition-{self.index}"
+
+
+@dataclass(frozen=True)
 class ScanSpec:
     """What to compute from each piece (everything a task needs besides the pieces)."""
 
@@ -113,12 +126,17 @@ def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
 
 
 def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileReport | None = None):
-    """Yield ``(row_group, offset, table)``: the piece's rows that pass the filters, chunk by chunk.
+    """Yield ``(row_group, offset, table)``: the piece's rows that pass the filters, chunk by chunk
+    (a :class:`FramePart` is one chunk, "row group" 0).
 
     Row groups whose statistics exclude the filters are skipped; ``report`` (if given)
     counts rows scanned and filtered.  Bad files raise :class:`BadFileError`/:class:`SchemaError`.
     """
     report = report if report is not None else FileReport()
+    if isinstance(piece, FramePart):
+        report.rows_scanned += piece.table.num_rows
+        yield 0, 0, piece.table
+        return
     parquet = open_parquet(piece.path, filesystem)
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)

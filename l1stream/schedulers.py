@@ -75,6 +75,18 @@ def tree_graph(name: str, func, items, shared: tuple, merge, split_every: int = 
     return dsk, level[0]
 
 
+def delayed_tree(func, parts, shared: tuple, merge, split_every: int = 16):
+    """``func(part, index, *shared)`` for each Dask delayed ``part`` (a DataFrame's partitions),
+    then a tree of ``merge(list)``: the :func:`tree_graph` of data that is already in Dask."""
+    import dask
+
+    task, merger = dask.delayed(func, pure=True), dask.delayed(merge, pure=True)
+    level = [task(part, i, *shared) for i, part in enumerate(parts)]
+    while len(level) > 1:
+        level = [merger(level[i:i + split_every]) for i in range(0, len(level), split_every)]
+    return level[0]
+
+
 def run_graph(graph, scheduler, num_workers, progress: bool):
     """Compute a Dask delayed object, or a ``(graph dict, key)`` pair, on the chosen scheduler.
 

@@ -259,11 +259,32 @@ def test_rows_per_row_group_match_metadata(sliced_log):
     assert sum(s["interval"].blocks for s in report.slices()) == groups
 
 
-def test_dataframe_source_is_refused_with_a_hint():
+def test_dataframe_sources_pandas_and_dask(rng):
+    """A DataFrame the user already has: the same report, jackknife over its partitions."""
+    import dask.dataframe as dd
     import pandas as pd
 
-    with pytest.raises(l1stream.UsageError, match="a report reads Parquet paths"):
-        l1stream.evaluate_report(pd.DataFrame({"actual": [1.0], "prediction": [2.0]}))
+    n = 4000
+    a = np.round(rng.lognormal(10, 0.5, n), 2)
+    p = np.round(a * rng.normal(1, 0.2, n), 2)
+    frame = pd.DataFrame({"actual": a, "prediction": p, "model": rng.choice(["v1", "v2"], n),
+                          "date": np.repeat(["2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"], n // 4)})
+    losses = np.abs(a - p)
+    for source in (frame, dd.from_pandas(frame, npartitions=8)):
+        report = l1stream.evaluate_report(source, by="model")
+        assert report.result.mae == float(fraction_abs(a, p) / n)
+        assert report.quantiles.median == np.median(losses)
+        assert report.overall.mse == float(fraction_squares(a, p) / n)
+        assert [str(t) for t, _, _ in report.time_series()] == ["2026-11-01", "2026-11-02", "2026-11-03",
+                                                                "2026-11-04"]
+        blocks = [s["interval"] for s in report.slices()]
+        if isinstance(source, pd.DataFrame):
+            assert blocks == [None, None]  # one partition: no spread to measure
+        else:
+            assert [b.blocks for b in blocks] == [8, 8]
+        assert "a DataFrame" in report.to_html()
+    with pytest.raises(l1stream.UsageError, match="filter the DataFrame before the report"):
+        l1stream.evaluate_report(frame, filters="model==v1")
 
 
 def test_interval_coverage_end_to_end_through_parquet(tmp_path):
