@@ -2,8 +2,9 @@
 
 ``(a - p)**2`` is not a float64 in general, but it is an exact sum of a few:
 ``a - p = s + e`` exactly (Knuth's two-sum), so ``(a - p)**2 = s*s + 2*s*e + e*e``, and
-each product ``x*y`` is exactly ``hi + lo`` (Dekker, with Veltkamp splitting).  All six
-terms go into the exact superaccumulator of :mod:`l1stream._exact`.  This holds while
+each product ``x*y`` is exactly ``hi + lo`` (Dekker, with Veltkamp splitting).  The terms
+(two when every ``e`` of a block is zero, as for most data; six otherwise) go into the exact
+superaccumulator of :mod:`l1stream._exact`, block by block.  This holds while
 the products neither overflow nor lose bits to underflow; blocks outside that range
 (values beyond ``2**480`` or differences below ``2**-480``) take an exact Python path.
 """
@@ -15,7 +16,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._exact import UNITS_PER_ONE, ExactSum
+from ._exact import BLOCK_ROWS, UNITS_PER_ONE, ExactSum
 from .columns import FLOAT, NumericColumn
 
 _SAFE_HIGH = 2.0**480  # products of two such values stay below 2**960: finite, splittable
@@ -33,17 +34,35 @@ def exact_square_sum(a: NumericColumn, p: NumericColumn) -> Fraction:
     True
     """
     if a.kind == p.kind == FLOAT and _in_safe_range(a.values, p.values):
-        s = a.values - p.values
-        back = s - a.values
-        e = (a.values - (s - back)) + (-p.values - back)  # two-sum: a - p == s + e exactly
-        if not (_has_tiny(s) or _has_tiny(e)):
-            acc = ExactSum()
-            for x, y, scale in ((s, s, 1.0), (s, e, 2.0), (e, e, 1.0)):
-                high, low = _two_product(x, y)
-                acc.add_values(high * scale)  # doubling is exact: no overflow below 2**961
-                acc.add_values(low * scale)
+        acc = ExactSum()
+        n = len(a)
+        for start in range(0, n, BLOCK_ROWS):  # cache-sized blocks: the temporaries stay in L2
+            if not _add_block_squares(acc, a.values[start:start + BLOCK_ROWS], p.values[start:start + BLOCK_ROWS]):
+                break
+        else:
             return Fraction(acc.units, UNITS_PER_ONE)
     return sum(((x - y) ** 2 for x, y in zip(a.as_objects().tolist(), p.as_objects().tolist())), Fraction(0))
+
+
+def _add_block_squares(acc: ExactSum, a: np.ndarray, p: np.ndarray) -> bool:
+    """Add the block's exact squared differences; False (nothing added) when out of the safe range."""
+    s = a - p
+    back = s - a
+    e = (a - (s - back)) + (-p - back)  # two-sum: a - p == s + e exactly
+    if _has_tiny(s) or _has_tiny(e):
+        return False
+    s_high, s_low = _split(s)
+    square = s * s
+    terms = [square, ((s_high * s_high - square) + 2.0 * s_high * s_low) + s_low * s_low]  # s*s, Dekker
+    if e.any():  # usually not: a - p is exact for most data
+        e_high, e_low = _split(e)
+        cross = s * e
+        terms += [2.0 * cross, 2.0 * (((s_high * e_high - cross) + s_high * e_low + s_low * e_high) + s_low * e_low)]
+        e_square = e * e
+        terms += [e_square, ((e_high * e_high - e_square) + 2.0 * e_high * e_low) + e_low * e_low]
+    for term in terms:
+        acc.add_values(term)
+    return True
 
 
 def _in_safe_range(a: np.ndarray, p: np.ndarray) -> bool:
@@ -55,15 +74,6 @@ def _in_safe_range(a: np.ndarray, p: np.ndarray) -> bool:
 def _has_tiny(x: np.ndarray) -> bool:
     magnitude = np.abs(x)
     return bool(np.any((magnitude < _SAFE_LOW) & (magnitude != 0)))
-
-
-def _two_product(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``x * y == high + low`` exactly (Dekker), for products within the safe range."""
-    high = x * y
-    x_high, x_low = _split(x)
-    y_high, y_low = _split(y)
-    low = ((x_high * y_high - high) + x_high * y_low + x_low * y_high) + x_low * y_low
-    return high, low
 
 
 def _split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

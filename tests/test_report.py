@@ -53,6 +53,16 @@ def test_square_sum_is_exact(rng, kind):
     assert exact_square_sum(as_numeric(a, "a"), as_numeric(p, "p")) == fraction_squares(a, p)
 
 
+def test_square_sum_over_several_blocks_with_a_late_fallback(rng):
+    n = 70_000  # three kernel blocks; the last one holds a difference too small for the float path
+    a = np.round(rng.lognormal(8, 1, n), 2)
+    p = a * rng.normal(1, 0.1, n)
+    p[::7] = np.round(p[::7], 2)  # some rows with exact differences (e == 0), others not
+    a[-1], p[-1] = 3 * 2.0**-600, 2.0**-600  # a difference of 2**-599: below the safe range
+    assert exact_square_sum(as_numeric(a, "a"), as_numeric(p, "p")) == fraction_squares(a, p)
+    assert exact_square_sum(as_numeric(a[:-1], "a"), as_numeric(p[:-1], "p")) == fraction_squares(a[:-1], p[:-1])
+
+
 def test_sqrt_is_correctly_rounded(rng):
     for _ in range(500):
         value = Fraction(int(rng.integers(1, 2**62)), int(rng.integers(1, 2**62))) * Fraction(2) ** int(
