@@ -28,7 +28,7 @@ from .intervals import FOLD_AT, Interval, block_of, fold_blocks, jackknife_inter
 from .quantiles import as_float
 from .scan import ScanSpec, iter_piece_chunks, split_rows
 from .squares import correctly_rounded_sqrt, exact_square_sum
-from .state import L1State, _row_reasons, _take, absolute_errors, chunk_state, correctly_rounded
+from .state import L1State, _row_reasons, _take, absolute_errors, chunk_state, correctly_rounded, finite_losses
 
 _DIGITS = 1 << 16
 
@@ -181,10 +181,12 @@ def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block: int, policy
     a, p = as_numeric(table[spec.actual], names[0]), as_numeric(table[spec.prediction], names[1])
     w = as_numeric(table[spec.weight], names[2]) if spec.weight else None
     state = chunk_state(a, p, w, nan_policy=policy, names=names)
-    bad = _row_reasons(a, p) != 0
-    if bad.any():
-        a, p = _take(a, ~bad), _take(p, ~bad)
-    losses = absolute_errors(a, p)
+    losses = finite_losses(a, p)
+    if losses is None:
+        bad = _row_reasons(a, p) != 0
+        if bad.any():
+            a, p = _take(a, ~bad), _take(p, ~bad)
+        losses = absolute_errors(a, p)
     finite = np.isfinite(losses)
     infinite = int(losses.shape[0] - np.count_nonzero(finite))
     acc = ExactSum()

@@ -23,7 +23,7 @@ import numpy as np
 from .columns import as_numeric
 from .errors import NonFiniteError, NoRowsError, UsageError
 from .scan import ScanSpec, iter_piece_chunks
-from .state import _non_finite_message, _row_reasons, _take, absolute_errors
+from .state import _non_finite_message, _row_reasons, _take, absolute_errors, finite_losses
 
 DIGIT_BITS = 16
 COLLECT_LIMIT = 1 << 20
@@ -264,6 +264,9 @@ def exact_quantiles(run_pass, qs: tuple, nan_policy: str, extra_ranks=None) -> Q
 def loss_patterns(actual, prediction, spec: ScanSpec) -> tuple[np.ndarray, int]:
     """Bit patterns (uint64) of the rows' float64 L1 losses, and how many rows were left out."""
     a, p = as_numeric(actual, spec.actual), as_numeric(prediction, spec.prediction)
+    losses = finite_losses(a, p)
+    if losses is not None:
+        return losses.view(np.uint64), 0
     reasons = _row_reasons(a, p)
     bad = reasons != 0
     dropped = int(bad.sum())

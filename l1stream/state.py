@@ -227,6 +227,21 @@ def absolute_errors(a: NumericColumn, p: NumericColumn) -> np.ndarray:
                      for x, y in zip(a.as_objects().tolist(), p.as_objects().tolist())], dtype=np.float64)
 
 
+def finite_losses(a: NumericColumn, p: NumericColumn) -> np.ndarray | None:
+    """``absolute_errors(a, p)`` when no row needs leaving out (no null, NaN or infinity), else ``None``.
+
+    The fast path for clean float data: NaN and infinite inputs always give a non-finite loss,
+    so one ``max`` of the losses replaces the per-row checks (a finite pair whose difference
+    overflows also returns ``None``: the caller's full check sorts it out).
+    """
+    if not (a.kind == p.kind == FLOAT and a.null is None and p.null is None):
+        return None
+    losses = absolute_errors(a, p)
+    if losses.shape[0] and not math.isfinite(float(losses.max())):
+        return None
+    return losses
+
+
 def _finite(value) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
 
