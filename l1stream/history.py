@@ -9,7 +9,6 @@ see half a run.  Read the whole history with any Parquet reader, or ``l1stream h
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import math
 import uuid
@@ -31,7 +30,9 @@ OVERALL = ""  # the slice value of the overall record
 
 def config_hash(definition: dict) -> str:
     """A stable hash of what defines the metric (sources, columns, by, filters, policies)."""
-    return hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    from .store import json_digest
+
+    return json_digest(definition)[:16]
 
 
 def slice_label(by: tuple, key: tuple) -> str:

@@ -33,7 +33,8 @@ log = logging.getLogger("l1stream")
 FORMAT = 1
 
 
-def _digest(value) -> str:
+def json_digest(value) -> str:
+    """SHA-256 (hex) of a value's canonical JSON: the store's keys and checksums, the history's config hash."""
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -44,13 +45,13 @@ class StateStore:
         from fsspec.core import url_to_fs
 
         self.fs, root = url_to_fs(url, **(storage_options or {}))
-        self.signature = _digest({"format": FORMAT, **signature})[:32]
+        self.signature = json_digest({"format": FORMAT, **signature})[:32]
         self.directory = f"{root.rstrip('/')}/v{FORMAT}/{self.signature}"
 
     # -- keys ------------------------------------------------------------------------------------
 
     def key(self, identity: list) -> str:
-        return f"{_digest(identity[0])[:24]}-{_digest(identity)[:32]}"
+        return f"{json_digest(identity[0])[:24]}-{json_digest(identity)[:32]}"
 
     def _entry(self, key: str) -> str:
         return f"{self.directory}/{key}.json"
@@ -72,7 +73,7 @@ class StateStore:
             with self.fs.open(self._entry(key), "rb") as handle:
                 doc = json.loads(handle.read())
             state = doc["state"]
-            if doc.get("format") != FORMAT or doc.get("checksum") != _digest(state):
+            if doc.get("format") != FORMAT or doc.get("checksum") != json_digest(state):
                 raise ValueError("checksum mismatch")
             return state_from_json(state)
         except FileNotFoundError:
@@ -83,7 +84,7 @@ class StateStore:
 
     def save(self, key: str, identity: list, state: ScanState) -> None:
         body = state_to_json(state)
-        data = json.dumps({"format": FORMAT, "identity": identity, "checksum": _digest(body), "state": body},
+        data = json.dumps({"format": FORMAT, "identity": identity, "checksum": json_digest(body), "state": body},
                           sort_keys=True).encode()
         write_bytes(self.fs, self._entry(key), data)
 
