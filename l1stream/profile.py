@@ -41,6 +41,7 @@ class ProfileSpec:
     time_key: str | None = None  # partition key or column to track the MAE over
     time_is_partition: bool = False
     squares: bool = True  # sum of squares (unweighted runs)
+    slices: frozenset | None = None  # slice keys profiled one by one (None: all); the rest go to Profile.rest
 
 
 @dataclass
@@ -126,10 +127,12 @@ def _pattern_float(digit: int) -> float:
 
 @dataclass
 class Profile:
-    """Per-slice :class:`SliceProfile` and the per-time-value exact L1 states."""
+    """Per-slice :class:`SliceProfile` (``rest``: the slices not profiled one by one, together) and
+    the per-time-value exact L1 states."""
 
     slices: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
+    rest: SliceProfile = field(default_factory=SliceProfile)
 
     def merge(self, other: "Profile") -> "Profile":
         slices = dict(self.slices)
@@ -138,10 +141,10 @@ class Profile:
         times = dict(self.times)
         for key, state in other.times.items():
             times[key] = times[key].merge(state) if key in times else state
-        return Profile(slices, times)
+        return Profile(slices, times, self.rest.merge(other.rest))
 
     def overall(self) -> SliceProfile:
-        total = SliceProfile()
+        total = self.rest
         for key in sorted(self.slices, key=repr):
             total = total.merge(self.slices[key])
         return total
@@ -167,7 +170,10 @@ def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> P
                 groups = split_rows(table, spec.by, spec.data_by, base) if spec.data_by else [(base, table)]
                 for key, part in groups:
                     prof = slice_profile(part, spec, wanted, block_of(piece.path, index), policy)
-                    out.slices[key] = out.slices[key].merge(prof) if key in out.slices else prof
+                    if wanted.slices is not None and key not in wanted.slices:
+                        out.rest = out.rest.merge(prof)
+                    else:
+                        out.slices[key] = out.slices[key].merge(prof) if key in out.slices else prof
                 if wanted.time_key:
                     _add_times(out, table, piece, spec, wanted, policy)
             except DataError as exc:

@@ -241,7 +241,12 @@ def slice_table(report) -> str:
     rows = []
     for s in sorted(report.slices(), key=lambda s: -(s["mae"] if math.isfinite(s["mae"]) else -1)):
         iv = s["interval"]
-        interval = "n/a (fewer than 2 row groups)" if iv is None else f"[{short(iv.lower)}, {short(iv.upper)}]"
+        if iv is not None:
+            interval = f"[{short(iv.lower)}, {short(iv.upper)}]"
+        elif s["profiled"]:
+            interval = "n/a (fewer than 2 row groups)"
+        else:
+            interval = f"n/a (only the {len(report.profile.slices)} largest slices are profiled)"
         rows.append(f"<tr><td>{esc(s['label'])}</td><td>{esc(repr(s['mae']))}</td><td>{interval}</td>"
                     f"<td>{s['count']:,}</td><td>{esc(short(s['rmse']))}</td></tr>")
     level = f"{report.confidence:.0%}"

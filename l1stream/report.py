@@ -41,6 +41,9 @@ from .result import EvaluationResult, _json_float, _json_value
 from .state import correctly_rounded
 
 TIME_KEY_NAMES = ("date", "day", "dt", "ds")
+MAX_PROFILED_SLICES = 200
+"""Beyond this many slices, only the largest are profiled one by one (intervals, L2, histograms):
+the profile's memory stays bounded whatever the cardinality of ``by``."""
 
 
 @dataclass
@@ -74,7 +77,8 @@ class Report:
             prof = self.profile.slices.get(key, SliceProfile())
             label = ", ".join(f"{k}={_json_value(v)}" for k, v in zip(self.result.by, key)) or "all rows"
             out.append({"key": key, "label": label, "mae": values["mae"], "count": values["count"],
-                        "interval": prof.interval(self.confidence), "mse": prof.mse, "rmse": prof.rmse})
+                        "interval": prof.interval(self.confidence), "mse": prof.mse, "rmse": prof.rmse,
+                        "profiled": key in self.profile.slices or not self.result.by})
         return out
 
     def time_series(self) -> list:
@@ -103,6 +107,7 @@ class Report:
                         "mae": _json_float(s["mae"]), "count": s["count"], "mse": _json_float(s["mse"]),
                         "rmse": _json_float(s["rmse"]),
                         "interval": None if s["interval"] is None else s["interval"].to_dict(),
+                        "profiled": s["profiled"],
                         "histogram": [[lo, hi, c] for lo, hi, c in
                                       self.profile.slices.get(s["key"], SliceProfile()).log_histogram(16)]}
                        for s in self.slices()],
@@ -301,7 +306,8 @@ class ReportJob:
                             nan_policy=options.nan_policy)
         if self.time_key and not self.time_is_partition:
             spec = replace(spec, extra_columns=(self.time_key,))
-        wanted = ProfileSpec(self.edges, self.time_key, self.time_is_partition, squares=options.weight is None)
+        wanted = ProfileSpec(self.edges, self.time_key, self.time_is_partition, squares=options.weight is None,
+                             slices=largest_slices(result, MAX_PROFILED_SLICES))
         passes = Passes(items, spec, filesystem, options, frame=self.frame)
         profile = passes.run(profile_pieces, (wanted,), merge_profiles, Profile())
         quantile_result, share = self._quantiles(passes, profile.overall(), result)
@@ -340,6 +346,15 @@ class ReportJob:
             quantile_result.median = math.nan
             quantile_result.quantiles = {q: math.nan for q in quantile_result.quantiles}
         return quantile_result, share
+
+
+def largest_slices(result: EvaluationResult, limit: int) -> frozenset | None:
+    """The ``limit`` slices with the most rows (ties: in key order), or ``None`` if there are no more."""
+    states = result.group_states
+    if len(states) <= limit:
+        return None
+    ordered = sorted(enumerate(states.items()), key=lambda item: (-item[1][1].count, item[0]))
+    return frozenset(key for _, (key, _) in ordered[:limit])
 
 
 def _source_label(source) -> str:

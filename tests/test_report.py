@@ -336,3 +336,24 @@ def test_many_row_groups_fold_into_hash_buckets_the_same_way_on_any_merge_order(
     for prof in rows[:50]:
         few = few.merge(prof)
     assert few.interval().blocks == 50  # few row groups: one block each, no hashing
+
+
+def test_only_the_largest_slices_are_profiled_one_by_one(tmp_path, rng, monkeypatch):
+    """High-cardinality ``by``: per-slice details for the largest slices only; the overall numbers
+    still cover every row (memory stays bounded)."""
+    from l1stream import report as report_module
+
+    monkeypatch.setattr(report_module, "MAX_PROFILED_SLICES", 3)
+    sizes = {f"s{i}": 100 + 40 * i for i in range(8)}  # s7, s6, s5 are the largest
+    segment = np.concatenate([[name] * size for name, size in sizes.items()])
+    a = rng.normal(size=len(segment))
+    p = a + rng.normal(size=len(segment))
+    write_parquet(tmp_path / "x.parquet", 200, actual=a, prediction=p, segment=segment)
+    report = l1stream.evaluate_report(str(tmp_path / "x.parquet"), by="segment", time_key=None)
+    profiled = {s["key"][0] for s in report.slices() if s["profiled"]}
+    assert profiled == {"s7", "s6", "s5"} == {k[0] for k in report.profile.slices}
+    assert report.overall.count == len(a)
+    assert report.overall.mse == float(fraction_squares(a, p) / len(a))
+    assert report.quantiles.median == np.median(np.abs(a - p))
+    assert all(s["interval"] is None and math.isnan(s["rmse"]) for s in report.slices() if not s["profiled"])
+    assert "only the 3 largest slices are profiled" in report.to_html()
