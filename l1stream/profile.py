@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
+import pyarrow as pa
 
 from ._exact import UNITS_PER_ONE, ExactSum
 from .columns import as_numeric
@@ -213,6 +214,10 @@ def _add_times(out: Profile, table, piece, spec: ScanSpec, wanted: ProfileSpec, 
     if wanted.time_is_partition:
         groups = [((piece.partition.get(wanted.time_key),), table)]
     else:
+        column = table[wanted.time_key]
+        if pa.types.is_timestamp(column.type):  # one point per day, not per distinct instant
+            table = table.set_column(table.schema.get_field_index(wanted.time_key), wanted.time_key,
+                                     column.cast(pa.date32()))
         groups = split_rows(table, (wanted.time_key,), (wanted.time_key,), (None,))
     for (when,), part in groups:
         weight = part[spec.weight] if spec.weight else None

@@ -219,6 +219,11 @@ def test_time_key_column_and_validation(tmp_path, rng):
     for d in ("d1", "d2"):
         keep = day == d
         assert got[d] == (float(fraction_abs(a[keep], p[keep]) / int(keep.sum())), int(keep.sum()))
+    stamps = (np.datetime64("2026-11-01T00:00", "s") + rng.integers(0, 3 * 24 * 3600, n).astype("timedelta64[s]"))
+    write_parquet(tmp_path / "t.parquet", 100, actual=a, prediction=p, at=stamps)
+    daily = l1stream.evaluate_report(str(tmp_path / "t.parquet"), time_key="at").time_series()
+    days = stamps.astype("datetime64[D]")
+    assert [(str(t), c) for t, _, c in daily] == [(str(d), int((days == d).sum())) for d in np.unique(days)]
     with pytest.raises(l1stream.UsageError, match="time_key 'nope' is neither a partition key nor a column"):
         l1stream.evaluate_report(str(tmp_path / "x.parquet"), time_key="nope")
     with pytest.raises(l1stream.UsageError, match="bins must be an increasing list"):
