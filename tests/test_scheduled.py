@@ -246,7 +246,7 @@ def test_history_and_increase_gate_over_runs(tmp_path, rng, capsys):
     for _ in range(4):
         proc = subprocess.run([sys.executable, "-m", "l1stream", "history", str(history)], capture_output=True,
                               text=True, timeout=60)
-        assert proc.returncode == 0 and "terminate" not in proc.stderr
+        assert proc.returncode == 0 and "terminate" not in proc.stderr, (proc.returncode, proc.stderr[-2000:])
 
 
 def test_gate_needing_history_without_one_is_a_usage_error(two_models, capsys):
