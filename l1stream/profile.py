@@ -26,7 +26,7 @@ from ._exact import UNITS_PER_ONE, ExactSum
 from .columns import as_numeric
 from .errors import DataError
 from .intervals import FOLD_AT, Interval, block_of, fold_blocks, jackknife_interval
-from .quantiles import as_float
+from .quantiles import log_bin
 from .scan import ScanSpec, iter_piece_chunks, split_rows
 from .squares import correctly_rounded_sqrt, exact_square_sum
 from .state import L1State, _row_reasons, _take, absolute_errors, chunk_state, correctly_rounded, finite_losses
@@ -112,18 +112,7 @@ class SliceProfile:
         merged: dict = {}
         for digit, rows in self.log_counts.items():
             merged[digit >> shift] = merged.get(digit >> shift, 0) + rows
-        out = []
-        for coarse in sorted(merged):
-            lower, upper = _pattern_float(coarse << shift), _pattern_float((coarse + 1) << shift)
-            if lower == math.inf:
-                upper = math.inf
-            out.append((lower, upper, merged[coarse]))
-        return out
-
-
-def _pattern_float(digit: int) -> float:
-    """The lower edge of the log bin of a top-16-bit digit (from 0x7FF0 on: infinity)."""
-    return math.inf if digit >= 0x7FF0 else float(as_float(digit << 48))
+        return [(*log_bin(coarse, shift), merged[coarse]) for coarse in sorted(merged)]
 
 
 @dataclass

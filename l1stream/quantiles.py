@@ -228,12 +228,22 @@ def histogram_bins(counts: np.ndarray) -> list:
     >>> histogram_bins(counts)
     [(1.0, 1.0625, 3)]
     """
-    out = []
-    for digit in np.flatnonzero(counts).tolist():
-        lower = float(as_float(digit << 48))
-        upper = float(as_float((digit + 1) << 48)) if digit < 0x7FF0 else math.inf
-        out.append((lower, upper, int(counts[digit])))
-    return out
+    return [(*log_bin(digit), int(counts[digit])) for digit in np.flatnonzero(counts).tolist()]
+
+
+def log_bin(digit: int, shift: int = 0) -> tuple[float, float]:
+    """``[lower, upper)`` of the losses whose top ``16 - shift`` bits are ``digit`` (``shift`` merges
+    ``2**shift`` of the 16-per-binade bins); infinite losses have the bin ``[inf, inf]``.
+
+    Examples
+    --------
+    >>> log_bin(0x3FF0), log_bin(0x3FF0 >> 4, shift=4)
+    ((1.0, 1.0625), (1.0, 2.0))
+    """
+    first, after = digit << shift, (digit + 1) << shift
+    lower = math.inf if first >= 0x7FF0 else float(as_float(first << 48))
+    upper = math.inf if after >= 0x7FF0 else float(as_float(after << 48))
+    return lower, upper
 
 
 def exact_quantiles(run_pass, qs: tuple, nan_policy: str, extra_ranks=None) -> QuantileResult:
