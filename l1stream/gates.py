@@ -87,9 +87,9 @@ def check_gates(result, gates: list, *, history_values: dict | None = None) -> l
 
 
 def _check(gate: dict, by: tuple, key: tuple, value: float, baseline) -> dict:
-    from .result import _json_value
+    from .result import slice_json
 
-    slice_key = {k: _json_value(v) for k, v in zip(by, key)} if key else None
+    slice_key = slice_json(by, key) if key else None
     out = {"gate": gate["name"], "slice": slice_key, "value": value, "baseline": baseline,
            "threshold": gate["threshold"], "status": "passed"}
     if gate["kind"] == "max_mae":

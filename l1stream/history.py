@@ -16,7 +16,7 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .result import EvaluationResult, _json_value
+from .result import EvaluationResult, slice_json
 
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")), ("l1stream_version", pa.string()),
@@ -39,7 +39,7 @@ def slice_label(by: tuple, key: tuple) -> str:
     """The history's ``slice`` value: ``""`` overall, else a JSON object of the key."""
     if not by:
         return OVERALL
-    return json.dumps({k: _json_value(v) for k, v in zip(by, key)}, sort_keys=True)
+    return json.dumps(slice_json(by, key), sort_keys=True)
 
 
 def records(result: EvaluationResult, *, run_id: str, config: str, gates_passed: bool | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 
-from .result import _json_value
+from .result import _json_value, slice_text
 
 BAR, INTERVAL, MAE_LINE, MEDIAN_LINE, GRID = "#4c72b0", "#222222", "#c44e52", "#55a868", "#dddddd"
 MAX_SLICE_BARS = 40
@@ -336,7 +336,7 @@ def result_html(result) -> str:
     parts = [f"<div class='l1stream-result'><style>{scoped_style('.l1stream-result')}</style><div class='cards'>",
              *cards, "</div>"]
     if result.by:
-        slices = [{"label": ", ".join(f"{k}={_json_value(v)}" for k, v in zip(result.by, key)), "mae": n["mae"],
+        slices = [{"label": slice_text(result.by, key), "mae": n["mae"],
                    "count": n["count"], "interval": None} for key, n in result.slice_numbers().items()]
         parts.append(slice_bars_svg(slices))
         cells = "".join(f"<th>{esc(c)}</th>" for c in list(result.by) + ["mae", "count"])

@@ -37,7 +37,7 @@ from .quantiles import (
     pass_counts,
     validate_qs,
 )
-from .result import EvaluationResult, _json_float, _json_value
+from .result import EvaluationResult, _json_float, _json_value, slice_json, slice_text
 from .state import correctly_rounded
 
 TIME_KEY_NAMES = ("date", "day", "dt", "ds")
@@ -71,12 +71,16 @@ class Report:
 
     def slices(self) -> list:
         """Per slice: key, label, mae, count, interval, mse, rmse (in the result's slice order)."""
+        return [dict(row) for row in self._slice_rows]
+
+    @cached_property
+    def _slice_rows(self) -> list:  # the intervals are computed once, however often the page asks
         out = []
         numbers = self.result.slice_numbers() if self.result.by else {(): _overall_numbers(self.result)}
         for key, values in numbers.items():
             prof = self.profile.slices.get(key, SliceProfile())
-            label = ", ".join(f"{k}={_json_value(v)}" for k, v in zip(self.result.by, key)) or "all rows"
-            out.append({"key": key, "label": label, "mae": values["mae"], "count": values["count"],
+            out.append({"key": key, "label": slice_text(self.result.by, key), "mae": values["mae"],
+                        "count": values["count"],
                         "interval": prof.interval(self.confidence), "mse": prof.mse, "rmse": prof.rmse,
                         "profiled": key in self.profile.slices or not self.result.by})
         return out
@@ -103,7 +107,7 @@ class Report:
             "top_share": {"fraction": self.top_fraction, "share": _json_float(self.top_share)},
             "quantiles": None if self.quantiles is None else self.quantiles.to_dict(),
             "histogram": [[lo, hi, c] for lo, hi, c in overall.log_histogram(16)],
-            "slices": [{"key": {k: _json_value(v) for k, v in zip(self.result.by, s["key"])},
+            "slices": [{"key": slice_json(self.result.by, s["key"]),
                         "mae": _json_float(s["mae"]), "count": s["count"], "mse": _json_float(s["mse"]),
                         "rmse": _json_float(s["rmse"]),
                         "interval": None if s["interval"] is None else s["interval"].to_dict(),

@@ -140,7 +140,7 @@ class EvaluationResult:
         }
         if self.by:
             out["groups"] = [
-                {"key": {k: _json_value(v) for k, v in zip(self.by, key)},
+                {"key": slice_json(self.by, key),
                  **{k: _json_float(v) if isinstance(v, float) else v for k, v in numbers.items()}}
                 for key, numbers in self.slice_numbers().items()
             ]
@@ -223,6 +223,16 @@ def _json_float(value):
     if isinstance(value, float) and math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
     return float(value)
+
+
+def slice_json(by: tuple, key: tuple) -> dict:
+    """A slice key as a JSON-ready mapping: ``{"model": "v1", "date": "2026-11-01"}``."""
+    return {k: _json_value(v) for k, v in zip(by, key)}
+
+
+def slice_text(by: tuple, key: tuple) -> str:
+    """A slice key for people: ``model=v1, date=2026-11-01`` (``all rows`` without keys)."""
+    return ", ".join(f"{k}={v}" for k, v in slice_json(by, key).items()) or "all rows"
 
 
 def _json_value(value):
