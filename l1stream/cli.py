@@ -89,13 +89,18 @@ def _cmd_mae(args) -> int:
 
     gates = prepare_gates(_gates(args), args.history)
     storage = _key_values(args.storage_option) or None
-    result = evaluate(args.sources, actual=args.actual, prediction=args.prediction, weight=args.weight,
-                      by=args.by or None, filters=args.filters or None, nan_policy=args.nan_policy,
-                      on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
-                      storage_options=storage, progress=_progress(args), cluster=_cluster(args), store=args.store,
-                      full=args.full, baseline_prediction=args.baseline_prediction)
+    result = evaluate(args.sources, **_evaluation_options(args, storage), progress=_progress(args),
+                      cluster=_cluster(args))
     _finish(result, args, gates, storage)
     return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage)
+
+
+def _evaluation_options(args, storage: dict | None) -> dict:
+    """The options of ``evaluate`` that ``mae`` and ``report`` take from the same arguments."""
+    return {"actual": args.actual, "prediction": args.prediction, "weight": args.weight, "by": args.by or None,
+            "filters": args.filters or None, "nan_policy": args.nan_policy, "on_bad_file": args.on_bad_file,
+            "scheduler": args.scheduler, "num_workers": args.workers, "storage_options": storage,
+            "store": args.store, "full": args.full, "baseline_prediction": args.baseline_prediction}
 
 
 def _finish(result, args, gates: list, storage) -> None:
@@ -122,11 +127,7 @@ def _cmd_report(args) -> int:
             bins = [float(b) for b in args.bins.split(",")]
         except ValueError:
             raise UsageError(f"--bins expects comma-separated numbers, like 0,1000,5000; got {args.bins!r}") from None
-    job = ReportJob(args.sources, actual=args.actual, prediction=args.prediction, weight=args.weight,
-                    by=args.by or None, filters=args.filters or None, nan_policy=args.nan_policy,
-                    on_bad_file=args.on_bad_file, scheduler=args.scheduler, num_workers=args.workers,
-                    storage_options=storage, store=args.store, full=args.full,
-                    baseline_prediction=args.baseline_prediction, quantiles=tuple(args.qs or (0.9, 0.99)),
+    job = ReportJob(args.sources, **_evaluation_options(args, storage), quantiles=tuple(args.qs or (0.9, 0.99)),
                     bins=bins, time_key=None if args.time_key.lower() == "none" else args.time_key,
                     confidence=args.confidence, title=args.title)
     result = job.evaluate(_progress(args))

@@ -54,13 +54,17 @@ def config_report_job(config: dict):
                           path="output.report")
     (columns, filters, storage, paths), = batches
     options = config["report"]
-    return ReportJob(paths, actual=columns["actual"], prediction=columns["prediction"], weight=columns["weight"],
-                     by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
-                     on_bad_file=config["on_bad_file"], scheduler=config["scheduler"],
-                     num_workers=config["num_workers"], storage_options=storage or None,
-                     chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"],
+    return ReportJob(paths, **_batch_options(config, columns, filters, storage), scheduler=config["scheduler"],
                      quantiles=tuple(options["quantiles"]), bins=options["bins"], time_key=options["time_key"],
                      confidence=options["confidence"], title=options["title"])
+
+
+def _batch_options(config: dict, columns: dict, filters: list, storage: dict) -> dict:
+    """The options of ``evaluate`` for one batch of sources (see :func:`source_batches`)."""
+    return {"actual": columns["actual"], "prediction": columns["prediction"], "weight": columns["weight"],
+            "by": config["by"] or None, "filters": filters or None, "nan_policy": config["nan_policy"],
+            "on_bad_file": config["on_bad_file"], "num_workers": config["num_workers"],
+            "storage_options": storage or None, "chunk_rows": config["chunk_rows"], "task_bytes": config["task_bytes"]}
 
 
 def write_config_report(job, result: EvaluationResult, config: dict) -> str | None:
@@ -87,12 +91,8 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
 
     def run(scheduler):
         return [
-            evaluate(paths, actual=columns["actual"], prediction=columns["prediction"], weight=columns["weight"],
-                     by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
-                     on_bad_file=config["on_bad_file"], scheduler=scheduler,
-                     num_workers=config["num_workers"], storage_options=storage or None,
-                     chunk_rows=config["chunk_rows"], task_bytes=config["task_bytes"], progress=progress,
-                     store=config["store"], full=full,
+            evaluate(paths, **_batch_options(config, columns, filters, storage), scheduler=scheduler,
+                     progress=progress, store=config["store"], full=full,
                      baseline_prediction=columns.get("baseline_prediction"))
             for columns, filters, storage, paths in batches
         ]
