@@ -22,7 +22,7 @@ from fractions import Fraction
 import numpy as np
 import pyarrow as pa
 
-from ._exact import UNITS_PER_ONE, ExactSum
+from ._exact import ExactSum
 from .columns import as_numeric
 from .errors import DataError
 from .intervals import FOLD_AT, Interval, block_of, fold_blocks, jackknife_interval
@@ -173,7 +173,7 @@ def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> P
 
 def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block: int, policy: str) -> SliceProfile:
     """The profile of one chunk of one slice's rows."""
-    names = (spec.actual, spec.prediction, spec.weight or "weight")
+    names = spec.names
     a, p = as_numeric(table[spec.actual], names[0]), as_numeric(table[spec.prediction], names[1])
     w = as_numeric(table[spec.weight], names[2]) if spec.weight else None
     state = chunk_state(a, p, w, nan_policy=policy, names=names)
@@ -199,7 +199,7 @@ def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block: int, policy
 
 
 def _add_times(out: Profile, table, piece, spec: ScanSpec, wanted: ProfileSpec, policy: str) -> None:
-    names = (spec.actual, spec.prediction, spec.weight or "weight")
+    names = spec.names
     if wanted.time_is_partition:
         groups = [((piece.partition.get(wanted.time_key),), table)]
     else:
@@ -212,8 +212,3 @@ def _add_times(out: Profile, table, piece, spec: ScanSpec, wanted: ProfileSpec, 
         weight = part[spec.weight] if spec.weight else None
         state = chunk_state(part[spec.actual], part[spec.prediction], weight, nan_policy=policy, names=names)
         out.times[when] = out.times[when].merge(state) if when in out.times else state
-
-
-def loss_sum(profile: SliceProfile) -> Fraction:
-    """Exact sum of the finite per-row float64 losses."""
-    return Fraction(profile.loss_sum, UNITS_PER_ONE)

@@ -78,6 +78,11 @@ class ScanSpec:
                 + ((self.baseline,) if self.baseline else ()))
 
     @property
+    def names(self) -> tuple:
+        """``(actual, prediction, weight)`` column names, as :func:`~l1stream.state.chunk_state` reports them."""
+        return (self.actual, self.prediction, self.weight or "weight")
+
+    @property
     def data_by(self) -> tuple:
         return tuple(k for k in self.by if k not in self.partition_keys)
 
@@ -239,7 +244,7 @@ def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanStat
                   row_group: int, offset: int) -> None:
     if table.num_rows == 0:
         return  # slices appear only when they have rows
-    names = (spec.actual, spec.prediction, spec.weight or "weight")
+    names = spec.names
     base_key = tuple(piece.partition.get(k) for k in spec.by)
     try:
         if not spec.data_by:
