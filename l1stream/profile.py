@@ -27,7 +27,7 @@ from .columns import as_numeric
 from .errors import DataError
 from .intervals import FOLD_AT, Interval, block_of, fold_blocks, jackknife_interval
 from .quantiles import log_bin
-from .scan import ScanSpec, iter_piece_chunks, split_rows
+from .scan import ScanSpec, iter_piece_chunks, slice_groups, split_rows
 from .squares import correctly_rounded_sqrt, exact_square_sum
 from .state import L1State, _row_reasons, _take, absolute_errors, chunk_state, correctly_rounded, finite_losses
 
@@ -152,13 +152,11 @@ def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> P
     out = Profile()
     policy = "raise" if spec.nan_policy == "raise" else "omit"
     for piece in pieces:
-        base = tuple(piece.partition.get(k) for k in spec.by)
         for index, _, table in iter_piece_chunks(piece, spec, filesystem):
             if not table.num_rows:
                 continue
             try:
-                groups = split_rows(table, spec.by, spec.data_by, base) if spec.data_by else [(base, table)]
-                for key, part in groups:
+                for key, part in slice_groups(table, piece, spec):
                     prof = slice_profile(part, spec, wanted, block_of(piece.path, index), policy)
                     if wanted.slices is not None and key not in wanted.slices:
                         out.rest = out.rest.merge(prof)
@@ -171,7 +169,7 @@ def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> P
     return out
 
 
-def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block: int, policy: str) -> SliceProfile:
+def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block, policy: str) -> SliceProfile:
     """The profile of one chunk of one slice's rows."""
     names = spec.names
     a, p = as_numeric(table[spec.actual], names[0]), as_numeric(table[spec.prediction], names[1])

@@ -245,13 +245,8 @@ def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanStat
     if table.num_rows == 0:
         return  # slices appear only when they have rows
     names = spec.names
-    base_key = tuple(piece.partition.get(k) for k in spec.by)
     try:
-        if not spec.data_by:
-            groups = [(base_key, table)]
-        else:
-            groups = split_rows(table, spec.by, spec.data_by, base_key)
-        for key, part in groups:
+        for key, part in slice_groups(table, piece, spec):
             weight = part[spec.weight] if spec.weight else None
             if spec.baseline:
                 chunk, base = paired_chunk_states(part[spec.actual], part[spec.prediction], part[spec.baseline],
@@ -271,6 +266,14 @@ def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanStat
             where += " (row numbers count rows kept by the filters"
             where += ", within the slice)" if spec.data_by else ")"
         raise type(exc)(f"{where}: {exc.message}", path=piece.path) from exc
+
+
+def slice_groups(table: pa.Table, piece, spec: ScanSpec):
+    """``(slice key, rows)`` of a chunk: partition keys from the piece, the rest split by column."""
+    base_key = tuple(piece.partition.get(k) for k in spec.by)
+    if not spec.data_by:
+        return [(base_key, table)]
+    return split_rows(table, spec.by, spec.data_by, base_key)
 
 
 def split_rows(table: pa.Table, keys: tuple, data_keys: tuple, base_key: tuple):
