@@ -341,9 +341,9 @@ class ReportJob:
         quantile_result = exact_quantiles(
             run_pass, self.qs, "omit" if policy == "propagate" else policy, extra_ranks=lambda count: [count - k])
         threshold = quantile_result.order_statistics[n - k]
-        above, units = passes.run(tail_counts, (threshold,), merge_tails, (0, 0))
         share = math.nan
-        if not overall.infinite_losses and overall.loss_sum:
+        if not overall.infinite_losses and overall.loss_sum:  # else the share is undefined: no tail pass
+            above, units = passes.run(tail_counts, (threshold,), merge_tails, (0, 0))
             top = Fraction(units, UNITS_PER_ONE) + (k - above) * Fraction(float(as_float(threshold)))
             share = correctly_rounded(top / Fraction(overall.loss_sum, UNITS_PER_ONE))
         if policy == "propagate" and any(result.left_out.values()):
