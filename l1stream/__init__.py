@@ -21,11 +21,18 @@ from .errors import (
                      SourceError,
                      UsageError,
 )
-from .report import Report, evaluate_report
 from .result import EvaluationResult
 from .state import L1State, chunk_state
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):  # the report's modules load on first use: the CLI's start-up does not pay for them
+    if name in ("evaluate_report", "Report"):
+        from . import report
+
+        return getattr(report, name)
+    raise AttributeError(f"module 'l1stream' has no attribute {name!r}")
 
 __all__ = [
     "evaluate", "evaluate_report", "Report", "error_quantiles", "mean_absolute_error", "l1_loss",
