@@ -22,8 +22,16 @@ How a block of |actual - prediction| is summed:
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
+
+try:  # the compiled twin of add_abs_diff (l1stream/_kernel.c); optional
+    from ._kernel import abs_diff_units as _compiled_abs_diff_units
+except ImportError:
+    _compiled_abs_diff_units = None
+if os.environ.get("L1STREAM_NATIVE", "1") == "0":
+    _compiled_abs_diff_units = None
 
 UNITS_PER_ONE = 1 << 1074
 """Sums are integer counts of ``2**-1074``, the smallest subnormal float64."""
@@ -97,6 +105,12 @@ class ExactSum:
         accumulator is then in an unspecified state: discard it, mask the rows
         and start again with a new one (one accumulator per chunk).
         """
+        if _compiled_abs_diff_units is not None and actual.flags.c_contiguous and prediction.flags.c_contiguous:
+            units = _compiled_abs_diff_units(actual, prediction)
+            if units is None:
+                raise NonFiniteInput
+            self._units += units
+            return
         n = actual.shape[0]
         for start in range(0, n, BLOCK_ROWS):
             stop = min(start + BLOCK_ROWS, n)
