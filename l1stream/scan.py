@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 
 from .errors import BadFileError, DataError, SchemaError
 from .filters import statistics_may_match
+from .pages import NativeRowGroups, native_decoder_enabled
 from .scan_state import FileReport, ScanState
 from .sources import is_local
 from .state import chunk_state, paired_chunk_states
@@ -143,6 +144,7 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
         yield 0, 0, piece.table
         return
     parquet = open_parquet(piece.path, filesystem)
+    native = NativeRowGroups(parquet, piece.path, filesystem, spec.columns) if native_decoder_enabled() else None
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)
         mine = my_row_groups(parquet, piece)
@@ -154,7 +156,7 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
                 report.rows_filtered += rows
                 report.row_groups_pruned += 1
                 continue
-            for offset, table in _chunks(parquet, index, spec, piece.path):
+            for offset, table in _chunks(parquet, index, spec, piece.path, native):
                 report.rows_scanned += table.num_rows
                 if spec.row_expression is not None:
                     before = table.num_rows
@@ -162,6 +164,8 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
                     report.rows_filtered += before - table.num_rows
                 yield index, offset, table
     finally:
+        if native is not None:
+            native.close()
         parquet.close()
 
 
@@ -223,8 +227,12 @@ def _check_schema(schema: pa.Schema, path: str, spec: ScanSpec) -> None:
             raise SchemaError(f"{path}: column {name!r} has type {typ}; {NUMERIC_HINT}", path=path)
 
 
-def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str):
+def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str, native=None):
     try:
+        chunks = native.read(index, spec.chunk_rows) if native is not None else None
+        if chunks is not None:
+            yield from chunks
+            return
         rows = parquet.metadata.row_group(index).num_rows
         if rows <= spec.chunk_rows:
             yield 0, parquet.read_row_group(index, columns=spec.columns)

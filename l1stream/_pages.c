@@ -1,0 +1,621 @@
+/* Decode the pages of one Parquet DOUBLE column chunk into a float64 buffer.
+ *
+ * The subset that prediction logs use: flat DOUBLE columns (required or optional, no repetition),
+ * data pages v1 and v2, PLAIN, PLAIN_DICTIONARY / RLE_DICTIONARY and BYTE_STREAM_SPLIT values,
+ * RLE definition levels, UNCOMPRESSED or SNAPPY pages, page CRC-32 verified when present.
+ * Anything else raises Unsupported (the caller reads that row group with pyarrow instead);
+ * any inconsistency raises Corrupt.  Every read is bounds-checked.  The GIL is released while
+ * a page decodes.  See l1stream/pages.py for the Python side.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "_crc32.h"
+#include "_snappy.h"
+
+static PyObject *Unsupported, *Corrupt;
+
+enum { PAGE_DATA = 0, PAGE_INDEX = 1, PAGE_DICTIONARY = 2, PAGE_DATA_V2 = 3 };
+enum { ENC_PLAIN = 0, ENC_PLAIN_DICTIONARY = 2, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8, ENC_BYTE_STREAM_SPLIT = 9 };
+enum { CODEC_UNCOMPRESSED = 0, CODEC_SNAPPY = 1 };
+enum { OK = 0, ERR_CORRUPT = 1, ERR_UNSUPPORTED = 2 };
+
+typedef struct {
+    const uint8_t *p, *end;
+    int err;
+} Reader;
+
+typedef struct {
+    int32_t type, uncompressed_size, compressed_size;
+    int has_crc;
+    uint32_t crc;
+    int32_t num_values, num_nulls, num_rows, encoding, level_encoding;
+    int32_t def_bytes, rep_bytes;  /* v2 only */
+    int is_compressed;             /* v2 only: default true */
+} PageHeader;
+
+/* ---- Thrift compact protocol: just enough for PageHeader ------------------------------------ */
+
+static uint64_t varint(Reader *r) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && r->p < r->end; shift += 7) {
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+    }
+    r->err = 1;
+    return 0;
+}
+
+static int64_t zigzag(Reader *r) {
+    uint64_t v = varint(r);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static void skip(Reader *r, int type, int depth, int in_container);
+
+static void skip_struct(Reader *r, int depth) {
+    while (!r->err) {
+        if (r->p >= r->end) { r->err = 1; return; }
+        uint8_t head = *r->p++;
+        if (head == 0) return;
+        if ((head >> 4) == 0) zigzag(r); /* long-form field id */
+        skip(r, head & 15, depth + 1, 0);
+    }
+}
+
+static void skip(Reader *r, int type, int depth, int in_container) {
+    if (depth > 16) { r->err = 1; return; }
+    switch (type) {
+    case 1: case 2:  /* booleans: in the field header, or one byte inside a list */
+        if (in_container) { if (r->p >= r->end) r->err = 1; else r->p++; }
+        return;
+    case 3: if (r->p >= r->end) r->err = 1; else r->p++; return;
+    case 4: case 5: case 6: varint(r); return;
+    case 7: if (r->end - r->p < 8) r->err = 1; else r->p += 8; return;
+    case 8: {
+        uint64_t n = varint(r);
+        if (r->err || (uint64_t)(r->end - r->p) < n) r->err = 1; else r->p += n;
+        return;
+    }
+    case 9: case 10: {
+        if (r->p >= r->end) { r->err = 1; return; }
+        uint8_t head = *r->p++;
+        uint64_t n = head >> 4;
+        if (n == 15) n = varint(r);
+        if (n > (uint64_t)(r->end - r->p)) { r->err = 1; return; } /* every element takes >= 1 byte */
+        for (uint64_t i = 0; i < n && !r->err; i++) skip(r, head & 15, depth + 1, 1);
+        return;
+    }
+    case 11: {
+        uint64_t n = varint(r);
+        if (n == 0 || r->err) return;
+        if (r->p >= r->end || n > (uint64_t)(r->end - r->p)) { r->err = 1; return; }
+        uint8_t kinds = *r->p++;
+        for (uint64_t i = 0; i < n && !r->err; i++) {
+            skip(r, kinds >> 4, depth + 1, 1);
+            skip(r, kinds & 15, depth + 1, 1);
+        }
+        return;
+    }
+    case 12: skip_struct(r, depth); return;
+    default: r->err = 1;
+    }
+}
+
+/* Read a struct's fields, calling field(r, id, type, out) for each; it returns 0 when it skipped. */
+typedef int (*FieldReader)(Reader *, int, int, PageHeader *);
+
+static void read_struct(Reader *r, FieldReader field, PageHeader *h) {
+    int id = 0;
+    while (!r->err) {
+        if (r->p >= r->end) { r->err = 1; return; }
+        uint8_t head = *r->p++;
+        if (head == 0) return;
+        id = (head >> 4) ? id + (head >> 4) : (int)zigzag(r);
+        int type = head & 15;
+        if (!field(r, id, type, h)) skip(r, type, 1, 0);
+    }
+}
+
+static int i32_field(Reader *r, int type, int32_t *out) {
+    if (type != 5) { r->err = 1; return 1; }
+    int64_t v = zigzag(r);
+    if (v < INT32_MIN || v > INT32_MAX) r->err = 1;
+    *out = (int32_t)v;
+    return 1;
+}
+
+static int data_page_field(Reader *r, int id, int type, PageHeader *h) {
+    switch (id) {
+    case 1: return i32_field(r, type, &h->num_values);
+    case 2: return i32_field(r, type, &h->encoding);
+    case 3: return i32_field(r, type, &h->level_encoding);
+    default: return 0;
+    }
+}
+
+static int dictionary_page_field(Reader *r, int id, int type, PageHeader *h) {
+    switch (id) {
+    case 1: return i32_field(r, type, &h->num_values);
+    case 2: return i32_field(r, type, &h->encoding);
+    default: return 0;
+    }
+}
+
+static int data_page_v2_field(Reader *r, int id, int type, PageHeader *h) {
+    switch (id) {
+    case 1: return i32_field(r, type, &h->num_values);
+    case 2: return i32_field(r, type, &h->num_nulls);
+    case 3: return i32_field(r, type, &h->num_rows);
+    case 4: return i32_field(r, type, &h->encoding);
+    case 5: return i32_field(r, type, &h->def_bytes);
+    case 6: return i32_field(r, type, &h->rep_bytes);
+    case 7:
+        if (type != 1 && type != 2) { r->err = 1; return 1; }
+        h->is_compressed = type == 1;
+        return 1;
+    default: return 0;
+    }
+}
+
+static int page_header_field(Reader *r, int id, int type, PageHeader *h) {
+    switch (id) {
+    case 1: return i32_field(r, type, &h->type);
+    case 2: return i32_field(r, type, &h->uncompressed_size);
+    case 3: return i32_field(r, type, &h->compressed_size);
+    case 4: {
+        int32_t crc = 0;
+        i32_field(r, type, &crc);
+        h->has_crc = 1;
+        h->crc = (uint32_t)crc;
+        return 1;
+    }
+    case 5: case 7: case 8:
+        if (type != 12) { r->err = 1; return 1; }
+        read_struct(r, id == 5 ? data_page_field : id == 7 ? dictionary_page_field : data_page_v2_field, h);
+        return 1;
+    default: return 0;
+    }
+}
+
+/* Parse the header at buf[offset:]; return the header's length, or -1 (Corrupt set). */
+static Py_ssize_t parse_header(const uint8_t *buf, Py_ssize_t size, Py_ssize_t offset, PageHeader *h) {
+    memset(h, 0, sizeof *h);
+    h->type = h->uncompressed_size = h->compressed_size = h->num_values = h->encoding = -1;
+    h->level_encoding = ENC_RLE;
+    h->is_compressed = 1;
+    if (offset < 0 || offset >= size) {
+        PyErr_Format(Corrupt, "page header at byte %zd lies outside the column chunk (%zd bytes)", offset, size);
+        return -1;
+    }
+    Reader r = {buf + offset, buf + size, 0};
+    read_struct(&r, page_header_field, h);
+    if (r.err || h->type < 0 || h->compressed_size < 0 || h->uncompressed_size < 0) {
+        PyErr_Format(Corrupt, "unreadable page header at byte %zd of the column chunk", offset);
+        return -1;
+    }
+    Py_ssize_t length = r.p - (buf + offset);
+    if (h->compressed_size > size - offset - length) {
+        PyErr_Format(Corrupt, "page at byte %zd claims %d bytes but the column chunk ends %zd bytes later",
+                     offset, h->compressed_size, size - offset - length);
+        return -1;
+    }
+    return length;
+}
+
+/* ---- RLE / bit-packed hybrid ----------------------------------------------------------------- */
+
+static inline uint64_t load_bits(const uint8_t *p, const uint8_t *end) {
+    uint64_t v = 0;
+    if (end - p >= 8) memcpy(&v, p, 8);
+    else if (end > p) memcpy(&v, p, (size_t)(end - p));
+    return v;
+}
+
+/* Decode `count` values of width `width` (<= 32); emit(i, value, ctx) stores each.  Returns OK/ERR. */
+#define RLE_DECODE(NAME, STORE)                                                                   \
+    static int NAME(const uint8_t *p, const uint8_t *end, int width, Py_ssize_t count, void *ctx) { \
+        Reader r = {p, end, 0};                                                                   \
+        Py_ssize_t i = 0;                                                                         \
+        uint64_t mask = width == 64 ? ~0ULL : (1ULL << width) - 1;                                \
+        while (i < count) {                                                                       \
+            uint64_t head = varint(&r);                                                           \
+            if (r.err) return ERR_CORRUPT;                                                        \
+            if (head & 1) { /* bit-packed: (head >> 1) groups of 8 values */                      \
+                uint64_t groups = head >> 1;                                                      \
+                if (groups == 0) return ERR_CORRUPT;                                              \
+                uint64_t values = groups * 8;                                                     \
+                Py_ssize_t take = (Py_ssize_t)(values < (uint64_t)(count - i) ? values : (uint64_t)(count - i)); \
+                uint64_t bytes_needed = ((uint64_t)take * width + 7) / 8;                         \
+                if (bytes_needed > (uint64_t)(r.end - r.p)) return ERR_CORRUPT;                   \
+                for (Py_ssize_t j = 0; j < take; j++) {                                           \
+                    uint64_t bit = (uint64_t)j * width;                                           \
+                    uint64_t value = (load_bits(r.p + bit / 8, r.end) >> (bit % 8)) & mask;       \
+                    STORE;                                                                        \
+                    i++;                                                                          \
+                }                                                                                 \
+                uint64_t run_bytes = groups * width;                                              \
+                r.p += run_bytes < (uint64_t)(r.end - r.p) ? run_bytes : (uint64_t)(r.end - r.p); \
+            } else { /* repeated: (head >> 1) copies of one value in ceil(width / 8) bytes */    \
+                uint64_t run = head >> 1;                                                         \
+                int nbytes = (width + 7) / 8;                                                     \
+                if (r.end - r.p < nbytes) return ERR_CORRUPT;                                     \
+                uint64_t value = 0;                                                               \
+                memcpy(&value, r.p, (size_t)nbytes);                                              \
+                r.p += nbytes;                                                                    \
+                if (value > mask) return ERR_CORRUPT;                                             \
+                Py_ssize_t take = (Py_ssize_t)(run < (uint64_t)(count - i) ? run : (uint64_t)(count - i)); \
+                if (take == 0 && run == 0) return ERR_CORRUPT;                                    \
+                for (Py_ssize_t j = 0; j < take; j++) {                                           \
+                    STORE;                                                                        \
+                    i++;                                                                          \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        return OK;                                                                                \
+    }
+
+typedef struct { uint8_t *valid; int max_level; Py_ssize_t present; int bad; } LevelContext;
+
+RLE_DECODE(decode_levels, {
+    LevelContext *c = ctx;
+    uint8_t present = value == (uint64_t)c->max_level;
+    c->bad |= value > (uint64_t)c->max_level;
+    c->valid[i] = present;
+    c->present += present;
+})
+
+/* Dictionary indices (RLE / bit-packed hybrid, `width` bits) straight to values: out[i] = dictionary[index]. */
+static int gather_indices(const uint8_t *p, const uint8_t *end, int width, Py_ssize_t count,
+                          const double *dictionary, Py_ssize_t size, double *out) {
+    Reader r = {p, end, 0};
+    Py_ssize_t i = 0;
+    uint64_t mask = (1ULL << width) - 1, beyond = 0;
+    while (i < count) {
+        uint64_t head = varint(&r);
+        if (r.err) return ERR_CORRUPT;
+        if (head & 1) {
+            uint64_t groups = head >> 1;
+            if (groups == 0) return ERR_CORRUPT;
+            Py_ssize_t take = groups * 8 < (uint64_t)(count - i) ? (Py_ssize_t)(groups * 8) : count - i;
+            Py_ssize_t available = r.end - r.p;
+            if (((uint64_t)take * width + 7) / 8 > (uint64_t)available) return ERR_CORRUPT;
+            /* values whose 8-byte load stays inside the buffer go without a bounds check */
+            Py_ssize_t safe = available >= 8 && width ? (Py_ssize_t)(((uint64_t)(available - 8) * 8) / width) : 0;
+            if (safe > take) safe = take;
+            const uint8_t *q = r.p;
+            double *o = out + i;
+            Py_ssize_t j = 0;
+            for (; j < safe; j++) {
+                uint64_t bit = (uint64_t)j * width, word;
+                memcpy(&word, q + (bit >> 3), 8);
+                uint64_t index = (word >> (bit & 7)) & mask;
+                beyond |= index >= (uint64_t)size;
+                o[j] = dictionary[index < (uint64_t)size ? index : 0];
+            }
+            for (; j < take; j++) {
+                uint64_t bit = (uint64_t)j * width;
+                uint64_t index = (load_bits(q + (bit >> 3), r.end) >> (bit & 7)) & mask;
+                beyond |= index >= (uint64_t)size;
+                o[j] = dictionary[index < (uint64_t)size ? index : 0];
+            }
+            i += take;
+            uint64_t run_bytes = groups * (uint64_t)width;
+            r.p += run_bytes < (uint64_t)available ? run_bytes : (uint64_t)available;
+        } else {
+            uint64_t run = head >> 1;
+            int nbytes = (width + 7) / 8;
+            if (run == 0 || r.end - r.p < nbytes) return ERR_CORRUPT;
+            uint64_t index = 0;
+            memcpy(&index, r.p, (size_t)nbytes);
+            r.p += nbytes;
+            if (index >= (uint64_t)size) return ERR_CORRUPT;
+            Py_ssize_t take = run < (uint64_t)(count - i) ? (Py_ssize_t)run : count - i;
+            double value = dictionary[index];
+            for (Py_ssize_t j = 0; j < take; j++) out[i + j] = value;
+            i += take;
+        }
+    }
+    return beyond ? ERR_CORRUPT : OK;
+}
+
+/* 1 when levels are repeated runs of `level` only, covering `count` values (a page without nulls). */
+static int levels_all(const uint8_t *p, const uint8_t *end, int level, Py_ssize_t count) {
+    Reader r = {p, end, 0};
+    Py_ssize_t seen = 0;
+    while (seen < count) {
+        uint64_t head = varint(&r);
+        if (r.err || (head & 1) || (head >> 1) == 0 || r.p >= r.end || *r.p != level) return 0;
+        r.p++;
+        seen += (Py_ssize_t)(head >> 1);
+    }
+    return 1;
+}
+
+/* ---- values ---------------------------------------------------------------------------------- */
+
+static int decode_values(const uint8_t *p, const uint8_t *end, int encoding, Py_ssize_t count,
+                         const double *dictionary, Py_ssize_t dictionary_size, double *out, const char **why) {
+    Py_ssize_t available = end - p;
+    switch (encoding) {
+    case ENC_PLAIN:
+        if (available / 8 < count) { *why = "fewer PLAIN values than the page header says"; return ERR_CORRUPT; }
+        memcpy(out, p, (size_t)count * 8);
+        return OK;
+    case ENC_BYTE_STREAM_SPLIT: {
+        if (available / 8 < count) { *why = "fewer BYTE_STREAM_SPLIT values than the page header says"; return ERR_CORRUPT; }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            uint8_t bytes[8];
+            for (int k = 0; k < 8; k++) bytes[k] = p[k * count + i];
+            memcpy(out + i, bytes, 8);
+        }
+        return OK;
+    }
+    case ENC_PLAIN_DICTIONARY: case ENC_RLE_DICTIONARY: {
+        if (dictionary == NULL) { *why = "a dictionary-encoded page but no dictionary page"; return ERR_CORRUPT; }
+        if (count == 0) return OK;
+        if (available < 1 || p[0] > 32) { *why = "a bad dictionary index width"; return ERR_CORRUPT; }
+        if (gather_indices(p + 1, end, p[0], count, dictionary, dictionary_size, out) != OK) {
+            *why = "bad dictionary index runs, or an index beyond the dictionary";
+            return ERR_CORRUPT;
+        }
+        return OK;
+    }
+    default:
+        *why = "a value encoding l1stream does not decode itself";
+        return ERR_UNSUPPORTED;
+    }
+}
+
+/* ---- pages ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *buf;
+    Py_ssize_t size, offset;
+    int codec, verify, max_level;
+    const double *dictionary;
+    Py_ssize_t dictionary_size;
+    double *out;           /* page values land at out[0 .. num_values) */
+    uint8_t *valid;        /* one byte per value, when max_level > 0 */
+    uint8_t *scratch;
+    Py_ssize_t scratch_size;
+    PageHeader header;
+    Py_ssize_t header_length;
+    Py_ssize_t nulls;
+    const char *why;
+} Page;
+
+static int uncompress(Page *g, const uint8_t *src, Py_ssize_t n, uint8_t *dst, Py_ssize_t dst_size) {
+    if (g->codec == CODEC_UNCOMPRESSED) {
+        if (n != dst_size) { g->why = "the page's compressed and uncompressed sizes differ but it is not compressed"; return ERR_CORRUPT; }
+        memcpy(dst, src, (size_t)n);
+        return OK;
+    }
+    if (snappy_uncompress(src, (size_t)n, dst, (size_t)dst_size) != 0) {
+        g->why = "Snappy data that does not decompress to the page's stated size";
+        return ERR_CORRUPT;
+    }
+    return OK;
+}
+
+/* Decode the page body at g->offset + g->header_length into g->out (and g->valid). */
+static int decode_page(Page *g) {
+    PageHeader *h = &g->header;
+    const uint8_t *body = g->buf + g->offset + g->header_length;
+    Py_ssize_t n = h->compressed_size, total = h->uncompressed_size;
+    if (g->verify && h->has_crc && crc32_zlib(body, (size_t)n) != h->crc) {
+        g->why = "a page checksum (CRC-32) mismatch";
+        return ERR_CORRUPT;
+    }
+    if (total > g->scratch_size) { g->why = "a page larger than the scratch buffer"; return ERR_UNSUPPORTED; }
+    uint8_t *data = g->scratch;
+    Py_ssize_t values = h->num_values;
+    const uint8_t *levels = NULL, *levels_end = NULL, *payload, *end = data + total;
+    if (h->type == PAGE_DICTIONARY) {
+        if (h->encoding != ENC_PLAIN && h->encoding != ENC_PLAIN_DICTIONARY) {
+            g->why = "a dictionary page that is not PLAIN";
+            return ERR_UNSUPPORTED;
+        }
+        if (total == values * 8) /* the usual case: straight into the dictionary, no second copy */
+            return uncompress(g, body, n, (uint8_t *)g->out, total);
+        int status = uncompress(g, body, n, data, total);
+        if (status) return status;
+        return decode_values(data, end, ENC_PLAIN, values, NULL, 0, g->out, &g->why);
+    }
+    if (h->type == PAGE_DATA) {
+        int status = uncompress(g, body, n, data, total);
+        if (status) return status;
+        payload = data;
+        if (g->max_level) {
+            if (h->level_encoding != ENC_RLE) { g->why = "definition levels not RLE-encoded"; return ERR_UNSUPPORTED; }
+            if (total < 4) { g->why = "a truncated definition-level block"; return ERR_CORRUPT; }
+            uint32_t length;
+            memcpy(&length, data, 4);
+            if (length > (uint64_t)total - 4) { g->why = "a definition-level block past the page end"; return ERR_CORRUPT; }
+            levels = data + 4;
+            levels_end = levels + length;
+            payload = levels_end;
+        }
+    } else { /* v2: levels uncompressed at the front, then the (maybe compressed) values */
+        if (h->rep_bytes != 0) { g->why = "repetition levels in a flat column"; return ERR_CORRUPT; }
+        if (h->def_bytes < 0 || h->def_bytes > n || h->def_bytes > total) { g->why = "bad level sizes"; return ERR_CORRUPT; }
+        memcpy(data, body, (size_t)h->def_bytes);
+        levels = data;
+        levels_end = data + h->def_bytes;
+        payload = levels_end;
+        if (h->is_compressed && g->codec != CODEC_UNCOMPRESSED) {
+            int status = uncompress(g, body + h->def_bytes, n - h->def_bytes, data + h->def_bytes, total - h->def_bytes);
+            if (status) return status;
+        } else {
+            if (n != total) { g->why = "an uncompressed v2 page whose sizes differ"; return ERR_CORRUPT; }
+            memcpy(data + h->def_bytes, body + h->def_bytes, (size_t)(n - h->def_bytes));
+        }
+    }
+    Py_ssize_t present = values;
+    if (g->max_level) {
+        LevelContext c = {g->valid, g->max_level, 0, 0};
+        if (levels == levels_end && values) { g->why = "missing definition levels"; return ERR_CORRUPT; }
+        if (levels_all(levels, levels_end, g->max_level, values)) { /* no nulls: the usual page */
+            memset(g->valid, 1, (size_t)values);
+        } else {
+            if (decode_levels(levels, levels_end, 1, values, &c) != OK || c.bad) {
+                g->why = "bad definition levels";
+                return ERR_CORRUPT;
+            }
+            present = c.present;
+        }
+    }
+    g->nulls = values - present;
+    int status = decode_values(payload, end, h->encoding, present, g->dictionary, g->dictionary_size, g->out, &g->why);
+    if (status || present == values) return status;
+    /* spread the present values over their rows, from the back (in place), nulls as 0.0 */
+    Py_ssize_t j = present;
+    for (Py_ssize_t i = values - 1; i >= 0; i--) g->out[i] = g->valid[i] ? g->out[--j] : 0.0;
+    return OK;
+}
+
+/* ---- Python API -------------------------------------------------------------------------------- */
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *what) {
+    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) | PyBUF_C_CONTIGUOUS) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be a contiguous%s buffer", what, writable ? " writable" : "");
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(page_header_doc,
+"page_header(chunk, offset) -> (page_type, num_values, header_length, compressed_size, uncompressed_size)");
+
+static PyObject *py_page_header(PyObject *self, PyObject *args) {
+    PyObject *chunk;
+    Py_ssize_t offset;
+    if (!PyArg_ParseTuple(args, "On", &chunk, &offset)) return NULL;
+    Py_buffer view;
+    if (get_buffer(chunk, &view, 0, "chunk") < 0) return NULL;
+    PageHeader h;
+    Py_ssize_t length = parse_header(view.buf, view.len, offset, &h);
+    PyBuffer_Release(&view);
+    if (length < 0) return NULL;
+    return Py_BuildValue("innii", h.type, (Py_ssize_t)h.num_values, length, h.compressed_size,
+                         h.uncompressed_size);
+}
+
+PyDoc_STRVAR(decode_page_doc,
+"decode_page(chunk, offset, codec, verify, max_level, dictionary, out, valid, scratch) -> (nulls, next_offset)\n\n"
+"Decode the dictionary or data page at chunk[offset:] into out[:num_values] (float64), its\n"
+"definition levels into valid (uint8, when max_level is 1).");
+
+static PyObject *py_decode_page(PyObject *self, PyObject *args) {
+    PyObject *chunk, *dictionary, *out, *valid, *scratch;
+    Py_ssize_t offset;
+    int codec, verify, max_level;
+    if (!PyArg_ParseTuple(args, "OniipOOOO", &chunk, &offset, &codec, &verify, &max_level, &dictionary, &out,
+                          &valid, &scratch))
+        return NULL;
+    if (codec != CODEC_UNCOMPRESSED && codec != CODEC_SNAPPY) {
+        PyErr_Format(Unsupported, "compression codec %d", codec);
+        return NULL;
+    }
+    if (max_level != 0 && max_level != 1) {
+        PyErr_Format(Unsupported, "maximum definition level %d (nested column)", max_level);
+        return NULL;
+    }
+    Py_buffer vc = {0}, vd = {0}, vo = {0}, vv = {0}, vs = {0};
+    PyObject *result = NULL;
+    if (get_buffer(chunk, &vc, 0, "chunk") < 0) return NULL;
+    if (dictionary != Py_None && get_buffer(dictionary, &vd, 0, "dictionary") < 0) goto done;
+    if (get_buffer(out, &vo, 1, "out") < 0) goto done;
+    if (valid != Py_None && get_buffer(valid, &vv, 1, "valid") < 0) goto done;
+    if (get_buffer(scratch, &vs, 1, "scratch") < 0) goto done;
+    Page g = {0};
+    g.buf = vc.buf; g.size = vc.len; g.offset = offset; g.codec = codec; g.verify = verify;
+    g.max_level = max_level;
+    g.dictionary = vd.buf; g.dictionary_size = vd.buf ? vd.len / 8 : 0;
+    g.out = vo.buf; g.valid = vv.buf; g.scratch = vs.buf; g.scratch_size = vs.len;
+    g.header_length = parse_header(vc.buf, vc.len, offset, &g.header);
+    if (g.header_length < 0) goto done;
+    PageHeader *h = &g.header;
+    if (h->type == PAGE_INDEX || (h->type != PAGE_DATA && h->type != PAGE_DATA_V2 && h->type != PAGE_DICTIONARY)) {
+        result = Py_BuildValue("nn", (Py_ssize_t)0, offset + g.header_length + h->compressed_size);
+        goto done;
+    }
+    if (h->num_values < 0 || (Py_ssize_t)h->num_values > vo.len / 8) {
+        PyErr_Format(Corrupt, "page at byte %zd holds %d values; expected at most %zd", offset, h->num_values,
+                     vo.len / 8);
+        goto done;
+    }
+    if (max_level && h->type != PAGE_DICTIONARY && (vv.buf == NULL || vv.len < h->num_values)) {
+        PyErr_SetString(PyExc_ValueError, "valid must hold one byte per value of an optional column");
+        goto done;
+    }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = decode_page(&g);
+    Py_END_ALLOW_THREADS
+    if (status) {
+        PyErr_Format(status == ERR_CORRUPT ? Corrupt : Unsupported, "page at byte %zd of the column chunk: %s",
+                     offset, g.why);
+        goto done;
+    }
+    result = Py_BuildValue("nn", g.nulls, offset + g.header_length + h->compressed_size);
+done:
+    if (vc.obj) PyBuffer_Release(&vc);
+    if (vd.obj) PyBuffer_Release(&vd);
+    if (vo.obj) PyBuffer_Release(&vo);
+    if (vv.obj) PyBuffer_Release(&vv);
+    if (vs.obj) PyBuffer_Release(&vs);
+    return result;
+}
+
+static PyObject *py_crc32(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    uint32_t crc;
+    Py_BEGIN_ALLOW_THREADS
+    crc = crc32_zlib(view.buf, (size_t)view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(crc);
+}
+
+static PyObject *py_snappy_uncompress(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t size;
+    if (!PyArg_ParseTuple(args, "y*n", &view, &size)) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out && snappy_uncompress(view.buf, (size_t)view.len, (uint8_t *)PyBytes_AS_STRING(out), (size_t)size)) {
+        Py_CLEAR(out);
+        PyErr_SetString(Corrupt, "invalid Snappy data");
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
+static PyMethodDef methods[] = {
+    {"page_header", py_page_header, METH_VARARGS, page_header_doc},
+    {"decode_page", py_decode_page, METH_VARARGS, decode_page_doc},
+    {"crc32", py_crc32, METH_VARARGS, "crc32(data) -> int: zlib's CRC-32 (for tests)"},
+    {"snappy_uncompress", py_snappy_uncompress, METH_VARARGS, "snappy_uncompress(data, size) -> bytes (for tests)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_pages", "Parquet DOUBLE page decoding.", -1, methods};
+
+PyMODINIT_FUNC PyInit__pages(void) {
+    crc32_init();
+    snappy_init();
+    PyObject *m = PyModule_Create(&module);
+    if (!m) return NULL;
+    Unsupported = PyErr_NewException("l1stream._pages.Unsupported", PyExc_ValueError, NULL);
+    Corrupt = PyErr_NewException("l1stream._pages.Corrupt", PyExc_ValueError, NULL);
+    if (!Unsupported || !Corrupt || PyModule_AddObjectRef(m, "Unsupported", Unsupported) < 0
+        || PyModule_AddObjectRef(m, "Corrupt", Corrupt) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
