@@ -1,0 +1,282 @@
+"""The compiled parts: the Parquet page decoder (l1stream/_pages.c) and the exact kernel (_kernel.c).
+
+Ground truth is independent: pyarrow's own reader (bit for bit, nulls included), zlib's CRC-32,
+pyarrow's Snappy codec, and exact Fraction arithmetic.  In CI (``L1STREAM_REQUIRE_NATIVE=1``)
+a missing extension is a failure, not a skip: the build is optional for users, not for us.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from fractions import Fraction
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fsspec.implementations.local import LocalFileSystem
+from helpers import exact_mae
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import l1stream
+from l1stream import _exact, pages
+from l1stream.errors import BadFileError
+from l1stream.scan import open_parquet
+
+REQUIRE = os.environ.get("L1STREAM_REQUIRE_NATIVE") == "1"
+if pages._pages is None or _exact._compiled_abs_diff_units is None:
+    if REQUIRE:
+        raise RuntimeError("L1STREAM_REQUIRE_NATIVE=1 but l1stream's C extensions are not built "
+                           "(pip install -e . needs a C compiler and the Python headers)")
+    pytest.skip("l1stream's C extensions are not built", allow_module_level=True)
+
+from l1stream._kernel import abs_diff_units  # noqa: E402
+
+from l1stream import _pages  # noqa: E402
+
+UNITS = 1 << 1074
+
+
+def bits(array: pa.Array) -> tuple:
+    """Exact identity of a float64 column: value bit patterns where valid, and the null mask."""
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    valid = np.asarray(array.is_valid())
+    values = np.frombuffer(array.buffers()[1], dtype=np.int64, count=len(array), offset=array.offset * 8)
+    return valid.tolist(), np.where(valid, values, 0).tolist()
+
+
+def native_tables(path: str, columns: list, chunk_rows: int = 1 << 20):
+    local = LocalFileSystem()
+    parquet = open_parquet(path, local)
+    reader = pages.NativeRowGroups(parquet, path, local, columns)
+    try:
+        return [reader.read(i, chunk_rows) for i in range(parquet.metadata.num_row_groups)]
+    finally:
+        reader.close()
+        parquet.close()
+
+
+def values_strategy():
+    special = st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 1.7976931348623157e308, -1.7976931348623157e308,
+                               float("nan"), float("inf"), float("-inf"), 1.0, 1e-300])
+    plain = st.floats(allow_nan=True, allow_infinity=True, width=64)
+    rounded = st.integers(-10**9, 10**9).map(lambda i: i / 100)
+    return st.lists(st.one_of(special, plain, rounded, rounded, st.none()), min_size=0, max_size=300)
+
+
+WRITER_OPTIONS = st.fixed_dictionaries({
+    "compression": st.sampled_from(["snappy", "none"]),
+    "use_dictionary": st.booleans(),
+    "data_page_version": st.sampled_from(["1.0", "2.0"]),
+    "write_page_checksum": st.booleans(),
+    "data_page_size": st.sampled_from([64, 1024, 1 << 20]),
+    "dictionary_pagesize_limit": st.sampled_from([64, 1 << 20]),
+    "row_group_size": st.sampled_from([7, 100, 1000]),
+    "byte_stream_split": st.booleans(),
+    "nullable": st.booleans(),
+})
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(values=values_strategy(), options=WRITER_OPTIONS)
+def test_decoder_matches_pyarrow_bit_for_bit(tmp_path, values, options):
+    options = dict(options)
+    nullable = options.pop("nullable") or any(v is None for v in values)
+    if options.pop("byte_stream_split"):
+        options["use_dictionary"] = False
+        options["column_encoding"] = {"x": "BYTE_STREAM_SPLIT", "y": "BYTE_STREAM_SPLIT"}
+    schema = pa.schema([pa.field("x", pa.float64(), nullable=nullable), pa.field("y", pa.float64(), nullable=nullable),
+                        pa.field("label", pa.string())])
+    table = pa.table({"x": values, "y": list(reversed(values)), "label": [str(i % 3) for i in range(len(values))]},
+                     schema=schema)
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(table, path, **options)
+    expected = pq.ParquetFile(path)
+    for index, chunks in enumerate(native_tables(path, ["x", "y", "label"])):
+        assert chunks is not None, "every option here is one the decoder takes"
+        (offset, got), = chunks
+        want = expected.read_row_group(index, columns=["x", "y", "label"])
+        assert offset == 0 and got.column_names == ["x", "y", "label"]
+        for name in ("x", "y"):
+            assert bits(got[name]) == bits(want[name])
+        assert got["label"].equals(want["label"])
+
+
+def test_what_the_decoder_does_not_take_goes_to_pyarrow(tmp_path):
+    x = np.arange(50, dtype=np.float64)
+    cases = {
+        "zstd": (pa.table({"x": x}), {"compression": "zstd"}),
+        "float32": (pa.table({"x": x.astype(np.float32)}), {}),
+        "int64": (pa.table({"x": x.astype(np.int64)}), {}),
+        "nested": (pa.table({"x": [[v] for v in x.tolist()]}), {}),
+    }
+    for name, (table, options) in cases.items():
+        path = str(tmp_path / f"{name}.parquet")
+        pq.write_table(table, path, **options)
+        assert native_tables(path, ["x"]) == [None], name
+    path = str(tmp_path / "big.parquet")
+    pq.write_table(pa.table({"x": x}), path)
+    assert native_tables(path, ["x"], chunk_rows=10) == [None]  # large row groups: pyarrow's bounded batches
+
+
+def test_same_state_with_and_without_the_decoder(tmp_path, monkeypatch):
+    rng = np.random.default_rng(7)
+    n = 20_000
+    actual = np.round(rng.lognormal(10, 1, n), 2)
+    prediction = np.round(actual * rng.lognormal(0, 0.1, n), 2)
+    prediction[rng.random(n) < 0.01] = np.nan
+    for i in range(3):
+        a = pa.array(actual[i::3], mask=rng.random(len(actual[i::3])) < 0.02)
+        pq.write_table(pa.table({"actual": a, "prediction": prediction[i::3], "g": (np.arange(len(a)) % 4)}),
+                       str(tmp_path / f"part-{i}.parquet"), row_group_size=2_000, write_page_checksum=True,
+                       data_page_size=4096)
+    options = {"nan_policy": "omit", "by": ["g"], "scheduler": "synchronous"}
+    native = l1stream.evaluate(str(tmp_path), **options)
+    monkeypatch.setenv("L1STREAM_NATIVE", "0")
+    assert not pages.native_decoder_enabled()
+    plain = l1stream.evaluate(str(tmp_path), **options)
+    timeless = [{k: v for k, v in r.to_dict().items() if k != "elapsed_seconds"} for r in (native, plain)]
+    assert timeless[0] == timeless[1]
+    keep = ~np.isnan(prediction)
+    assert native.count < keep.sum()  # nulls were left out too
+    assert native.left_out == plain.left_out and native.left_out["null"] > 0 and native.left_out["nan"] > 0
+
+
+def test_a_corrupt_page_is_never_trusted(tmp_path, capsys):
+    path = tmp_path / "data" / "part-0.parquet"
+    path.parent.mkdir()
+    table = pa.table({"actual": np.arange(1000.0), "prediction": np.arange(1000.0) + 0.5})
+    pq.write_table(table, str(path), write_page_checksum=True, use_dictionary=False)
+    column = pq.ParquetFile(str(path)).metadata.row_group(0).column(1)
+    raw = bytearray(path.read_bytes())
+    raw[column.data_page_offset + column.total_compressed_size - 3] ^= 0x10  # inside a page body: a value's bits
+    path.write_bytes(bytes(raw))
+    pq.write_table(table, str(path.parent / "part-1.parquet"), write_page_checksum=True)
+    with pytest.raises(BadFileError) as caught:
+        l1stream.evaluate(str(path.parent), scheduler="synchronous")
+    message = str(caught.value)
+    assert str(path) in message and "row group 0" in message and "CRC" in message.upper()
+    skipped = l1stream.evaluate(str(path.parent), on_bad_file="skip", scheduler="synchronous")
+    assert list(skipped.skipped) == [str(path)] and skipped.count == 1000 and skipped.mae == 0.5
+
+
+def test_decoder_disagreement_falls_back_to_pyarrow_and_warns(tmp_path, monkeypatch, caplog):
+    path = str(tmp_path / "t.parquet")
+    actual, prediction = np.arange(300.0), np.arange(300.0)[::-1].copy()
+    pq.write_table(pa.table({"actual": actual, "prediction": prediction}), path)
+
+    def refuses(*args):
+        raise _pages.Corrupt("simulated disagreement")
+
+    monkeypatch.setattr(_pages, "decode_page", refuses)
+    with caplog.at_level(logging.WARNING, logger="l1stream"):
+        result = l1stream.evaluate(path, scheduler="synchronous")
+    assert result.mae == exact_mae(actual, prediction)
+    assert "simulated disagreement" in caplog.text and "pyarrow's values" in caplog.text
+
+
+def test_random_damage_never_crashes_the_decoder(tmp_path):
+    """Flip bytes and truncate: every call returns or raises Corrupt/Unsupported (no crash, no hang)."""
+    rng = np.random.default_rng(11)
+    path = str(tmp_path / "t.parquet")
+    values = np.round(rng.lognormal(8, 1, 3000), 2)
+    values = pa.array(values, mask=rng.random(3000) < 0.05)
+    pq.write_table(pa.table({"x": values}), path, data_page_size=2048, write_page_checksum=False)
+    column = pq.ParquetFile(path).metadata.row_group(0).column(0)
+    start = column.dictionary_page_offset or column.data_page_offset
+    chunk = open(path, "rb").read()[start:start + column.total_compressed_size]
+    out, valid, dictionary, scratch = np.empty(3000), np.empty(3000, np.uint8), np.empty(3000), bytearray(1 << 16)
+    outcomes = {"ok": 0, "refused": 0}
+    for _ in range(3000):
+        damaged = bytearray(chunk)
+        for _ in range(int(rng.integers(1, 4))):
+            damaged[int(rng.integers(0, len(damaged)))] = int(rng.integers(0, 256))
+        damaged = bytes(damaged[:len(damaged) - int(rng.integers(0, 3)) * int(rng.integers(0, 50))])
+        offset, have_dictionary = 0, False
+        try:
+            while offset < len(damaged):
+                kind, count, _, _, size = _pages.page_header(damaged, offset)
+                if size > len(scratch):
+                    raise _pages.Unsupported("page too large for this test")
+                target = dictionary if kind == 2 else out
+                _, offset = _pages.decode_page(damaged, offset, 1, True, 1, dictionary if have_dictionary else None,
+                                               target[:count] if count <= len(target) else target, valid, scratch)
+                have_dictionary |= kind == 2
+            outcomes["ok"] += 1
+        except (_pages.Corrupt, _pages.Unsupported, ValueError):
+            outcomes["refused"] += 1
+    assert outcomes["refused"] > 1000 and sum(outcomes.values()) == 3000
+
+
+@pytest.mark.parametrize("size", [0, 1, 15, 16, 63, 64, 65, 127, 1000, 1 << 16, (1 << 20) + 3])
+def test_crc32_equals_zlib(size):
+    data = np.random.default_rng(size).bytes(size)
+    assert _pages.crc32(data) == zlib.crc32(data)
+
+
+@pytest.mark.parametrize("kind", ["random", "zeros", "text", "prices", "short-period"])
+def test_snappy_equals_pyarrow_codec(kind):
+    rng = np.random.default_rng(3)
+    makers = {"random": lambda n: rng.bytes(n), "zeros": bytes, "text": lambda n: (b"the quick brown fox " * n)[:n],
+              "prices": lambda n: np.round(rng.lognormal(12, 0.3, n // 8 + 1), 2).tobytes()[:n],
+              "short-period": lambda n: (rng.bytes(3) * n)[:n]}
+    for size in [0, 1, 7, 8, 17, 100, 4097, 300_000]:
+        data = makers[kind](size)
+        compressed = pa.compress(data, codec="snappy", asbytes=True)
+        assert _pages.snappy_uncompress(compressed, size) == data
+        if size:
+            with pytest.raises(_pages.Corrupt):
+                _pages.snappy_uncompress(compressed[:-1], size)
+            with pytest.raises(_pages.Corrupt):
+                _pages.snappy_uncompress(compressed, size + 1)
+
+
+FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(FLOATS, FLOATS), max_size=70))
+def test_kernel_equals_fractions(pairs):
+    a = np.array([x for x, _ in pairs], dtype=np.float64)
+    p = np.array([y for _, y in pairs], dtype=np.float64)
+    expected = sum((abs(Fraction(x) - Fraction(y)) for x, y in pairs), Fraction(0))
+    assert Fraction(abs_diff_units(a, p), UNITS) == expected
+
+
+@pytest.mark.parametrize("data", ["ordinary", "mixed-signs", "whole-range", "subnormal", "near-overflow"])
+def test_kernel_blocks_equal_fractions_and_the_numpy_kernel(data):
+    rng = np.random.default_rng(5)
+    n = 9_001  # several 4096-row blocks and a ragged tail
+    if data == "ordinary":
+        a = np.round(rng.lognormal(12, 0.3, n), 2)
+        p = np.round(a * rng.lognormal(0, 0.1, n), 2)
+    elif data == "mixed-signs":
+        a, p = rng.normal(size=n), rng.normal(size=n)
+        a[::97] = 1e-9 * rng.normal(size=len(a[::97]))  # tiny values beside large ones: the second fold and bins
+    elif data == "whole-range":
+        a = rng.integers(-2**62, 2**62, n).view(np.float64)
+        a = np.where(np.isfinite(a), a, 1.0)
+        p = rng.permutation(a)
+    elif data == "subnormal":
+        a, p = rng.integers(-2**40, 2**40, n) * 5e-324, rng.integers(-2**40, 2**40, n) * 5e-324
+    else:
+        a = np.full(n, 1.7976931348623157e308) * rng.choice([-1, 1], n)
+        p = -a * rng.random(n)
+    expected = sum((abs(Fraction(x) - Fraction(y)) for x, y in zip(a.tolist(), p.tolist())), Fraction(0))
+    assert Fraction(abs_diff_units(a, p), UNITS) == expected
+    plain = _exact.ExactSum()
+    for start in range(0, n, _exact.BLOCK_ROWS):
+        plain._block_abs_diff(a[start:start + _exact.BLOCK_ROWS], p[start:start + _exact.BLOCK_ROWS])
+    assert plain.units == abs_diff_units(a, p)
+
+
+def test_kernel_reports_non_finite_values():
+    assert abs_diff_units(np.array([1.0, np.nan]), np.array([1.0, 2.0])) is None
+    assert abs_diff_units(np.array([1.0] * 9000), np.array([1.0] * 8999 + [np.inf])) is None
+    with pytest.raises(ValueError):
+        abs_diff_units(np.zeros(3), np.zeros(4))
+    with pytest.raises(TypeError):
+        abs_diff_units(np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.float32))
