@@ -35,6 +35,9 @@ ENGINES = {
     "l1stream (threads)": "import l1stream; print(repr(l1stream.evaluate(ROOT).mae))",
     "l1stream (synchronous)": "import l1stream; print(repr(l1stream.evaluate(ROOT, scheduler='synchronous').mae))",
     "l1stream (processes)": "import l1stream; print(repr(l1stream.evaluate(ROOT, scheduler='processes').mae))",
+    "l1stream (no C parts)": (  # pyarrow's decoder and the numpy kernel, as without a C compiler
+        "import l1stream; os.environ['L1STREAM_NATIVE'] = '0'\n"
+        "try: print(repr(l1stream.evaluate(ROOT).mae))\nfinally: os.environ.pop('L1STREAM_NATIVE')"),
     "polars streaming": (
         "import polars as pl; print(repr(pl.scan_parquet(ROOT + '/**/*.parquet', hive_partitioning=True)"
         ".select((pl.col('actual') - pl.col('prediction')).abs().mean()).collect(engine='streaming').item()))"),
@@ -179,7 +182,7 @@ def print_table(results: list, rows: int) -> None:
 
 
 def kernel_bench() -> None:
-    """ns/row of the exact kernel on one core, ordinary vs adversarial data, beside a naive sum."""
+    """ns/row of the exact kernel on one core (C and numpy), ordinary vs adversarial data, beside a naive sum."""
     from l1stream._exact import ExactSum
 
     rng = np.random.default_rng(0)
@@ -191,20 +194,32 @@ def kernel_bench() -> None:
         "adversarial (whole float64 range)": (np.ldexp(rng.normal(size=n), rng.integers(-1070, 1020, n)),
                                               np.ldexp(rng.normal(size=n), rng.integers(-1070, 1020, n))),
     }
-    print(f"{'kernel case':36s} {'exact ns/row':>12s} {'naive ns/row':>12s}")
-    for name, (x, y) in cases.items():
-        exact, naive = [], []
+
+    def best(run) -> float:
+        times = []
         for _ in range(5):
-            t = time.perf_counter()
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return min(times) / n * 1e9
+
+    def exact(x, y, native: str):
+        os.environ["L1STREAM_NATIVE"] = native
+        try:
             acc = ExactSum()
             acc.add_abs_diff(x, y)
-            acc.units
-            exact.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            with np.errstate(over="ignore"):
-                np.abs(x - y).sum()
-            naive.append(time.perf_counter() - t)
-        print(f"{name:36s} {min(exact) / n * 1e9:12.2f} {min(naive) / n * 1e9:12.2f}")
+            return acc.units
+        finally:
+            os.environ.pop("L1STREAM_NATIVE")
+
+    print(f"{'kernel case':36s} {'C ns/row':>9s} {'numpy ns/row':>12s} {'naive ns/row':>12s}")
+    for name, (x, y) in cases.items():
+        assert exact(x, y, "1") == exact(x, y, "0")
+        compiled = best(lambda x=x, y=y: exact(x, y, "1"))
+        plain = best(lambda x=x, y=y: exact(x, y, "0"))
+        with np.errstate(over="ignore"):
+            naive = best(lambda x=x, y=y: np.abs(x - y).sum())
+        print(f"{name:36s} {compiled:9.2f} {plain:12.2f} {naive:12.2f}")
 
 
 def scaling(sizes: list, repeats: int) -> None:
@@ -338,9 +353,11 @@ def main(argv=None) -> int:
         incremental(20_000, 1)
         return 0
     rows = int(args.rows)
-    root = dataset(rows)
-    print(f"# side by side: {rows:,} rows, {sum(len(f) for _, _, f in os.walk(root)) - 1} files, data in page cache")
-    print_table(compare(root, rows, args.repeats, engines, not args.no_in_process), rows)
+    if engines:  # --engines '' runs only the extra sections
+        root = dataset(rows)
+        files = sum(len(f) for _, _, f in os.walk(root)) - 1
+        print(f"# side by side: {rows:,} rows, {files} files, data in page cache")
+        print_table(compare(root, rows, args.repeats, engines, not args.no_in_process), rows)
     if args.kernel:
         kernel_bench()
     if args.scaling:

@@ -28,10 +28,13 @@ import numpy as np
 
 try:  # the compiled twin of add_abs_diff (l1stream/_kernel.c); optional
     from ._kernel import abs_diff_units as _compiled_abs_diff_units
-except ImportError:
+except ImportError:  # built without a C compiler
     _compiled_abs_diff_units = None
-if os.environ.get("L1STREAM_NATIVE", "1") == "0":
-    _compiled_abs_diff_units = None
+
+
+def native_enabled() -> bool:
+    """False when ``L1STREAM_NATIVE=0`` asks for the pure numpy/pyarrow paths (read on each use)."""
+    return os.environ.get("L1STREAM_NATIVE", "1") != "0"
 
 UNITS_PER_ONE = 1 << 1074
 """Sums are integer counts of ``2**-1074``, the smallest subnormal float64."""
@@ -105,7 +108,8 @@ class ExactSum:
         accumulator is then in an unspecified state: discard it, mask the rows
         and start again with a new one (one accumulator per chunk).
         """
-        if _compiled_abs_diff_units is not None and actual.flags.c_contiguous and prediction.flags.c_contiguous:
+        if (_compiled_abs_diff_units is not None and actual.flags.c_contiguous and prediction.flags.c_contiguous
+                and native_enabled()):
             units = _compiled_abs_diff_units(actual, prediction)
             if units is None:
                 raise NonFiniteInput

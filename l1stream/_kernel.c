@@ -1,12 +1,12 @@
 /* The exact sum of |actual - prediction| in C: the compiled twin of l1stream/_exact.py's kernel.
  *
- * Blocks of 4096 rows, as in _exact.py: with hi = max(a, p) and lo = min(a, p), the block sum is
+ * The method of _exact.py, on blocks of 4096 rows: with hi = max(a, p), lo = min(a, p), a block's sum is
  * sum(hi) - sum(lo).  One Rump-Ogita-Oishi extraction against sigma = 2**(E + 17) (every |value|
  * < 2**E) splits each value into q + r exactly; the q sum exactly in float64 in any order, and so
  * do the r when the block's values have one sign and span at most 2**20 (ordinary data).  Otherwise
  * a second extraction runs on the residuals, and what is still left goes to the exponent bins.
- * Vectorised over four rows at a time (GCC vector extensions, no fast-math: the extractions need
- * IEEE rounding).  Block sums and leftovers go to exact integer bins, one per binary exponent:
+ * Two-wide vectors (SSE2 on x86-64, plain C elsewhere), four rows a step; no fast-math: the
+ * extractions need IEEE rounding.  Block sums and leftovers go to exact integer bins, one per binary exponent:
  * every finite float64 is m * 2**(e - 1075) with |m| < 2**53, and adding m to a 128-bit bin is
  * exact.  The result is a Python int counting 2**-1074, as ExactSum.units.
  */
@@ -21,16 +21,14 @@
 #endif
 
 typedef __int128 wide;
-enum { EXPONENTS = 2048, FLUSH_ADDS = 1024 };
+enum { EXPONENTS = 2048 };
 
-/* Additions of |m| < 2**53 go to int64 bins (at most FLUSH_ADDS of them: no overflow), which
-   are flushed into 128-bit totals.  Each thread keeps its own (no allocation per call); `low`
-   and `high` bound the exponents touched, so resetting costs only what was used. */
+/* One exact 128-bit integer bin per binary exponent (no overflow before 2**74 additions).  Each
+   thread keeps its own (no allocation per call); `low` and `high` bound the exponents touched,
+   so a reset costs only what was used. */
 typedef struct {
-    int64_t pending[EXPONENTS];
     wide totals[EXPONENTS];
-    int low, high, adds;
-    int total_low, total_high;
+    int low, high;
     int ready;
 } Bins;
 
@@ -38,29 +36,13 @@ static _Thread_local Bins thread_bins;
 
 #define FRACTION ((1ULL << 52) - 1)
 
-static void flush(Bins *bins) {
-    for (int e = bins->low; e <= bins->high; e++) {
-        bins->totals[e] += bins->pending[e];
-        bins->pending[e] = 0;
-    }
-    if (bins->low < bins->total_low) bins->total_low = bins->low;
-    if (bins->high > bins->total_high) bins->total_high = bins->high;
-    bins->low = EXPONENTS;
-    bins->high = -1;
-    bins->adds = 0;
-}
-
 static Bins *fresh_bins(void) {
     Bins *bins = &thread_bins;
-    if (!bins->ready) { /* first use on this thread: all zero */
-        bins->low = bins->total_low = EXPONENTS;
-        bins->high = bins->total_high = -1;
-        bins->ready = 1;
-    }
-    flush(bins);
-    for (int e = bins->total_low; e <= bins->total_high; e++) bins->totals[e] = 0;
-    bins->total_low = EXPONENTS;
-    bins->total_high = -1;
+    if (bins->ready)
+        for (int e = bins->low; e <= bins->high; e++) bins->totals[e] = 0;
+    bins->low = EXPONENTS;
+    bins->high = -1;
+    bins->ready = 1;
     return bins;
 }
 
@@ -72,19 +54,17 @@ static inline int add(Bins *bins, double x, int negate) {
     int64_t m = (int64_t)((b & FRACTION) | ((uint64_t)(e != 0) << 52));
     int64_t flip = -(int64_t)((b >> 63) ^ (uint64_t)negate); /* 0 or -1 */
     e += e == 0;
-    bins->pending[e] += (m ^ flip) - flip;
+    bins->totals[e] += (m ^ flip) - flip;
     bins->low = e < bins->low ? e : bins->low;
     bins->high = e > bins->high ? e : bins->high;
-    if (++bins->adds == FLUSH_ADDS) flush(bins);
     return e == 0x7ff;
 }
 
 /* The bins' total as a Python int of 2**-1074 units. */
 static PyObject *to_units(Bins *bins) {
-    flush(bins);
     PyObject *total = PyLong_FromLong(0), *shift64 = PyLong_FromLong(64);
     if (!total || !shift64) goto fail;
-    for (int e = bins->total_low; e <= bins->total_high; e++) {
+    for (int e = bins->low; e <= bins->high; e++) {
         wide v = bins->totals[e];
         if (v == 0) continue;
         PyObject *high = PyLong_FromLongLong((long long)(v >> 64));

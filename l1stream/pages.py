@@ -21,6 +21,7 @@ import threading
 import numpy as np
 import pyarrow as pa
 
+from ._exact import native_enabled
 from .sources import is_local
 
 try:
@@ -69,7 +70,7 @@ class _Buffers:
 
 def native_decoder_enabled() -> bool:
     """True when the C page decoder is built and not turned off by ``L1STREAM_NATIVE=0``."""
-    return _pages is not None and os.environ.get("L1STREAM_NATIVE", "1") != "0"
+    return _pages is not None and native_enabled()
 
 
 class NativeRowGroups:
