@@ -181,8 +181,9 @@ static int page_header_field(Reader *r, int id, int type, PageHeader *h) {
     }
 }
 
-/* Parse the header at buf[offset:]; return the header's length, or -1 (Corrupt set). */
-static Py_ssize_t parse_header(const uint8_t *buf, Py_ssize_t size, Py_ssize_t offset, PageHeader *h) {
+/* Parse the header at buf[offset:]; return the header's length, or -1 (Corrupt set).  With
+   `whole`, the page body must lie inside the buffer too. */
+static Py_ssize_t parse_header(const uint8_t *buf, Py_ssize_t size, Py_ssize_t offset, PageHeader *h, int whole) {
     memset(h, 0, sizeof *h);
     h->type = h->uncompressed_size = h->compressed_size = h->num_values = h->encoding = -1;
     h->level_encoding = ENC_RLE;
@@ -198,7 +199,7 @@ static Py_ssize_t parse_header(const uint8_t *buf, Py_ssize_t size, Py_ssize_t o
         return -1;
     }
     Py_ssize_t length = r.p - (buf + offset);
-    if (h->compressed_size > size - offset - length) {
+    if (whole && h->compressed_size > size - offset - length) {
         PyErr_Format(Corrupt, "page at byte %zd claims %d bytes but the column chunk ends %zd bytes later",
                      offset, h->compressed_size, size - offset - length);
         return -1;
@@ -488,7 +489,8 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, const char *
 }
 
 PyDoc_STRVAR(page_header_doc,
-"page_header(chunk, offset) -> (page_type, num_values, header_length, compressed_size, uncompressed_size)");
+"page_header(chunk, offset) -> (page_type, num_values, header_length, compressed_size, uncompressed_size)\n\n"
+"Parse one page header; the page body may lie beyond the buffer (decode_page checks it).");
 
 static PyObject *py_page_header(PyObject *self, PyObject *args) {
     PyObject *chunk;
@@ -497,7 +499,7 @@ static PyObject *py_page_header(PyObject *self, PyObject *args) {
     Py_buffer view;
     if (get_buffer(chunk, &view, 0, "chunk") < 0) return NULL;
     PageHeader h;
-    Py_ssize_t length = parse_header(view.buf, view.len, offset, &h);
+    Py_ssize_t length = parse_header(view.buf, view.len, offset, &h, 0);
     PyBuffer_Release(&view);
     if (length < 0) return NULL;
     return Py_BuildValue("innii", h.type, (Py_ssize_t)h.num_values, length, h.compressed_size,
@@ -536,7 +538,7 @@ static PyObject *py_decode_page(PyObject *self, PyObject *args) {
     g.max_level = max_level;
     g.dictionary = vd.buf; g.dictionary_size = vd.buf ? vd.len / 8 : 0;
     g.out = vo.buf; g.valid = vv.buf; g.scratch = vs.buf; g.scratch_size = vs.len;
-    g.header_length = parse_header(vc.buf, vc.len, offset, &g.header);
+    g.header_length = parse_header(vc.buf, vc.len, offset, &g.header, 1);
     if (g.header_length < 0) goto done;
     PageHeader *h = &g.header;
     if (h->type == PAGE_INDEX || (h->type != PAGE_DATA && h->type != PAGE_DATA_V2 && h->type != PAGE_DICTIONARY)) {

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from ._exact import native_enabled
+from .errors import BadFileError
 from .sources import is_local
 
 try:
@@ -34,11 +35,13 @@ log = logging.getLogger("l1stream")
 DATA_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 2, 3
 CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1}
 ENCODINGS = frozenset({"PLAIN", "RLE", "PLAIN_DICTIONARY", "RLE_DICTIONARY", "BYTE_STREAM_SPLIT"})
+WINDOW_BYTES = 8 << 20  # file bytes held per column while streaming a large row group
+HEADER_BYTES = 64 << 10  # bytes read to parse a page header (DOUBLE statistics keep headers small)
 _buffers = threading.local()  # per thread, reused from file to file: fresh ones cost page faults
 
 
 class _Buffers:
-    """Growable work buffers: the raw column chunk, a decompressed page, a dictionary."""
+    """Growable work buffers: raw column-chunk bytes, a decompressed page, a dictionary."""
 
     def __init__(self):
         self.chunk = bytearray(0)
@@ -52,20 +55,15 @@ class _Buffers:
             buffers = _buffers.value = cls()
         return buffers
 
-    def chunk_view(self, size: int) -> memoryview:
-        if len(self.chunk) < size:
-            self.chunk = bytearray(size)
-        return memoryview(self.chunk)[:size]
+    def dictionary_for(self, count: int) -> np.ndarray:
+        if len(self.dictionary) < count:
+            self.dictionary = np.empty(count)
+        return self.dictionary[:count]
 
     def scratch_for(self, size: int) -> bytearray:
         if len(self.scratch) < size:
             self.scratch = bytearray(max(size, 1 << 20))
         return self.scratch
-
-    def dictionary_for(self, count: int) -> np.ndarray:
-        if len(self.dictionary) < count:
-            self.dictionary = np.empty(count)
-        return self.dictionary[:count]
 
 
 def native_decoder_enabled() -> bool:
@@ -76,8 +74,10 @@ def native_decoder_enabled() -> bool:
 class NativeRowGroups:
     """Decode the flat DOUBLE columns of one open Parquet file's row groups.
 
-    ``read(index, chunk_rows)`` returns the row group as a list of ``(offset, table)``
-    chunks of at most ``chunk_rows`` rows, or ``None`` when pyarrow should read it.
+    ``read(index, chunk_rows)`` returns the row group's ``(offset, table)`` chunks of at most
+    ``chunk_rows`` rows, or ``None`` when pyarrow should read it.  A row group of at most
+    ``chunk_rows`` rows is decoded whole (one list); a larger one is streamed page by page
+    through a bounded window, so memory stays at about one chunk whatever the row group size.
     """
 
     def __init__(self, parquet, path: str, filesystem, columns: list):
@@ -105,10 +105,14 @@ class NativeRowGroups:
         meta = self.parquet.metadata.row_group(index)
         native = {name: (position, level) for name, (position, level) in self.leaf.items()
                   if _decodable(meta.column(position))}
-        if not native or meta.num_rows > chunk_rows:
-            return None  # large row groups keep pyarrow's bounded batches
+        if not native:
+            return None
+        if meta.num_rows > chunk_rows:
+            return self._stream(index, native, chunk_rows)
+        buffers = _Buffers.mine()
         try:
-            arrays = {name: self._decode_column(meta.column(position), level, meta.num_rows)
+            arrays = {name: self._decode_whole(_ColumnPages(self, meta.column(position), level, buffers),
+                                               meta.num_rows)
                       for name, (position, level) in native.items()}
         except _pages.Unsupported as exc:
             log.debug("%s: row group %d: pyarrow reads it (%s)", self.path, index, exc)
@@ -123,53 +127,83 @@ class NativeRowGroups:
 
     # -- internals ---------------------------------------------------------------
 
-    def _decode_column(self, column, max_level: int, rows: int) -> pa.Array:
-        buffers = _Buffers.mine()
-        chunk = self._column_bytes(column, buffers)
-        codec = CODECS[column.compression]
+    @staticmethod
+    def _decode_whole(pages: "_ColumnPages", rows: int) -> pa.Array:
         values = np.empty(rows)
-        valid = np.empty(rows, dtype=np.uint8) if max_level else None
-        dictionary, position, offset, nulls = None, 0, 0, 0
-        while offset < len(chunk):
-            kind, count, _, _, uncompressed = _pages.page_header(chunk, offset)
-            scratch = buffers.scratch_for(uncompressed)
-            if kind == DICTIONARY_PAGE:
-                dictionary = buffers.dictionary_for(count)
-                _, offset = _pages.decode_page(chunk, offset, codec, True, max_level, None, dictionary, None, scratch)
-                continue
-            if kind not in (DATA_PAGE, DATA_PAGE_V2):
-                _, offset = _pages.decode_page(chunk, offset, codec, True, max_level, None, values[:0], None,
-                                               scratch)  # index pages: skipped
-                continue
-            if position + count > rows:
-                raise _pages.Corrupt(f"column chunk holds more than the row group's {rows} rows")
-            page_nulls, offset = _pages.decode_page(
-                chunk, offset, codec, True, max_level, dictionary, values[position:position + count],
-                valid[position:position + count] if valid is not None else None, scratch)
-            nulls += page_nulls
-            position += count
+        valid = np.empty(rows, dtype=np.uint8) if pages.max_level else None
+        position, nulls = 0, 0
+        try:
+            while (count := pages.next_count()) is not None:
+                if position + count > rows:
+                    raise _pages.Corrupt(f"column chunk holds more than the row group's {rows} rows")
+                nulls += pages.decode(values[position:position + count],
+                                      valid[position:position + count] if valid is not None else None)
+                position += count
+        finally:
+            pages.close()
         if position != rows:
             raise _pages.Corrupt(f"column chunk holds {position} values; the row group has {rows} rows")
-        if nulls:
-            return pa.array(values, mask=valid == 0)
-        return pa.array(values)
+        return pa.array(values, mask=valid == 0) if nulls else pa.array(values)
 
-    def _column_bytes(self, column, buffers: _Buffers):
-        start = column.data_page_offset
-        if column.has_dictionary_page and column.dictionary_page_offset:
-            start = min(start, column.dictionary_page_offset)
-        size = column.total_compressed_size
+    def _stream(self, index: int, native: dict, chunk_rows: int):
+        """Chunks of a large row group: pages decoded one by one, re-cut into ``chunk_rows`` rows."""
+        meta = self.parquet.metadata.row_group(index)
+        rest = [c for c in self.columns if c not in native]
+        batches = (iter(self.parquet.iter_batches(batch_size=chunk_rows, row_groups=[index], columns=rest))
+                   if rest else None)
+        columns = {name: _ColumnPages(self, meta.column(position), level, _Buffers(), window=WINDOW_BYTES)
+                   for name, (position, level) in native.items()}
+        queued = {name: _PageQueue() for name in columns}
+        offset = 0
+        try:
+            while offset < meta.num_rows:
+                want = min(chunk_rows, meta.num_rows - offset)
+                arrays = {}
+                for name, pages in columns.items():
+                    queue = queued[name]
+                    while queue.rows < want:
+                        count = pages.next_count()
+                        if count is None:
+                            raise _pages.Corrupt(f"column chunk ends after {offset + queue.rows} values; the row "
+                                                 f"group has {meta.num_rows} rows")
+                        values = np.empty(count)
+                        valid = np.empty(count, dtype=np.uint8) if pages.max_level else None
+                        nulls = pages.decode(values, valid)
+                        queue.add(values, valid if nulls else None)
+                    arrays[name] = queue.take(want)
+                if batches is not None:
+                    batch = next(batches)
+                    arrays.update((name, batch.column(name)) for name in rest)
+                yield offset, pa.table({name: arrays[name] for name in self.columns})
+                offset += want
+            if any(pages.next_count() is not None for pages in columns.values()):
+                raise _pages.Corrupt(f"column chunk holds more than the row group's {meta.num_rows} rows")
+            for pages in columns.values():
+                pages.close()
+        except (_pages.Corrupt, _pages.Unsupported, ValueError, OSError) as exc:
+            # Chunks may already be counted: never fall back silently.  pyarrow names the damage
+            # if it sees it too; otherwise the two decoders disagree, which the user must hear of.
+            self.parquet.read_row_group(index, columns=self.columns)
+            raise BadFileError(f"{self.path}: row group {index}: l1stream's page decoder failed ({exc}) where "
+                               f"pyarrow reads the row group; set L1STREAM_NATIVE=0 to read it with pyarrow, "
+                               f"and please report the file", path=self.path) from exc
+
+    def _read(self, start: int, size: int, buffer: bytearray) -> memoryview:
+        """File bytes [start, start + size) into ``buffer`` (grown as needed)."""
+        if len(buffer) < size:
+            buffer.extend(bytes(size - len(buffer)))
+        view = memoryview(buffer)[:size]
         if is_local(self.filesystem):
             if self._file is None:
                 self._file = open(self.path, "rb", buffering=0)
-            data = buffers.chunk_view(size)
-            got = os.preadv(self._file.fileno(), [data], start)
+            got = os.preadv(self._file.fileno(), [view], start)
         else:
             data = self.filesystem.cat_file(self.path, start=start, end=start + size)
             got = len(data)
+            view[:got] = data
         if got != size:
             raise _pages.Corrupt(f"column chunk at byte {start} runs past the end of the file")
-        return data
+        return view
 
     def _reread(self, index: int, exc: Exception) -> pa.Table:
         """The decoder found the row group corrupt: pyarrow's reading decides (and names the error)."""
@@ -177,6 +211,100 @@ class NativeRowGroups:
         log.warning("%s: row group %d: l1stream's page decoder reported %s, but pyarrow reads it; using "
                     "pyarrow's values (please report this file)", self.path, index, exc)
         return table
+
+
+class _ColumnPages:
+    """The pages of one column chunk, read through a window of file bytes.
+
+    ``next_count()`` moves to the next data page (decoding a dictionary page and skipping
+    index pages on the way) and returns its value count, or ``None`` at the end;
+    ``decode(values, valid)`` then decodes it and returns its null count.  Without a
+    ``window``, the whole chunk is read at once.
+    """
+
+    def __init__(self, owner: NativeRowGroups, column, max_level: int, buffers: _Buffers, window: int = 0):
+        self.owner = owner
+        self.codec = CODECS[column.compression]
+        self.max_level = max_level
+        self.buffers = buffers
+        start = column.data_page_offset
+        if column.has_dictionary_page and column.dictionary_page_offset:
+            start = min(start, column.dictionary_page_offset)
+        self.position, self.end = start, start + column.total_compressed_size
+        self.window_size = window or column.total_compressed_size
+        self.view, self.view_start = memoryview(b""), start
+        self.dictionary = None
+        self.page = None  # (offset in view, value count) of the page next_count found
+
+    def _bytes(self, size: int) -> int:
+        """Make file bytes [position, position + size) (clamped to the chunk) readable; their offset in the view."""
+        size = min(size, self.end - self.position)
+        if self.position + size > self.view_start + len(self.view) or self.position < self.view_start:
+            self.close()  # a buffer with a live view cannot grow
+            self.view_start = self.position
+            self.view = self.owner._read(self.position, min(max(size, self.window_size), self.end - self.position),
+                                         self.buffers.chunk)
+        return self.position - self.view_start
+
+    def close(self) -> None:
+        self.view.release()
+        self.view = memoryview(b"")
+
+    def next_count(self):
+        while self.position < self.end:
+            at = self._bytes(HEADER_BYTES)
+            kind, count, header, body, uncompressed = _pages.page_header(self.view, at)
+            at = self._bytes(header + body)
+            if kind in (DATA_PAGE, DATA_PAGE_V2):
+                self.page = (at, count, uncompressed)
+                return count
+            if kind == DICTIONARY_PAGE:
+                self.dictionary = self.buffers.dictionary_for(count)
+                self._decode_at(at, uncompressed, self.dictionary, None, None)
+            else:
+                self.position += header + body  # index pages and unknown kinds: skipped
+        return None
+
+    def decode(self, values: np.ndarray, valid) -> int:
+        at, count, uncompressed = self.page
+        return self._decode_at(at, uncompressed, values, valid, self.dictionary)
+
+    def _decode_at(self, at: int, uncompressed: int, values, valid, dictionary) -> int:
+        scratch = self.buffers.scratch_for(uncompressed)
+        nulls, after = _pages.decode_page(self.view, at, self.codec, True, self.max_level, dictionary, values, valid,
+                                          scratch)
+        self.position = self.view_start + after
+        return nulls
+
+
+class _PageQueue:
+    """Decoded pages of one column waiting to be cut into chunks."""
+
+    def __init__(self):
+        self.parts = []  # (values, valid or None)
+        self.rows = 0
+
+    def add(self, values: np.ndarray, valid) -> None:
+        self.parts.append((values, valid))
+        self.rows += len(values)
+
+    def take(self, rows: int) -> pa.Array:
+        taken, need = [], rows
+        while need:
+            values, valid = self.parts[0]
+            if len(values) <= need:
+                self.parts.pop(0)
+            else:
+                self.parts[0] = (values[need:], valid[need:] if valid is not None else None)
+                values, valid = values[:need], valid[:need] if valid is not None else None
+            taken.append((values, valid))
+            need -= len(values)
+        self.rows -= rows
+        values = taken[0][0] if len(taken) == 1 else np.concatenate([v for v, _ in taken])
+        if all(m is None for _, m in taken):
+            return pa.array(values)
+        valid = np.concatenate([m if m is not None else np.ones(len(v), np.uint8) for v, m in taken])
+        return pa.array(values, mask=valid == 0)
 
 
 def _decodable(column) -> bool:

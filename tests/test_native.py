@@ -53,7 +53,8 @@ def native_tables(path: str, columns: list, chunk_rows: int = 1 << 20):
     parquet = open_parquet(path, local)
     reader = pages.NativeRowGroups(parquet, path, local, columns)
     try:
-        return [reader.read(i, chunk_rows) for i in range(parquet.metadata.num_row_groups)]
+        chunks = [reader.read(i, chunk_rows) for i in range(parquet.metadata.num_row_groups)]
+        return [list(c) if c is not None else None for c in chunks]  # streamed chunks: read before closing
     finally:
         reader.close()
         parquet.close()
@@ -117,9 +118,50 @@ def test_what_the_decoder_does_not_take_goes_to_pyarrow(tmp_path):
         path = str(tmp_path / f"{name}.parquet")
         pq.write_table(table, path, **options)
         assert native_tables(path, ["x"]) == [None], name
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 999, 1000, 4096, 5000])
+def test_large_row_groups_stream_in_chunks_equal_to_pyarrow(tmp_path, chunk_rows):
+    """A row group above chunk_rows is decoded page by page and re-cut; the chunks add up to pyarrow's rows."""
+    rng = np.random.default_rng(chunk_rows)
+    n = 12_345
+    x = pa.array(np.round(rng.lognormal(5, 2, n), 3), mask=rng.random(n) < 0.03)
+    y = pa.array(rng.normal(size=n))
+    table = pa.table({"x": x, "y": y, "label": pa.array([f"s{i % 7}" for i in range(n)])})
     path = str(tmp_path / "big.parquet")
-    pq.write_table(pa.table({"x": x}), path)
-    assert native_tables(path, ["x"], chunk_rows=10) == [None]  # large row groups: pyarrow's bounded batches
+    pq.write_table(table, path, row_group_size=n, data_page_size=3000, dictionary_pagesize_limit=20_000,
+                   write_page_checksum=True)
+    (chunks,) = native_tables(path, ["x", "y", "label"], chunk_rows=chunk_rows)
+    chunks = list(chunks)
+    assert [offset for offset, _ in chunks] == list(range(0, n, chunk_rows))
+    assert all(t.num_rows == min(chunk_rows, n - o) for o, t in chunks)
+    got = pa.concat_tables(t for _, t in chunks)
+    for name in ("x", "y"):
+        assert bits(got[name]) == bits(table[name])
+    assert got["label"].equals(table["label"])
+    if chunk_rows == 999:  # and through the whole job
+        result = l1stream.evaluate(path, actual="x", prediction="y", nan_policy="omit", chunk_rows=chunk_rows)
+        keep = np.asarray(x.is_valid())
+        assert result.mae == exact_mae(np.asarray(x.fill_null(0))[keep], np.asarray(y)[keep])
+
+
+def test_a_streamed_row_group_that_fails_midway_is_an_error_not_a_fallback(tmp_path, monkeypatch):
+    path = str(tmp_path / "big.parquet")
+    n = 5000
+    pq.write_table(pa.table({"actual": np.arange(n, dtype=np.float64), "prediction": np.zeros(n)}), path,
+                   data_page_size=1000)
+    real, calls = _pages.decode_page, []
+
+    def fails_later(*args):
+        calls.append(1)
+        if len(calls) > 6:
+            raise _pages.Corrupt("simulated failure on a later page")
+        return real(*args)
+
+    monkeypatch.setattr(_pages, "decode_page", fails_later)
+    with pytest.raises(BadFileError) as caught:
+        l1stream.evaluate(path, chunk_rows=1000, scheduler="synchronous")
+    assert "simulated failure" in str(caught.value) and "L1STREAM_NATIVE=0" in str(caught.value)
 
 
 def test_same_state_with_and_without_the_decoder(tmp_path, monkeypatch):
