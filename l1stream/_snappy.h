@@ -156,4 +156,79 @@ done:
     return op == oend ? 0 : -1;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+/* ---- two streams at once ---------------------------------------------------------------------
+   Each stream's speed is bound by its serial chain from one tag to the next; two independent
+   chains overlap in the CPU.  The step is the fast loop's above; the rest goes the careful way. */
+typedef struct { const uint8_t *ip, *iend, *ilimit; uint8_t *op, *dst, *oend, *olimit; size_t tag; } S2;
+static inline __attribute__((always_inline)) int s2_step(S2 *s) {
+    const uint8_t *ip = s->ip; uint8_t *op = s->op; size_t tag = s->tag;
+    size_t type = tag & 3;
+    size_t delta = type ? type : (tag >> 2) + 1;
+    size_t next_tag = ip[delta];
+    const SnappyTag t = snappy_tags[tag];
+    size_t offset = (size_t)(snappy_load64(ip) & t.mask) | t.high;
+    const uint8_t *from = t.mask ? op - offset : ip;
+    if (__builtin_expect(t.len <= 16 && type != 3 && (t.mask == 0 || (offset >= 8 && offset <= (size_t)(op - s->dst))), 1)) {
+        uint64_t c;
+        memcpy(&c, from, 8); memcpy(op, &c, 8); memcpy(&c, from + 8, 8); memcpy(op + 8, &c, 8);
+        s->op = op + t.len; s->ip = ip + delta + 1; s->tag = next_tag;
+        return 0;
+    }
+    ip--;
+    if (snappy_element(&ip, s->iend, &s->op, s->dst, s->oend)) return -1;
+    s->ip = ip;
+    if (ip >= s->iend) return 1;
+    s->tag = *s->ip++;
+    return 0;
+}
+static int s2_init(S2 *s, const uint8_t *src, size_t n, uint8_t *dst, size_t m) {
+    const uint8_t *ip = src, *iend = src + n; uint64_t length = 0; int shift = 0;
+    for (;;) { if (ip >= iend || shift > 35) return -1; uint8_t b = *ip++; length |= (uint64_t)(b & 0x7f) << shift; if (!(b & 0x80)) break; shift += 7; }
+    if (length != m) return -1;
+    s->ip = ip; s->iend = iend; s->ilimit = iend - 160; s->op = dst; s->dst = dst; s->oend = dst + m; s->olimit = s->oend - 64;
+    return 0;
+}
+static inline int s2_fast(S2 *s) { return s->iend - s->ip > 160 && s->oend - s->op > 64; }
+static int s2_finish(S2 *s, int tag_loaded) {
+    if (tag_loaded) s->ip--;
+    while (s->ip < s->iend) if (snappy_element(&s->ip, s->iend, &s->op, s->dst, s->oend)) return -1;
+    return s->op == s->oend ? 0 : -1;
+}
+/* Decompress two streams; 0, or -1 with bad[k] set for the stream(s) at fault. */
+static int snappy_uncompress2(const uint8_t *s0, size_t n0, uint8_t *d0, size_t m0, const uint8_t *s1, size_t n1,
+                              uint8_t *d1, size_t m1, int bad[2]) {
+    S2 a, b;
+    bad[0] = s2_init(&a, s0, n0, d0, m0) != 0;
+    bad[1] = s2_init(&b, s1, n1, d1, m1) != 0;
+    if (bad[0] || bad[1]) return -1;
+    int la = 0, lb = 0;
+    if (s2_fast(&a) && s2_fast(&b)) {
+        a.tag = *a.ip++; b.tag = *b.ip++; la = lb = 1;
+        while (a.ip < a.ilimit && a.op < a.olimit && b.ip < b.ilimit && b.op < b.olimit) {
+            int ra = s2_step(&a), rb = s2_step(&b);
+            if (ra < 0 || rb < 0) {
+                bad[0] = ra < 0;
+                bad[1] = rb < 0;
+                return -1;
+            }
+            if (ra > 0) la = 0; /* that stream ended inside a careful step: no tag loaded */
+            if (rb > 0) lb = 0;
+            if (ra > 0 || rb > 0) break;
+        }
+    }
+    bad[0] = s2_finish(&a, la) != 0;
+    bad[1] = s2_finish(&b, lb) != 0;
+    return bad[0] || bad[1] ? -1 : 0;
+}
+
+#else
+static int snappy_uncompress2(const uint8_t *s0, size_t n0, uint8_t *d0, size_t m0, const uint8_t *s1, size_t n1,
+                              uint8_t *d1, size_t m1, int bad[2]) {
+    bad[0] = snappy_uncompress(s0, n0, d0, m0) != 0;
+    bad[1] = snappy_uncompress(s1, n1, d1, m1) != 0;
+    return bad[0] || bad[1] ? -1 : 0;
+}
+#endif
+
 #endif

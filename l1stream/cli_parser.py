@@ -25,13 +25,23 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} -h')")
 
 
+def _native_parts() -> str:
+    from ._exact import _compiled_abs_diff_units, native_enabled
+    from .pages import _pages
+
+    if not native_enabled():
+        return "C parts off: L1STREAM_NATIVE=0"
+    built = [name for name, part in (("page decoder", _pages), ("kernel", _compiled_abs_diff_units)) if part]
+    return "C " + " and ".join(built) if built else "no C parts: built without a C compiler"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     parser = _Parser(prog="l1stream", description="Exact, out-of-core mean absolute error over Parquet.",
                      epilog="Examples:\n  " + "\n  ".join(EXAMPLES.values()),
                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"l1stream {__version__}")
+    parser.add_argument("--version", action="version", version=f"l1stream {__version__} ({_native_parts()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     output = _Parser(add_help=False)

@@ -1,15 +1,21 @@
 """Read a row group's float64 columns with l1stream's own Parquet page decoder.
 
-pyarrow's reader spends most of its time in general machinery that an MAE does not need.
-For the columns that prediction logs are made of (flat ``DOUBLE``, required or optional;
-``PLAIN``, dictionary or ``BYTE_STREAM_SPLIT`` values; Snappy or no compression; page
-CRC-32 verified when the writer stored one), :mod:`l1stream._pages` (C) decodes the raw
-column chunk instead.  Every other column, and every row group it cannot take, goes
-through pyarrow as before, so the result is the same table either way.
+Decoding is most of the cost of an MAE over Parquet, and pyarrow's general reader spends
+about twice the CPU per row of a decoder that does only what is needed.  For the columns
+prediction logs are made of (flat ``DOUBLE``, required or optional; ``PLAIN``, dictionary
+or ``BYTE_STREAM_SPLIT`` values; Snappy or no compression; page CRC-32 verified when the
+writer stored one), :mod:`l1stream._pages` (C) decodes the raw column chunk instead.
+Every other column, and every row group it cannot take, goes through pyarrow as before:
+the table is the same either way (tests check it bit for bit).
+
+A row group of at most ``chunk_rows`` rows is decoded whole; a larger one is streamed page
+by page through a bounded window of file bytes per column.
 
 A page the decoder finds corrupt is never trusted: the row group is read again with
 pyarrow, whose error then names the problem (or whose data is used, with a warning,
-should the two disagree).  ``L1STREAM_NATIVE=0`` turns the decoder off.
+should the two disagree).  When a streamed row group fails after chunks went out, the
+job fails (naming the file) rather than count rows twice.  ``L1STREAM_NATIVE=0`` turns
+the decoder off.
 """
 
 from __future__ import annotations
@@ -49,11 +55,14 @@ class _Buffers:
         self.dictionary = np.empty(0)
 
     @classmethod
-    def mine(cls) -> "_Buffers":
-        buffers = getattr(_buffers, "value", None)
-        if buffers is None:
-            buffers = _buffers.value = cls()
-        return buffers
+    def mine(cls, slot: int) -> "_Buffers":
+        """This thread's buffers for the ``slot``-th column of a row group."""
+        slots = getattr(_buffers, "slots", None)
+        if slots is None:
+            slots = _buffers.slots = []
+        while len(slots) <= slot:
+            slots.append(cls())
+        return slots[slot]
 
     def dictionary_for(self, count: int) -> np.ndarray:
         if len(self.dictionary) < count:
@@ -105,15 +114,14 @@ class NativeRowGroups:
         meta = self.parquet.metadata.row_group(index)
         native = {name: (position, level) for name, (position, level) in self.leaf.items()
                   if _decodable(meta.column(position))}
-        if not native:
+        if not native or meta.num_rows == 0:
             return None
         if meta.num_rows > chunk_rows:
             return self._stream(index, native, chunk_rows)
-        buffers = _Buffers.mine()
         try:
-            arrays = {name: self._decode_whole(_ColumnPages(self, meta.column(position), level, buffers),
-                                               meta.num_rows)
-                      for name, (position, level) in native.items()}
+            columns = [_ColumnPages(self, meta.column(position), level, _Buffers.mine(slot))
+                       for slot, (position, level) in enumerate(native.values())]
+            arrays = dict(zip(native, _decode_whole(columns, meta.num_rows)))
         except _pages.Unsupported as exc:
             log.debug("%s: row group %d: pyarrow reads it (%s)", self.path, index, exc)
             return None
@@ -127,24 +135,6 @@ class NativeRowGroups:
 
     # -- internals ---------------------------------------------------------------
 
-    @staticmethod
-    def _decode_whole(pages: "_ColumnPages", rows: int) -> pa.Array:
-        values = np.empty(rows)
-        valid = np.empty(rows, dtype=np.uint8) if pages.max_level else None
-        position, nulls = 0, 0
-        try:
-            while (count := pages.next_count()) is not None:
-                if position + count > rows:
-                    raise _pages.Corrupt(f"column chunk holds more than the row group's {rows} rows")
-                nulls += pages.decode(values[position:position + count],
-                                      valid[position:position + count] if valid is not None else None)
-                position += count
-        finally:
-            pages.close()
-        if position != rows:
-            raise _pages.Corrupt(f"column chunk holds {position} values; the row group has {rows} rows")
-        return pa.array(values, mask=valid == 0) if nulls else pa.array(values)
-
     def _stream(self, index: int, native: dict, chunk_rows: int):
         """Chunks of a large row group: pages decoded one by one, re-cut into ``chunk_rows`` rows."""
         meta = self.parquet.metadata.row_group(index)
@@ -152,7 +142,7 @@ class NativeRowGroups:
         batches = (iter(self.parquet.iter_batches(batch_size=chunk_rows, row_groups=[index], columns=rest))
                    if rest else None)
         columns = {name: _ColumnPages(self, meta.column(position), level, _Buffers(), window=WINDOW_BYTES)
-                   for name, (position, level) in native.items()}
+                   for name, (position, level) in native.items()}  # own buffers: the columns advance together
         queued = {name: _PageQueue() for name in columns}
         offset = 0
         try:
@@ -234,7 +224,7 @@ class _ColumnPages:
         self.window_size = window or column.total_compressed_size
         self.view, self.view_start = memoryview(b""), start
         self.dictionary = None
-        self.page = None  # (offset in view, value count) of the page next_count found
+        self.page = None  # (kind, count, offset in view, uncompressed size) of the page peek found
 
     def _bytes(self, size: int) -> int:
         """Make file bytes [position, position + size) (clamped to the chunk) readable; their offset in the view."""
@@ -250,31 +240,101 @@ class _ColumnPages:
         self.view.release()
         self.view = memoryview(b"")
 
-    def next_count(self):
-        while self.position < self.end:
+    def peek(self):
+        """``(kind, count)`` of the next dictionary or data page (index pages skipped), or None at the end."""
+        while self.page is None and self.position < self.end:
             at = self._bytes(HEADER_BYTES)
             kind, count, header, body, uncompressed = _pages.page_header(self.view, at)
             at = self._bytes(header + body)
-            if kind in (DATA_PAGE, DATA_PAGE_V2):
-                self.page = (at, count, uncompressed)
-                return count
-            if kind == DICTIONARY_PAGE:
-                self.dictionary = self.buffers.dictionary_for(count)
-                self._decode_at(at, uncompressed, self.dictionary, None, None)
+            if kind in (DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE):
+                self.page = (kind, count, at, uncompressed)
             else:
-                self.position += header + body  # index pages and unknown kinds: skipped
+                self.position += header + body
+        return self.page[:2] if self.page else None
+
+    def call(self, values, valid) -> tuple:
+        """:func:`decode_page`'s arguments for the peeked page (a dictionary page fills the dictionary)."""
+        kind, count, at, uncompressed = self.page
+        dictionary = self.dictionary
+        if kind == DICTIONARY_PAGE:
+            values, valid, dictionary = self.buffers.dictionary_for(count), None, None
+            self.dictionary = values
+        return (self.view, at, self.codec, True, self.max_level, dictionary, values, valid,
+                self.buffers.scratch_for(uncompressed))
+
+    def done(self, after: int) -> None:
+        """The peeked page is decoded; ``after`` is decode_page's next offset."""
+        self.position = self.view_start + after
+        self.page = None
+
+    def next_count(self):
+        """Move to the next data page (decoding a dictionary page on the way); its value count, or None."""
+        while (page := self.peek()) is not None:
+            if page[0] != DICTIONARY_PAGE:
+                return page[1]
+            self.done(_pages.decode_page(*self.call(None, None))[1])
         return None
 
     def decode(self, values: np.ndarray, valid) -> int:
-        at, count, uncompressed = self.page
-        return self._decode_at(at, uncompressed, values, valid, self.dictionary)
-
-    def _decode_at(self, at: int, uncompressed: int, values, valid, dictionary) -> int:
-        scratch = self.buffers.scratch_for(uncompressed)
-        nulls, after = _pages.decode_page(self.view, at, self.codec, True, self.max_level, dictionary, values, valid,
-                                          scratch)
-        self.position = self.view_start + after
+        """Decode the data page next_count found; its null count."""
+        nulls, after = _pages.decode_page(*self.call(values, valid))
+        self.done(after)
         return nulls
+
+
+class _Output:
+    """One column's values for a whole row group, filled page by page."""
+
+    def __init__(self, rows: int, max_level: int):
+        self.values = np.empty(rows)
+        self.valid = np.empty(rows, dtype=np.uint8) if max_level else None
+        self.position = self.nulls = 0
+
+    def slot(self, page) -> tuple:
+        kind, count = page
+        if kind == DICTIONARY_PAGE:
+            return None, None
+        stop = self.position + count
+        if stop > len(self.values):
+            raise _pages.Corrupt(f"column chunk holds more than the row group's {len(self.values)} rows")
+        return self.values[self.position:stop], self.valid[self.position:stop] if self.valid is not None else None
+
+    def advance(self, page, nulls: int) -> None:
+        if page[0] != DICTIONARY_PAGE:
+            self.position += page[1]
+            self.nulls += nulls
+
+    def array(self) -> pa.Array:
+        if self.position != len(self.values):
+            raise _pages.Corrupt(f"column chunk holds {self.position} values; the row group has {len(self.values)} "
+                                 f"rows")
+        return pa.array(self.values, mask=self.valid == 0) if self.nulls else pa.array(self.values)
+
+
+def _decode_whole(columns: list, rows: int) -> list:
+    """Decode whole column chunks, two columns at a time: pages of the same kind (dictionary or data)
+    go to :func:`decode_two_pages` together, whose Snappy streams run interleaved."""
+    outputs = [_Output(rows, pages.max_level) for pages in columns]
+    try:
+        for first in range(0, len(columns), 2):
+            group = list(zip(columns[first:first + 2], outputs[first:first + 2]))
+            while True:
+                live = [(pages, output, page) for pages, output in group if (page := pages.peek()) is not None]
+                if not live:
+                    break
+                if len(live) == 2 and (live[0][2][0] == DICTIONARY_PAGE) == (live[1][2][0] == DICTIONARY_PAGE):
+                    results = _pages.decode_two_pages(*(pages.call(*output.slot(page)) for pages, output, page in live))
+                else:  # a lone page; a dictionary page before the other column's data pages
+                    live = [min(live, key=lambda item: item[2][0] != DICTIONARY_PAGE)]
+                    pages, output, page = live[0]
+                    results = [_pages.decode_page(*pages.call(*output.slot(page)))]
+                for (pages, output, page), (nulls, after) in zip(live, results):
+                    pages.done(after)
+                    output.advance(page, nulls)
+    finally:
+        for pages in columns:
+            pages.close()
+    return [output.array() for output in outputs]
 
 
 class _PageQueue:

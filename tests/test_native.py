@@ -48,10 +48,17 @@ def bits(array: pa.Array) -> tuple:
     return valid.tolist(), np.where(valid, values, 0).tolist()
 
 
+class StrictReader(pages.NativeRowGroups):
+    """The decoder under test may not hand a row group to pyarrow: that would hide its bugs."""
+
+    def _reread(self, index, exc):
+        raise AssertionError(f"the decoder gave up on row group {index}: {exc}")
+
+
 def native_tables(path: str, columns: list, chunk_rows: int = 1 << 20):
     local = LocalFileSystem()
     parquet = open_parquet(path, local)
-    reader = pages.NativeRowGroups(parquet, path, local, columns)
+    reader = StrictReader(parquet, path, local, columns)
     try:
         chunks = [reader.read(i, chunk_rows) for i in range(parquet.metadata.num_row_groups)]
         return [list(c) if c is not None else None for c in chunks]  # streamed chunks: read before closing
@@ -97,6 +104,9 @@ def test_decoder_matches_pyarrow_bit_for_bit(tmp_path, values, options):
     pq.write_table(table, path, **options)
     expected = pq.ParquetFile(path)
     for index, chunks in enumerate(native_tables(path, ["x", "y", "label"])):
+        if not values:
+            assert chunks is None  # an empty row group: pyarrow's
+            continue
         assert chunks is not None, "every option here is one the decoder takes"
         (offset, got), = chunks
         want = expected.read_row_group(index, columns=["x", "y", "label"])
@@ -214,6 +224,7 @@ def test_decoder_disagreement_falls_back_to_pyarrow_and_warns(tmp_path, monkeypa
         raise _pages.Corrupt("simulated disagreement")
 
     monkeypatch.setattr(_pages, "decode_page", refuses)
+    monkeypatch.setattr(_pages, "decode_two_pages", refuses)
     with caplog.at_level(logging.WARNING, logger="l1stream"):
         result = l1stream.evaluate(path, scheduler="synchronous")
     assert result.mae == exact_mae(actual, prediction)
@@ -276,6 +287,42 @@ def test_snappy_equals_pyarrow_codec(kind):
                 _pages.snappy_uncompress(compressed, size + 1)
 
 
+SNAPPY_INPUTS = st.one_of(
+    st.binary(max_size=3000),
+    st.integers(0, 50_000).map(lambda n: np.random.default_rng(n).bytes(n)),  # one long literal
+    st.integers(0, 50_000).map(lambda n: bytes(n)),  # long runs: copies with short offsets
+    st.integers(1, 20_000).map(lambda n: np.round(np.random.default_rng(n).lognormal(12, .3, n), 2).tobytes()),
+    st.tuples(st.binary(min_size=1, max_size=40), st.integers(1, 3000)).map(lambda t: (t[0] * t[1])),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(SNAPPY_INPUTS, SNAPPY_INPUTS)
+def test_two_snappy_streams_at_once_equal_one_by_one(first, second):
+    """The interleaved decompression (two columns' pages together) against pyarrow's codec, including
+    streams that end in the same step and streams of very different lengths."""
+    a, b = (pa.compress(x, codec="snappy", asbytes=True) for x in (first, second))
+    assert _pages.snappy_uncompress2(a, len(first), b, len(second)) == (first, second)
+    if len(a) > 1:
+        with pytest.raises(_pages.Corrupt, match="stream 0"):
+            _pages.snappy_uncompress2(a[:-1], len(first), b, len(second))
+
+
+def test_default_writer_row_groups_decode_in_pairs_bit_for_bit(tmp_path):
+    """pyarrow's defaults at a realistic size (dictionary pages near 1 MiB, then PLAIN fallback): the
+    path the benchmark takes, with the two columns' pages decompressed together."""
+    rng = np.random.default_rng(2)
+    n = 300_000
+    actual = np.round(rng.lognormal(12, 0.3, n), 2)
+    table = pa.table({"actual": actual, "prediction": np.round(actual * rng.lognormal(0, 0.1, n), 2)})
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(table, path, row_group_size=131072, write_page_checksum=True)
+    chunks = native_tables(path, ["actual", "prediction"])
+    got = pa.concat_tables(t for row_group in chunks for _, t in row_group)
+    for name in ("actual", "prediction"):
+        assert bits(got[name]) == bits(table[name])
+
+
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
@@ -322,3 +369,15 @@ def test_kernel_reports_non_finite_values():
         abs_diff_units(np.zeros(3), np.zeros(4))
     with pytest.raises(TypeError):
         abs_diff_units(np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.float32))
+
+
+def test_version_says_which_c_parts_run(capsys, monkeypatch):
+    from l1stream.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert "(C page decoder and kernel)" in capsys.readouterr().out
+    monkeypatch.setenv("L1STREAM_NATIVE", "0")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert "C parts off: L1STREAM_NATIVE=0" in capsys.readouterr().out
