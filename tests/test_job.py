@@ -206,12 +206,15 @@ def test_any_split_into_files_and_row_groups_gives_the_same_bits(tmp_path_factor
     assert result.mae == exact_mae(a, p) and result.count == len(rows)
 
 
-def test_local_threads_default_to_one_per_core_plus_one():
+def test_local_threads_default_to_one_per_core_or_one_more_without_the_c_decoder(monkeypatch):
     import dask
     from dask.system import CPU_COUNT
 
+    from l1stream.pages import native_decoder_enabled
     from l1stream.schedulers import default_threads
 
+    assert default_threads() == (CPU_COUNT if native_decoder_enabled() else CPU_COUNT + 1)
+    monkeypatch.setenv("L1STREAM_NATIVE", "0")
     assert default_threads() == CPU_COUNT + 1
     with dask.config.set(num_workers=7):
         assert default_threads() is None  # Dask's own setting wins
