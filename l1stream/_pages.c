@@ -269,6 +269,38 @@ RLE_DECODE(decode_levels, {
     c->present += present;
 })
 
+/* Whole groups of 8 bit-packed indices of a fixed width W: every shift and offset is a constant.
+   Reads up to 8 bytes past a group's W bytes: callers leave that much slack. */
+typedef void (*GroupGather)(const uint8_t *, Py_ssize_t, const double *, uint64_t, double *, uint64_t *);
+#define GROUP_GATHER(W)                                                                                       \
+    static void group_gather_##W(const uint8_t *q, Py_ssize_t groups, const double *dictionary, uint64_t size, \
+                                 double *out, uint64_t *beyond) {                                            \
+        uint64_t over = 0;                                                                                    \
+        for (Py_ssize_t g = 0; g < groups; g++, q += W, out += 8) {                                           \
+            for (int k = 0; k < 8; k++) {                                                                     \
+                uint64_t word;                                                                                \
+                memcpy(&word, q + (k * W) / 8, 8);                                                            \
+                uint64_t index = (word >> ((k * W) % 8)) & ((1ULL << W) - 1);                                 \
+                over |= index >= size;                                                                        \
+                out[k] = dictionary[index < size ? index : 0];                                                \
+            }                                                                                                 \
+        }                                                                                                     \
+        *beyond |= over;                                                                                      \
+    }
+GROUP_GATHER(1) GROUP_GATHER(2) GROUP_GATHER(3) GROUP_GATHER(4) GROUP_GATHER(5) GROUP_GATHER(6)
+GROUP_GATHER(7) GROUP_GATHER(8) GROUP_GATHER(9) GROUP_GATHER(10) GROUP_GATHER(11) GROUP_GATHER(12)
+GROUP_GATHER(13) GROUP_GATHER(14) GROUP_GATHER(15) GROUP_GATHER(16) GROUP_GATHER(17) GROUP_GATHER(18)
+GROUP_GATHER(19) GROUP_GATHER(20) GROUP_GATHER(21) GROUP_GATHER(22) GROUP_GATHER(23) GROUP_GATHER(24)
+GROUP_GATHER(25) GROUP_GATHER(26) GROUP_GATHER(27) GROUP_GATHER(28) GROUP_GATHER(29) GROUP_GATHER(30)
+GROUP_GATHER(31) GROUP_GATHER(32)
+static const GroupGather group_gathers[33] = {
+    NULL, group_gather_1, group_gather_2, group_gather_3, group_gather_4, group_gather_5, group_gather_6,
+    group_gather_7, group_gather_8, group_gather_9, group_gather_10, group_gather_11, group_gather_12,
+    group_gather_13, group_gather_14, group_gather_15, group_gather_16, group_gather_17, group_gather_18,
+    group_gather_19, group_gather_20, group_gather_21, group_gather_22, group_gather_23, group_gather_24,
+    group_gather_25, group_gather_26, group_gather_27, group_gather_28, group_gather_29, group_gather_30,
+    group_gather_31, group_gather_32};
+
 /* Dictionary indices (RLE / bit-packed hybrid, `width` bits) straight to values: out[i] = dictionary[index]. */
 static int gather_indices(const uint8_t *p, const uint8_t *end, int width, Py_ssize_t count,
                           const double *dictionary, Py_ssize_t size, double *out) {
@@ -284,12 +316,18 @@ static int gather_indices(const uint8_t *p, const uint8_t *end, int width, Py_ss
             Py_ssize_t take = groups * 8 < (uint64_t)(count - i) ? (Py_ssize_t)(groups * 8) : count - i;
             Py_ssize_t available = r.end - r.p;
             if (((uint64_t)take * width + 7) / 8 > (uint64_t)available) return ERR_CORRUPT;
-            /* values whose 8-byte load stays inside the buffer go without a bounds check */
-            Py_ssize_t safe = available >= 8 && width ? (Py_ssize_t)(((uint64_t)(available - 8) * 8) / width) : 0;
-            if (safe > take) safe = take;
             const uint8_t *q = r.p;
             double *o = out + i;
             Py_ssize_t j = 0;
+            if (width) { /* whole groups with 8 bytes of slack after them: the fixed-width loops */
+                Py_ssize_t groups = available >= 8 ? (Py_ssize_t)((uint64_t)(available - 8) / width) : 0;
+                if (groups > take / 8) groups = take / 8;
+                group_gathers[width](q, groups, dictionary, (uint64_t)size, o, &beyond);
+                j = groups * 8;
+            }
+            /* values whose 8-byte load stays inside the buffer go without a bounds check */
+            Py_ssize_t safe = available >= 8 && width ? (Py_ssize_t)(((uint64_t)(available - 8) * 8) / width) : 0;
+            if (safe > take) safe = take;
             for (; j < safe; j++) {
                 uint64_t bit = (uint64_t)j * width, word;
                 memcpy(&word, q + (bit >> 3), 8);

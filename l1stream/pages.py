@@ -47,12 +47,13 @@ _buffers = threading.local()  # per thread, reused from file to file: fresh ones
 
 
 class _Buffers:
-    """Growable work buffers: raw column-chunk bytes, a decompressed page, a dictionary."""
+    """Growable work buffers: raw column-chunk bytes, a decompressed page, a dictionary, outputs."""
 
     def __init__(self):
         self.chunk = bytearray(0)
         self.scratch = bytearray(0)
         self.dictionary = np.empty(0)
+        self.values, self.valid = np.empty(0), np.empty(0, dtype=np.uint8)
 
     @classmethod
     def mine(cls, slot: int) -> "_Buffers":
@@ -68,6 +69,12 @@ class _Buffers:
         if len(self.dictionary) < count:
             self.dictionary = np.empty(count)
         return self.dictionary[:count]
+
+    def output_for(self, rows: int, max_level: int) -> tuple:
+        """Recycled ``(values, valid)`` arrays for a row group's column."""
+        if len(self.values) < rows:
+            self.values, self.valid = np.empty(rows), np.empty(rows, dtype=np.uint8)
+        return self.values[:rows], self.valid[:rows] if max_level else None
 
     def scratch_for(self, size: int) -> bytearray:
         if len(self.scratch) < size:
@@ -89,7 +96,8 @@ class NativeRowGroups:
     through a bounded window, so memory stays at about one chunk whatever the row group size.
     """
 
-    def __init__(self, parquet, path: str, filesystem, columns: list):
+    def __init__(self, parquet, path: str, filesystem, columns: list, reuse: bool = False):
+        self.reuse = reuse  # the caller is done with a chunk before asking for the next: recycle arrays
         self.parquet = parquet
         self.path = path
         self.filesystem = filesystem
@@ -121,7 +129,7 @@ class NativeRowGroups:
         try:
             columns = [_ColumnPages(self, meta.column(position), level, _Buffers.mine(slot))
                        for slot, (position, level) in enumerate(native.values())]
-            arrays = dict(zip(native, _decode_whole(columns, meta.num_rows)))
+            arrays = dict(zip(native, _decode_whole(columns, meta.num_rows, self.reuse)))
         except _pages.Unsupported as exc:
             log.debug("%s: row group %d: pyarrow reads it (%s)", self.path, index, exc)
             return None
@@ -283,11 +291,15 @@ class _ColumnPages:
 
 
 class _Output:
-    """One column's values for a whole row group, filled page by page."""
+    """One column's values for a whole row group, filled page by page (in recycled arrays when
+    ``buffers`` are given: fresh ones cost page faults, which threads queue for)."""
 
-    def __init__(self, rows: int, max_level: int):
-        self.values = np.empty(rows)
-        self.valid = np.empty(rows, dtype=np.uint8) if max_level else None
+    def __init__(self, rows: int, max_level: int, buffers: _Buffers | None = None):
+        if buffers is None:
+            self.values = np.empty(rows)
+            self.valid = np.empty(rows, dtype=np.uint8) if max_level else None
+        else:
+            self.values, self.valid = buffers.output_for(rows, max_level)
         self.position = self.nulls = 0
 
     def slot(self, page) -> tuple:
@@ -311,10 +323,10 @@ class _Output:
         return pa.array(self.values, mask=self.valid == 0) if self.nulls else pa.array(self.values)
 
 
-def _decode_whole(columns: list, rows: int) -> list:
+def _decode_whole(columns: list, rows: int, reuse: bool = False) -> list:
     """Decode whole column chunks, two columns at a time: pages of the same kind (dictionary or data)
     go to :func:`decode_two_pages` together, whose Snappy streams run interleaved."""
-    outputs = [_Output(rows, pages.max_level) for pages in columns]
+    outputs = [_Output(rows, pages.max_level, pages.buffers if reuse else None) for pages in columns]
     try:
         for first in range(0, len(columns), 2):
             group = list(zip(columns[first:first + 2], outputs[first:first + 2]))

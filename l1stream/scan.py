@@ -125,15 +125,18 @@ def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
 def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
     state = ScanState.empty()
     report = FileReport()
-    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report):
+    # each chunk is reduced before the next is read, and nothing keeps its arrays: recycle them
+    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True):
         _reduce_chunk(table, piece, spec, state, report, index, offset)
     state.files[piece.path] = report
     return state
 
 
-def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileReport | None = None):
+def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileReport | None = None,
+                      recycle: bool = False):
     """Yield ``(row_group, offset, table)``: the piece's rows that pass the filters, chunk by chunk
-    (a :class:`FramePart` is one chunk, "row group" 0).
+    (a :class:`FramePart` is one chunk, "row group" 0).  With ``recycle``, a table's arrays may be
+    reused for a later chunk: only for a caller that keeps nothing of a chunk once it asks for the next.
 
     Row groups whose statistics exclude the filters are skipped; ``report`` (if given)
     counts rows scanned and filtered.  Bad files raise :class:`BadFileError`/:class:`SchemaError`.
@@ -144,7 +147,8 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
         yield 0, 0, piece.table
         return
     parquet = open_parquet(piece.path, filesystem)
-    native = NativeRowGroups(parquet, piece.path, filesystem, spec.columns) if native_decoder_enabled() else None
+    native = (NativeRowGroups(parquet, piece.path, filesystem, spec.columns, reuse=recycle)
+              if native_decoder_enabled() else None)
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)
         mine = my_row_groups(parquet, piece)
