@@ -181,29 +181,37 @@ static int page_header_field(Reader *r, int id, int type, PageHeader *h) {
     }
 }
 
-/* Parse the header at buf[offset:]; return the header's length, or -1 (Corrupt set).  With
-   `whole`, the page body must lie inside the buffer too. */
-static Py_ssize_t parse_header(const uint8_t *buf, Py_ssize_t size, Py_ssize_t offset, PageHeader *h, int whole) {
+/* Parse the header at buf[offset:]; return the header's length, or -1 with *why set.  With
+   `whole`, the page body must lie inside the buffer too.  Needs no GIL. */
+static Py_ssize_t parse_header_raw(const uint8_t *buf, Py_ssize_t size, Py_ssize_t offset, PageHeader *h, int whole,
+                                   const char **why) {
     memset(h, 0, sizeof *h);
     h->type = h->uncompressed_size = h->compressed_size = h->num_values = h->encoding = -1;
     h->level_encoding = ENC_RLE;
     h->is_compressed = 1;
     if (offset < 0 || offset >= size) {
-        PyErr_Format(Corrupt, "page header at byte %zd lies outside the column chunk (%zd bytes)", offset, size);
+        *why = "a page header outside the column chunk";
         return -1;
     }
     Reader r = {buf + offset, buf + size, 0};
     read_struct(&r, page_header_field, h);
     if (r.err || h->type < 0 || h->compressed_size < 0 || h->uncompressed_size < 0) {
-        PyErr_Format(Corrupt, "unreadable page header at byte %zd of the column chunk", offset);
+        *why = "an unreadable page header";
         return -1;
     }
     Py_ssize_t length = r.p - (buf + offset);
     if (whole && h->compressed_size > size - offset - length) {
-        PyErr_Format(Corrupt, "page at byte %zd claims %d bytes but the column chunk ends %zd bytes later",
-                     offset, h->compressed_size, size - offset - length);
+        *why = "a page that runs past the end of the column chunk";
         return -1;
     }
+    return length;
+}
+
+/* The same, raising Corrupt (with the GIL). */
+static Py_ssize_t parse_header(const uint8_t *buf, Py_ssize_t size, Py_ssize_t offset, PageHeader *h, int whole) {
+    const char *why = "";
+    Py_ssize_t length = parse_header_raw(buf, size, offset, h, whole, &why);
+    if (length < 0) PyErr_Format(Corrupt, "page at byte %zd of the column chunk: %s", offset, why);
     return length;
 }
 
@@ -697,41 +705,6 @@ static PyObject *py_decode_page(PyObject *self, PyObject *args) {
     return result;
 }
 
-PyDoc_STRVAR(decode_two_pages_doc,
-"decode_two_pages(args0, args1) -> ((nulls, next_offset), (nulls, next_offset))\n\n"
-"decode_page on two pages of different columns at once (their Snappy streams interleaved).\n"
-"An error names the page it is about (its byte offset) and carries .column = 0 or 1.");
-
-static PyObject *py_decode_two_pages(PyObject *self, PyObject *args) {
-    PyObject *first, *second;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyTuple_Type, &first, &PyTuple_Type, &second)) return NULL;
-    PageCall a, b;
-    PyObject *result = NULL;
-    int ready = prepare_call(first, &a) == 0;
-    if (!ready) memset(&b, 0, sizeof b);
-    else ready = prepare_call(second, &b) == 0;
-    if (ready) {
-        int status = OK, which = 0;
-        Py_BEGIN_ALLOW_THREADS
-        if (a.skip || b.skip) {
-            if (!a.skip) status = decode_page(&a.page);
-            if (!status && !b.skip) { which = 1; status = decode_page(&b.page); }
-        } else {
-            status = decode_two_pages(&a.page, &b.page, &which);
-        }
-        Py_END_ALLOW_THREADS
-        if (status) {
-            raise_page_error(status, which ? &b.page : &a.page);
-        } else {
-            result = Py_BuildValue("(nn)(nn)", a.skip ? 0 : a.page.nulls, next_offset(&a.page),
-                                   b.skip ? 0 : b.page.nulls, next_offset(&b.page));
-        }
-    }
-    release_call(&a);
-    release_call(&b);
-    return result;
-}
-
 static PyObject *py_crc32(PyObject *self, PyObject *args) {
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
@@ -754,6 +727,192 @@ static PyObject *py_snappy_uncompress(PyObject *self, PyObject *args) {
     }
     PyBuffer_Release(&view);
     return out;
+}
+
+/* ---- whole column chunks: every page of a row group's columns in one call ---------------------- */
+
+enum { MAX_CHUNKS = 8 };
+
+/* Per thread and per column slot: a dictionary and a scratch page, grown as needed, kept. */
+typedef struct {
+    double *dictionary;
+    Py_ssize_t dictionary_capacity;
+    uint8_t *scratch;
+    Py_ssize_t scratch_capacity;
+} SlotBuffers;
+
+static _Thread_local SlotBuffers slot_buffers[MAX_CHUNKS];
+
+static int reserve(void **buffer, Py_ssize_t *capacity, Py_ssize_t bytes) {
+    if (bytes <= *capacity) return 0;
+    void *grown = realloc(*buffer, (size_t)bytes);
+    if (!grown) return -1;
+    *buffer = grown;
+    *capacity = bytes;
+    return 0;
+}
+
+typedef struct {
+    Py_buffer chunk, out, valid;
+    int codec, max_level;
+    Py_ssize_t offset, position, rows, nulls, dictionary_size;
+    int has_dictionary;
+    SlotBuffers *buffers;
+    Page page;    /* the page in hand */
+    int has_page; /* page parsed, not yet decoded */
+} Chunk;
+
+/* Parse the next dictionary or data page header of a chunk (index pages skipped) into c->page. */
+static int next_page(Chunk *c, const char **why) {
+    while (!c->has_page && c->offset < c->chunk.len) {
+        Page *g = &c->page;
+        memset(g, 0, sizeof *g);
+        g->header_length = parse_header_raw(c->chunk.buf, c->chunk.len, c->offset, &g->header, 1, why);
+        if (g->header_length < 0) return ERR_CORRUPT;
+        PageHeader *h = &g->header;
+        if (h->type != PAGE_DATA && h->type != PAGE_DATA_V2 && h->type != PAGE_DICTIONARY) {
+            c->offset += g->header_length + h->compressed_size;
+            continue;
+        }
+        if (h->num_values < 0) { *why = "a negative value count"; return ERR_CORRUPT; }
+        g->buf = c->chunk.buf; g->size = c->chunk.len; g->offset = c->offset; g->codec = c->codec;
+        g->verify = 1; g->max_level = c->max_level;
+        if (reserve((void **)&c->buffers->scratch, &c->buffers->scratch_capacity, h->uncompressed_size + 64)) {
+            *why = "no memory for a page";
+            return ERR_UNSUPPORTED;
+        }
+        g->scratch = c->buffers->scratch;
+        g->scratch_size = c->buffers->scratch_capacity;
+        if (h->type == PAGE_DICTIONARY) {
+            if (reserve((void **)&c->buffers->dictionary, &c->buffers->dictionary_capacity,
+                        (Py_ssize_t)h->num_values * 8 + 8)) {
+                *why = "no memory for a dictionary";
+                return ERR_UNSUPPORTED;
+            }
+            g->out = c->buffers->dictionary;
+        } else {
+            if (c->position + h->num_values > c->rows) { *why = "more values than the row group has rows"; return ERR_CORRUPT; }
+            if (!c->has_dictionary && (h->encoding == ENC_PLAIN_DICTIONARY || h->encoding == ENC_RLE_DICTIONARY)) {
+                *why = "a dictionary-encoded page but no dictionary page";
+                return ERR_CORRUPT;
+            }
+            g->out = (double *)c->out.buf + c->position;
+            g->valid = c->valid.buf ? (uint8_t *)c->valid.buf + c->position : NULL;
+            g->dictionary = c->buffers->dictionary;
+            g->dictionary_size = c->dictionary_size;
+        }
+        c->has_page = 1;
+    }
+    return OK;
+}
+
+static void page_done(Chunk *c) {
+    Page *g = &c->page;
+    if (g->header.type == PAGE_DICTIONARY) {
+        c->dictionary_size = g->header.num_values;
+        c->has_dictionary = 1;
+    } else {
+        c->position += g->header.num_values;
+        c->nulls += g->nulls;
+    }
+    c->offset += g->header_length + g->header.compressed_size;
+    c->has_page = 0;
+}
+
+/* Decode every page of chunks a and (optionally) b, pages of the same kind two at a time. */
+static int decode_chunks(Chunk *a, Chunk *b, int *which, const char **why) {
+    for (;;) {
+        int status;
+        *which = 0;
+        if ((status = next_page(a, why))) return status;
+        if (b) {
+            *which = 1;
+            if ((status = next_page(b, why))) return status;
+        }
+        int live_a = a->has_page, live_b = b && b->has_page;
+        if (!live_a && !live_b) return OK;
+        int dict_a = live_a && a->page.header.type == PAGE_DICTIONARY;
+        int dict_b = live_b && b->page.header.type == PAGE_DICTIONARY;
+        if (live_a && live_b && dict_a == dict_b) {
+            status = decode_two_pages(&a->page, &b->page, which);
+            if (status) { *why = (*which ? b : a)->page.why; return status; }
+            page_done(a);
+            page_done(b);
+            continue;
+        }
+        Chunk *lone = live_a && (!live_b || dict_a || !dict_b) ? a : b; /* a dictionary page first */
+        *which = lone == b;
+        if ((status = decode_page(&lone->page))) { *why = lone->page.why; return status; }
+        page_done(lone);
+    }
+}
+
+PyDoc_STRVAR(decode_column_chunks_doc,
+"decode_column_chunks(chunks) -> [nulls, ...]\n\n"
+"chunks: a list of (chunk, codec, max_level, out, valid) for a row group's columns (at most 8):\n"
+"every page of each whole column chunk decoded into out (float64, one per row) and valid (uint8 or\n"
+"None); the first two columns' pages go two at a time.  Errors name the column index and page.");
+
+static PyObject *py_decode_column_chunks(PyObject *self, PyObject *args) {
+    PyObject *list;
+    if (!PyArg_ParseTuple(args, "O!", &PyList_Type, &list)) return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n > MAX_CHUNKS) {
+        PyErr_Format(Unsupported, "%zd columns in one call; at most %d", n, MAX_CHUNKS);
+        return NULL;
+    }
+    Chunk chunks[MAX_CHUNKS];
+    memset(chunks, 0, sizeof chunks);
+    PyObject *result = NULL;
+    Py_ssize_t ready = 0;
+    for (; ready < n; ready++) {
+        Chunk *c = &chunks[ready];
+        PyObject *chunk, *out, *valid;
+        if (!PyArg_ParseTuple(PyList_GET_ITEM(list, ready), "OiiOO", &chunk, &c->codec, &c->max_level, &out, &valid))
+            goto done;
+        if ((c->codec != CODEC_UNCOMPRESSED && c->codec != CODEC_SNAPPY) || (c->max_level != 0 && c->max_level != 1)) {
+            PyErr_Format(Unsupported, "column %zd: codec %d, maximum definition level %d", ready, c->codec, c->max_level);
+            goto done;
+        }
+        if (get_buffer(chunk, &c->chunk, 0, "chunk") < 0 || get_buffer(out, &c->out, 1, "out") < 0) goto done;
+        if (valid != Py_None && get_buffer(valid, &c->valid, 1, "valid") < 0) goto done;
+        c->rows = c->out.len / 8;
+        if (c->max_level && (!c->valid.buf || c->valid.len < c->rows)) {
+            PyErr_SetString(PyExc_ValueError, "valid must hold one byte per row of an optional column");
+            goto done;
+        }
+        c->buffers = &slot_buffers[ready];
+    }
+    for (Py_ssize_t i = 0; i < n; i += 2) {
+        Chunk *a = &chunks[i], *b = i + 1 < n ? &chunks[i + 1] : NULL;
+        int status, which = 0;
+        const char *why = "";
+        Py_BEGIN_ALLOW_THREADS
+        status = decode_chunks(a, b, &which, &why);
+        Py_END_ALLOW_THREADS
+        if (status) {
+            Chunk *bad = which ? b : a;
+            if (!PyErr_Occurred())
+                PyErr_Format(status == ERR_CORRUPT ? Corrupt : Unsupported,
+                             "column %zd: page at byte %zd of the column chunk: %s", i + which, bad->offset, why);
+            goto done;
+        }
+        for (Chunk *c = a; c && c <= (b ? b : a); c++)
+            if (c->position != c->rows) {
+                PyErr_Format(Corrupt, "column %zd: the column chunk holds %zd values; the row group has %zd rows",
+                             c - chunks, c->position, c->rows);
+                goto done;
+            }
+    }
+    result = PyList_New(n);
+    for (Py_ssize_t i = 0; result && i < n; i++) PyList_SET_ITEM(result, i, PyLong_FromSsize_t(chunks[i].nulls));
+done:
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (chunks[i].chunk.obj) PyBuffer_Release(&chunks[i].chunk);
+        if (chunks[i].out.obj) PyBuffer_Release(&chunks[i].out);
+        if (chunks[i].valid.obj) PyBuffer_Release(&chunks[i].valid);
+    }
+    return result;
 }
 
 static PyObject *py_snappy_uncompress2(PyObject *self, PyObject *args) {
@@ -780,7 +939,7 @@ static PyObject *py_snappy_uncompress2(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"page_header", py_page_header, METH_VARARGS, page_header_doc},
     {"decode_page", py_decode_page, METH_VARARGS, decode_page_doc},
-    {"decode_two_pages", py_decode_two_pages, METH_VARARGS, decode_two_pages_doc},
+    {"decode_column_chunks", py_decode_column_chunks, METH_VARARGS, decode_column_chunks_doc},
     {"crc32", py_crc32, METH_VARARGS, "crc32(data) -> int: zlib's CRC-32 (for tests)"},
     {"snappy_uncompress", py_snappy_uncompress, METH_VARARGS, "snappy_uncompress(data, size) -> bytes (for tests)"},
     {"snappy_uncompress2", py_snappy_uncompress2, METH_VARARGS,

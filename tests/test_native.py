@@ -224,7 +224,7 @@ def test_decoder_disagreement_falls_back_to_pyarrow_and_warns(tmp_path, monkeypa
         raise _pages.Corrupt("simulated disagreement")
 
     monkeypatch.setattr(_pages, "decode_page", refuses)
-    monkeypatch.setattr(_pages, "decode_two_pages", refuses)
+    monkeypatch.setattr(_pages, "decode_column_chunks", refuses)
     with caplog.at_level(logging.WARNING, logger="l1stream"):
         result = l1stream.evaluate(path, scheduler="synchronous")
     assert result.mae == exact_mae(actual, prediction)
