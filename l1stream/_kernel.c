@@ -46,8 +46,9 @@ static Bins *fresh_bins(void) {
     return bins;
 }
 
-/* Add (or subtract) x; return 1 when x is NaN or infinite. */
-static inline int add(Bins *bins, double x, int negate) {
+/* Add (or subtract) x, without widening the touched range: callers have called touch_all.
+   Returns 1 when x is NaN or infinite. */
+static inline int add_untracked(Bins *bins, double x, int negate) {
     uint64_t b;
     memcpy(&b, &x, 8);
     int e = (int)((b >> 52) & 0x7ff);
@@ -55,9 +56,24 @@ static inline int add(Bins *bins, double x, int negate) {
     int64_t flip = -(int64_t)((b >> 63) ^ (uint64_t)negate); /* 0 or -1 */
     e += e == 0;
     bins->totals[e] += (m ^ flip) - flip;
+    return e == 0x7ff;
+}
+
+/* Add (or subtract) x, widening the touched range; return 1 when x is NaN or infinite. */
+static inline int add(Bins *bins, double x, int negate) {
+    uint64_t b;
+    memcpy(&b, &x, 8);
+    int e = (int)((b >> 52) & 0x7ff);
+    e += e == 0;
     bins->low = e < bins->low ? e : bins->low;
     bins->high = e > bins->high ? e : bins->high;
-    return e == 0x7ff;
+    return add_untracked(bins, x, negate);
+}
+
+/* Before many adds of any exponent (the rare paths): every bin counts as touched. */
+static void touch_all(Bins *bins) {
+    bins->low = 1;
+    bins->high = EXPONENTS - 1;
 }
 
 /* The bins' total as a Python int of 2**-1074 units. */
@@ -118,7 +134,7 @@ static inline double hsum(v2d a, v2d b) { return (a[0] + a[1]) + (b[0] + b[1]); 
 /* Add one scalar row (hi - lo) to the bins; return 1 if not finite. */
 static inline int add_row(Bins *bins, double x, double y) {
     int lt = x < y;
-    return add(bins, x, lt) | add(bins, y, !lt);
+    return add_untracked(bins, x, lt) | add_untracked(bins, y, !lt);
 }
 
 static int fold_block(Bins *bins, const double *a, const double *p, Py_ssize_t m, double *rh, double *rl) {
@@ -144,6 +160,7 @@ static int fold_block(Bins *bins, const double *a, const double *p, Py_ssize_t m
     frexp(bound, &exponent); /* bound < 2**exponent */
     if (exponent > MAX_FOLD_EXPONENT) { /* near overflow: the bins take the block */
         int bad = 0;
+        touch_all(bins);
         for (Py_ssize_t i = 0; i < m; i++) bad |= add_row(bins, a[i], p[i]);
         return bad;
     }
@@ -193,9 +210,10 @@ static int fold_block(Bins *bins, const double *a, const double *p, Py_ssize_t m
     }
     bad |= add(bins, hsum(q1, zero), 0);
     if (any_nonzero(left)) {
+        touch_all(bins);
         for (Py_ssize_t i = 0; i < m; i++) {
-            if (rh[i] != 0.0) bad |= add(bins, rh[i], 0);
-            if (rl[i] != 0.0) bad |= add(bins, rl[i], 1);
+            if (rh[i] != 0.0) bad |= add_untracked(bins, rh[i], 0);
+            if (rl[i] != 0.0) bad |= add_untracked(bins, rl[i], 1);
         }
     }
     return bad;
@@ -210,7 +228,10 @@ static int sum_abs_diff(Bins *bins, const double *a, const double *p, Py_ssize_t
         Py_ssize_t m = whole - start < BLOCK ? whole - start : BLOCK;
         bad |= fold_block(bins, a + start, p + start, m, rh, rl);
     }
-    for (Py_ssize_t i = whole; i < n; i++) bad |= add_row(bins, a[i], p[i]);
+    for (Py_ssize_t i = whole; i < n; i++) { /* at most 3 rows: tracked adds */
+        int lt = a[i] < p[i];
+        bad |= add(bins, a[i], lt) | add(bins, p[i], !lt);
+    }
     return bad;
 }
 
