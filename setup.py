@@ -1,7 +1,7 @@
 """Build the two optional C extensions; everything else is in pyproject.toml.
 
 Both are optional: without a C compiler, ``pip install`` still succeeds and l1stream
-uses its pure numpy/pyarrow paths (``l1stream info`` says which are active).
+uses its pure numpy/pyarrow paths (``l1stream --version`` says which are active).
 """
 
 from setuptools import Extension, setup
@@ -10,6 +10,6 @@ FLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing", "-ffp-contract=off"]
 
 setup(ext_modules=[
     Extension("l1stream._kernel", ["l1stream/_kernel.c"], extra_compile_args=FLAGS, optional=True),
-    Extension("l1stream._pages", ["l1stream/_pages.c"], depends=["l1stream/_crc32.h", "l1stream/_snappy.h"],
-              extra_compile_args=FLAGS, optional=True),
+    Extension("l1stream._pages", ["l1stream/_pages.c"], extra_compile_args=FLAGS, optional=True,
+              depends=[f"l1stream/_{name}.h" for name in ("crc32", "snappy", "thrift", "encodings")]),
 ])

@@ -1,0 +1,201 @@
+/* Parquet page headers: the Thrift compact protocol, just enough for PageHeader.
+ *
+ * Bounds-checked; needs no GIL.  Part of l1stream/_pages.c (included once).
+ */
+#ifndef L1STREAM_THRIFT_H
+#define L1STREAM_THRIFT_H
+
+#include <stdint.h>
+#include <string.h>
+
+enum { PAGE_DATA = 0, PAGE_INDEX = 1, PAGE_DICTIONARY = 2, PAGE_DATA_V2 = 3 };
+enum { ENC_PLAIN = 0, ENC_PLAIN_DICTIONARY = 2, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8, ENC_BYTE_STREAM_SPLIT = 9 };
+enum { CODEC_UNCOMPRESSED = 0, CODEC_SNAPPY = 1 };
+enum { OK = 0, ERR_CORRUPT = 1, ERR_UNSUPPORTED = 2 };
+
+typedef struct {
+    const uint8_t *p, *end;
+    int err;
+} Reader;
+
+typedef struct {
+    int32_t type, uncompressed_size, compressed_size;
+    int has_crc;
+    uint32_t crc;
+    int32_t num_values, num_nulls, num_rows, encoding, level_encoding;
+    int32_t def_bytes, rep_bytes;  /* v2 only */
+    int is_compressed;             /* v2 only: default true */
+} PageHeader;
+
+/* ---- Thrift compact protocol: just enough for PageHeader ------------------------------------ */
+
+static uint64_t varint(Reader *r) {
+    uint64_t v = 0;
+    for (int shift = 0; shift < 64 && r->p < r->end; shift += 7) {
+        uint8_t b = *r->p++;
+        v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+    }
+    r->err = 1;
+    return 0;
+}
+
+static int64_t zigzag(Reader *r) {
+    uint64_t v = varint(r);
+    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+}
+
+static void skip(Reader *r, int type, int depth, int in_container);
+
+static void skip_struct(Reader *r, int depth) {
+    while (!r->err) {
+        if (r->p >= r->end) { r->err = 1; return; }
+        uint8_t head = *r->p++;
+        if (head == 0) return;
+        if ((head >> 4) == 0) zigzag(r); /* long-form field id */
+        skip(r, head & 15, depth + 1, 0);
+    }
+}
+
+static void skip(Reader *r, int type, int depth, int in_container) {
+    if (depth > 16) { r->err = 1; return; }
+    switch (type) {
+    case 1: case 2:  /* booleans: in the field header, or one byte inside a list */
+        if (in_container) { if (r->p >= r->end) r->err = 1; else r->p++; }
+        return;
+    case 3: if (r->p >= r->end) r->err = 1; else r->p++; return;
+    case 4: case 5: case 6: varint(r); return;
+    case 7: if (r->end - r->p < 8) r->err = 1; else r->p += 8; return;
+    case 8: {
+        uint64_t n = varint(r);
+        if (r->err || (uint64_t)(r->end - r->p) < n) r->err = 1; else r->p += n;
+        return;
+    }
+    case 9: case 10: {
+        if (r->p >= r->end) { r->err = 1; return; }
+        uint8_t head = *r->p++;
+        uint64_t n = head >> 4;
+        if (n == 15) n = varint(r);
+        if (n > (uint64_t)(r->end - r->p)) { r->err = 1; return; } /* every element takes >= 1 byte */
+        for (uint64_t i = 0; i < n && !r->err; i++) skip(r, head & 15, depth + 1, 1);
+        return;
+    }
+    case 11: {
+        uint64_t n = varint(r);
+        if (n == 0 || r->err) return;
+        if (r->p >= r->end || n > (uint64_t)(r->end - r->p)) { r->err = 1; return; }
+        uint8_t kinds = *r->p++;
+        for (uint64_t i = 0; i < n && !r->err; i++) {
+            skip(r, kinds >> 4, depth + 1, 1);
+            skip(r, kinds & 15, depth + 1, 1);
+        }
+        return;
+    }
+    case 12: skip_struct(r, depth); return;
+    default: r->err = 1;
+    }
+}
+
+/* Read a struct's fields, calling field(r, id, type, out) for each; it returns 0 when it skipped. */
+typedef int (*FieldReader)(Reader *, int, int, PageHeader *);
+
+static void read_struct(Reader *r, FieldReader field, PageHeader *h) {
+    int id = 0;
+    while (!r->err) {
+        if (r->p >= r->end) { r->err = 1; return; }
+        uint8_t head = *r->p++;
+        if (head == 0) return;
+        id = (head >> 4) ? id + (head >> 4) : (int)zigzag(r);
+        int type = head & 15;
+        if (!field(r, id, type, h)) skip(r, type, 1, 0);
+    }
+}
+
+static int i32_field(Reader *r, int type, int32_t *out) {
+    if (type != 5) { r->err = 1; return 1; }
+    int64_t v = zigzag(r);
+    if (v < INT32_MIN || v > INT32_MAX) r->err = 1;
+    *out = (int32_t)v;
+    return 1;
+}
+
+static int data_page_field(Reader *r, int id, int type, PageHeader *h) {
+    switch (id) {
+    case 1: return i32_field(r, type, &h->num_values);
+    case 2: return i32_field(r, type, &h->encoding);
+    case 3: return i32_field(r, type, &h->level_encoding);
+    default: return 0;
+    }
+}
+
+static int dictionary_page_field(Reader *r, int id, int type, PageHeader *h) {
+    switch (id) {
+    case 1: return i32_field(r, type, &h->num_values);
+    case 2: return i32_field(r, type, &h->encoding);
+    default: return 0;
+    }
+}
+
+static int data_page_v2_field(Reader *r, int id, int type, PageHeader *h) {
+    switch (id) {
+    case 1: return i32_field(r, type, &h->num_values);
+    case 2: return i32_field(r, type, &h->num_nulls);
+    case 3: return i32_field(r, type, &h->num_rows);
+    case 4: return i32_field(r, type, &h->encoding);
+    case 5: return i32_field(r, type, &h->def_bytes);
+    case 6: return i32_field(r, type, &h->rep_bytes);
+    case 7:
+        if (type != 1 && type != 2) { r->err = 1; return 1; }
+        h->is_compressed = type == 1;
+        return 1;
+    default: return 0;
+    }
+}
+
+static int page_header_field(Reader *r, int id, int type, PageHeader *h) {
+    switch (id) {
+    case 1: return i32_field(r, type, &h->type);
+    case 2: return i32_field(r, type, &h->uncompressed_size);
+    case 3: return i32_field(r, type, &h->compressed_size);
+    case 4: {
+        int32_t crc = 0;
+        i32_field(r, type, &crc);
+        h->has_crc = 1;
+        h->crc = (uint32_t)crc;
+        return 1;
+    }
+    case 5: case 7: case 8:
+        if (type != 12) { r->err = 1; return 1; }
+        read_struct(r, id == 5 ? data_page_field : id == 7 ? dictionary_page_field : data_page_v2_field, h);
+        return 1;
+    default: return 0;
+    }
+}
+
+/* Parse the header at buf[offset:]; return the header's length, or -1 with *why set.  With
+   `whole`, the page body must lie inside the buffer too.  Needs no GIL. */
+static Py_ssize_t parse_header_raw(const uint8_t *buf, Py_ssize_t size, Py_ssize_t offset, PageHeader *h, int whole,
+                                   const char **why) {
+    memset(h, 0, sizeof *h);
+    h->type = h->uncompressed_size = h->compressed_size = h->num_values = h->encoding = -1;
+    h->level_encoding = ENC_RLE;
+    h->is_compressed = 1;
+    if (offset < 0 || offset >= size) {
+        *why = "a page header outside the column chunk";
+        return -1;
+    }
+    Reader r = {buf + offset, buf + size, 0};
+    read_struct(&r, page_header_field, h);
+    if (r.err || h->type < 0 || h->compressed_size < 0 || h->uncompressed_size < 0) {
+        *why = "an unreadable page header";
+        return -1;
+    }
+    Py_ssize_t length = r.p - (buf + offset);
+    if (whole && h->compressed_size > size - offset - length) {
+        *why = "a page that runs past the end of the column chunk";
+        return -1;
+    }
+    return length;
+}
+
+#endif
