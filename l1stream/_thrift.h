@@ -190,6 +190,16 @@ static Py_ssize_t parse_header_raw(const uint8_t *buf, Py_ssize_t size, Py_ssize
         *why = "an unreadable page header";
         return -1;
     }
+    /* Snappy expands at most ~21x (64 bytes from a 3-byte copy); a corrupt header claiming more
+       must not make a reader allocate it */
+    if ((int64_t)h->uncompressed_size > 24 * (int64_t)h->compressed_size + 1024) {
+        *why = "a page whose uncompressed size is implausible for its compressed size";
+        return -1;
+    }
+    if (h->type == PAGE_DICTIONARY && h->num_values >= 0 && (int64_t)h->num_values * 8 > h->uncompressed_size) {
+        *why = "a dictionary page with more values than bytes for them";
+        return -1;
+    }
     Py_ssize_t length = r.p - (buf + offset);
     if (whole && h->compressed_size > size - offset - length) {
         *why = "a page that runs past the end of the column chunk";

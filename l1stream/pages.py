@@ -179,6 +179,9 @@ class NativeRowGroups:
                     queue = queued[name]
                     while queue.rows < want:
                         count = pages.next_count()
+                        if count is not None and count > meta.num_rows - offset - queue.rows:
+                            raise _pages.Corrupt(f"a page of {count} values, past the row group's "
+                                                 f"{meta.num_rows} rows")
                         if count is None:
                             raise _pages.Corrupt(f"column chunk ends after {offset + queue.rows} values; the row "
                                                  f"group has {meta.num_rows} rows")
