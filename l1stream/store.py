@@ -28,6 +28,7 @@ import time
 
 from .atomic import write_bytes
 from .scan_state import ScanState, state_from_json, state_to_json
+from .sources import is_local
 
 log = logging.getLogger("l1stream")
 FORMAT = 1
@@ -70,8 +71,12 @@ class StateStore:
     def load(self, key: str) -> ScanState | None:
         """The stored state, or None if missing, unreadable or failing its checksum (logged)."""
         try:
-            with self.fs.open(self._entry(key), "rb") as handle:
-                doc = json.loads(handle.read())
+            if is_local(self.fs):  # fsspec's local open costs ~0.1 ms more per entry
+                with open(self._entry(key), "rb") as handle:
+                    doc = json.loads(handle.read())
+            else:
+                with self.fs.open(self._entry(key), "rb") as handle:
+                    doc = json.loads(handle.read())
             state = doc["state"]
             if doc.get("format") != FORMAT or doc.get("checksum") != json_digest(state):
                 raise ValueError("checksum mismatch")
