@@ -301,6 +301,22 @@ def test_symlinked_partitions_are_followed(tmp_path):
     assert result.count == 2 and result.mae == 2.0
 
 
+def test_local_listing_equals_fsspecs_find(tmp_path):
+    """Discovery lists local trees with os.scandir; fsspec's find is the reference, links included."""
+    import fsspec
+
+    from l1stream.sources import _local_find
+
+    write_parquet(tmp_path / "real" / "date=2026-11-01" / "p.parquet", actual=[1.0], prediction=[2.0])
+    (tmp_path / "real" / "_SUCCESS").write_bytes(b"")
+    (tmp_path / "real" / "empty-dir").mkdir()
+    os.symlink(tmp_path / "real" / "date=2026-11-01", tmp_path / "real" / "link-dir")
+    os.symlink(tmp_path / "real" / "_SUCCESS", tmp_path / "real" / "link-file")
+    os.symlink(tmp_path / "nowhere", tmp_path / "real" / "dangling")
+    expected = fsspec.filesystem("file").find(str(tmp_path / "real"), detail=True, withdirs=False)
+    assert _local_find(str(tmp_path / "real")) == expected and len(expected) == 5
+
+
 def test_only_hidden_files_is_a_clear_error(tmp_path):
     (tmp_path / "_SUCCESS").write_bytes(b"")
     with pytest.raises(l1stream.SourceError, match="no data files.*1 hidden or temporary"):
