@@ -233,22 +233,21 @@ class NativeRowGroups:
 
 
 class _ColumnPages:
-    """The pages of one column chunk, read through a window of file bytes.
+    """The pages of one column chunk of a streamed row group, read through a window of file bytes.
 
     ``next_count()`` moves to the next data page (decoding a dictionary page and skipping
     index pages on the way) and returns its value count, or ``None`` at the end;
-    ``decode(values, valid)`` then decodes it and returns its null count.  Without a
-    ``window``, the whole chunk is read at once.
+    ``decode(values, valid)`` then decodes it and returns its null count.
     """
 
-    def __init__(self, owner: NativeRowGroups, column, max_level: int, buffers: _Buffers, window: int = 0):
+    def __init__(self, owner: NativeRowGroups, column, max_level: int, buffers: _Buffers, window: int):
         self.owner = owner
         self.codec = CODECS[column.compression]
         self.max_level = max_level
         self.buffers = buffers
         start, size = _chunk_range(column)
         self.position, self.end = start, start + size
-        self.window_size = window or column.total_compressed_size
+        self.window_size = window
         self.view, self.view_start = memoryview(b""), start
         self.dictionary = None
         self.page = None  # (kind, count, offset in view, uncompressed size) of the page peek found
