@@ -191,6 +191,12 @@ static int s2_init(S2 *s, const uint8_t *src, size_t n, uint8_t *dst, size_t m) 
 }
 static inline int s2_fast(S2 *s) { return s->iend - s->ip > 160 && s->oend - s->op > 64; }
 static int s2_finish(S2 *s, int tag_loaded) {
+    /* the other stream is done: this one goes on alone, fast while it has slack */
+    while (tag_loaded && s->ip < s->ilimit && s->op < s->olimit) {
+        int r = s2_step(s);
+        if (r < 0) return -1;
+        if (r > 0) tag_loaded = 0;
+    }
     if (tag_loaded) s->ip--;
     while (s->ip < s->iend) if (snappy_element(&s->ip, s->iend, &s->op, s->dst, s->oend)) return -1;
     return s->op == s->oend ? 0 : -1;
