@@ -14,58 +14,48 @@ static inline uint64_t load_bits(const uint8_t *p, const uint8_t *end) {
     return v;
 }
 
-/* Decode `count` values of width `width` (<= 32); emit(i, value, ctx) stores each.  Returns OK/ERR. */
-#define RLE_DECODE(NAME, STORE)                                                                   \
-    static int NAME(const uint8_t *p, const uint8_t *end, int width, Py_ssize_t count, void *ctx) { \
-        Reader r = {p, end, 0};                                                                   \
-        Py_ssize_t i = 0;                                                                         \
-        uint64_t mask = width == 64 ? ~0ULL : (1ULL << width) - 1;                                \
-        while (i < count) {                                                                       \
-            uint64_t head = varint(&r);                                                           \
-            if (r.err) return ERR_CORRUPT;                                                        \
-            if (head & 1) { /* bit-packed: (head >> 1) groups of 8 values */                      \
-                uint64_t groups = head >> 1;                                                      \
-                if (groups == 0) return ERR_CORRUPT;                                              \
-                uint64_t values = groups * 8;                                                     \
-                Py_ssize_t take = (Py_ssize_t)(values < (uint64_t)(count - i) ? values : (uint64_t)(count - i)); \
-                uint64_t bytes_needed = ((uint64_t)take * width + 7) / 8;                         \
-                if (bytes_needed > (uint64_t)(r.end - r.p)) return ERR_CORRUPT;                   \
-                for (Py_ssize_t j = 0; j < take; j++) {                                           \
-                    uint64_t bit = (uint64_t)j * width;                                           \
-                    uint64_t value = (load_bits(r.p + bit / 8, r.end) >> (bit % 8)) & mask;       \
-                    STORE;                                                                        \
-                    i++;                                                                          \
-                }                                                                                 \
-                uint64_t run_bytes = groups * width;                                              \
-                r.p += run_bytes < (uint64_t)(r.end - r.p) ? run_bytes : (uint64_t)(r.end - r.p); \
-            } else { /* repeated: (head >> 1) copies of one value in ceil(width / 8) bytes */    \
-                uint64_t run = head >> 1;                                                         \
-                int nbytes = (width + 7) / 8;                                                     \
-                if (r.end - r.p < nbytes) return ERR_CORRUPT;                                     \
-                uint64_t value = 0;                                                               \
-                memcpy(&value, r.p, (size_t)nbytes);                                              \
-                r.p += nbytes;                                                                    \
-                if (value > mask) return ERR_CORRUPT;                                             \
-                Py_ssize_t take = (Py_ssize_t)(run < (uint64_t)(count - i) ? run : (uint64_t)(count - i)); \
-                if (take == 0 && run == 0) return ERR_CORRUPT;                                    \
-                for (Py_ssize_t j = 0; j < take; j++) {                                           \
-                    STORE;                                                                        \
-                    i++;                                                                          \
-                }                                                                                 \
-            }                                                                                     \
-        }                                                                                         \
-        return OK;                                                                                \
-    }
-
+/* Definition levels (RLE / bit-packed hybrid, `width` bits, `count` values) into one byte per
+   value: 1 where the level is max_level (a value is present), else 0. */
 typedef struct { uint8_t *valid; int max_level; Py_ssize_t present; int bad; } LevelContext;
 
-RLE_DECODE(decode_levels, {
-    LevelContext *c = ctx;
-    uint8_t present = value == (uint64_t)c->max_level;
-    c->bad |= value > (uint64_t)c->max_level;
-    c->valid[i] = present;
-    c->present += present;
-})
+static int decode_levels(const uint8_t *p, const uint8_t *end, int width, Py_ssize_t count, LevelContext *c) {
+    Reader r = {p, end, 0};
+    Py_ssize_t i = 0;
+    uint64_t mask = (1ULL << width) - 1, top = (uint64_t)c->max_level;
+    while (i < count) {
+        uint64_t head = varint(&r);
+        if (r.err) return ERR_CORRUPT;
+        Py_ssize_t left = count - i;
+        if (head & 1) { /* bit-packed: (head >> 1) groups of 8 values */
+            uint64_t groups = head >> 1;
+            if (groups == 0) return ERR_CORRUPT;
+            Py_ssize_t take = groups * 8 < (uint64_t)left ? (Py_ssize_t)(groups * 8) : left;
+            if (((uint64_t)take * width + 7) / 8 > (uint64_t)(r.end - r.p)) return ERR_CORRUPT;
+            for (Py_ssize_t j = 0; j < take; j++, i++) {
+                uint64_t bit = (uint64_t)j * width;
+                uint64_t level = (load_bits(r.p + bit / 8, r.end) >> (bit % 8)) & mask;
+                c->bad |= level > top;
+                c->valid[i] = level == top;
+                c->present += level == top;
+            }
+            uint64_t run_bytes = groups * width;
+            r.p += run_bytes < (uint64_t)(r.end - r.p) ? run_bytes : (uint64_t)(r.end - r.p);
+        } else { /* repeated: (head >> 1) copies of one level in ceil(width / 8) bytes */
+            uint64_t run = head >> 1, level = 0;
+            int nbytes = (width + 7) / 8;
+            if (run == 0 || r.end - r.p < nbytes) return ERR_CORRUPT;
+            memcpy(&level, r.p, (size_t)nbytes);
+            r.p += nbytes;
+            if (level > mask) return ERR_CORRUPT;
+            Py_ssize_t take = run < (uint64_t)left ? (Py_ssize_t)run : left;
+            c->bad |= level > top;
+            memset(c->valid + i, level == top, (size_t)take);
+            c->present += level == top ? take : 0;
+            i += take;
+        }
+    }
+    return OK;
+}
 
 /* Whole groups of 8 bit-packed indices of a fixed width W: every shift and offset is a constant.
    Reads up to 8 bytes past a group's W bytes: callers leave that much slack. */
