@@ -71,12 +71,9 @@ class StateStore:
     def load(self, key: str) -> ScanState | None:
         """The stored state, or None if missing, unreadable or failing its checksum (logged)."""
         try:
-            if is_local(self.fs):  # fsspec's local open costs ~0.1 ms more per entry
-                with open(self._entry(key), "rb") as handle:
-                    doc = json.loads(handle.read())
-            else:
-                with self.fs.open(self._entry(key), "rb") as handle:
-                    doc = json.loads(handle.read())
+            opener = open if is_local(self.fs) else self.fs.open  # fsspec's local open: ~0.1 ms more per entry
+            with opener(self._entry(key), "rb") as handle:
+                doc = json.loads(handle.read())
             state = doc["state"]
             if doc.get("format") != FORMAT or doc.get("checksum") != json_digest(state):
                 raise ValueError("checksum mismatch")
