@@ -179,12 +179,12 @@ class NativeRowGroups:
                     queue = queued[name]
                     while queue.rows < want:
                         count = pages.next_count()
-                        if count is not None and count > meta.num_rows - offset - queue.rows:
-                            raise _pages.Corrupt(f"a page of {count} values, past the row group's "
-                                                 f"{meta.num_rows} rows")
                         if count is None:
                             raise _pages.Corrupt(f"column chunk ends after {offset + queue.rows} values; the row "
                                                  f"group has {meta.num_rows} rows")
+                        if count > meta.num_rows - offset - queue.rows:
+                            raise _pages.Corrupt(f"a page of {count} values, past the row group's "
+                                                 f"{meta.num_rows} rows")
                         values = np.empty(count)
                         valid = np.empty(count, dtype=np.uint8) if pages.max_level else None
                         nulls = pages.decode(values, valid)
