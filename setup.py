@@ -9,7 +9,7 @@ from setuptools import Extension, setup
 FLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing", "-ffp-contract=off"]
 
 setup(ext_modules=[
-    Extension("l1stream._kernel", ["l1stream/_kernel.c"], extra_compile_args=FLAGS, optional=True),
-    Extension("l1stream._pages", ["l1stream/_pages.c"], extra_compile_args=FLAGS, optional=True,
-              depends=[f"l1stream/_{name}.h" for name in ("crc32", "snappy", "thrift", "encodings")]),
+    Extension("l1stream.exact._kernel", ["l1stream/exact/_kernel.c"], extra_compile_args=FLAGS, optional=True),
+    Extension("l1stream.parquet._pages", ["l1stream/parquet/_pages.c"], extra_compile_args=FLAGS, optional=True,
+              depends=[f"l1stream/parquet/_{name}.h" for name in ("crc32", "snappy", "thrift", "encodings")]),
 ])

@@ -14,11 +14,11 @@ import argparse
 import pickle
 import time
 
-from l1stream.filters import bind_filters, parse_filters
-from l1stream.job import SPLIT_EVERY
-from l1stream.planning import DEFAULT_TASK_BYTES, plan_tasks
-from l1stream.scan import ScanSpec
-from l1stream.sources import Discovery, SourceFile, _infer_partition_types
+from l1stream.engine.job import SPLIT_EVERY
+from l1stream.engine.planning import DEFAULT_TASK_BYTES, plan_tasks
+from l1stream.engine.scan import ScanSpec
+from l1stream.sources.discovery import Discovery, SourceFile, _infer_partition_types
+from l1stream.sources.filters import bind_filters, parse_filters
 
 
 def synthetic(files: int, size: int) -> Discovery:
@@ -30,9 +30,9 @@ def synthetic(files: int, size: int) -> Discovery:
 
 
 def measure(files: int, size: int) -> dict:
-    from l1stream.scan import scan_pieces
-    from l1stream.scan_state import merge_all
-    from l1stream.schedulers import tree_graph
+    from l1stream.engine.scan import scan_pieces
+    from l1stream.engine.scan_state import merge_all
+    from l1stream.engine.schedulers import tree_graph
 
     t0 = time.perf_counter()
     found = synthetic(files, size)

@@ -67,7 +67,7 @@ SKLEARN_MAX_ROWS = 50_000_000
 
 def dataset(rows: int, files_per_partition: int = 1, days: int = 20, row_group_rows: int = 131072) -> str:
     """Generate (or reuse) a deterministic benchmark dataset; return its root."""
-    from l1stream.demo import write_demo_dataset
+    from l1stream.sources.demo import write_demo_dataset
 
     root = os.path.join(DATA, f"rows{rows}-d{days}-f{files_per_partition}")
     started = time.perf_counter()
@@ -110,7 +110,7 @@ def run_process(code: str, root: str) -> tuple[float, float, float]:
 
 def run_cli(root: str) -> tuple[float, float, float]:
     """The CLI as a user runs it (python -m l1stream mae ROOT --json)."""
-    code = (f"import sys; from l1stream.cli import main\n"
+    code = (f"import sys; from l1stream.cli.commands import main\n"
             f"code = main(['mae', {root!r}, '--json', '--quiet'])\n{PEAK}\nsys.exit(code)")
     wall, peak, out = _launch([sys.executable, "-c", code])
     return wall, peak, json.loads(out)["mae"]
@@ -183,7 +183,7 @@ def print_table(results: list, rows: int) -> None:
 
 def kernel_bench() -> None:
     """ns/row of the exact kernel on one core (C and numpy), ordinary vs adversarial data, beside a naive sum."""
-    from l1stream._exact import ExactSum
+    from l1stream.exact.summation import ExactSum
 
     rng = np.random.default_rng(0)
     n = 4_000_000
@@ -234,9 +234,9 @@ def scaling(sizes: list, repeats: int) -> None:
 
 def many_files(files: int, rows_per_file: int) -> None:
     import l1stream
-    from l1stream.filters import bind_filters
-    from l1stream.planning import plan_tasks
-    from l1stream.sources import discover
+    from l1stream.engine.planning import plan_tasks
+    from l1stream.sources.discovery import discover
+    from l1stream.sources.filters import bind_filters
 
     days = files // 100
     root = dataset(files * rows_per_file, files_per_partition=50, days=days, row_group_rows=rows_per_file)

@@ -7,24 +7,23 @@
 1.25
 """
 
-from .api import MeanAbsoluteError, error_quantiles, evaluate, l1_loss, mean_absolute_error
-from .errors import (
-                     BadFileError,
-                     ClusterError,
-                     ConfigError,
-                     DataError,
-                     L1StreamError,
-                     NonFiniteError,
-                     NoRowsError,
-                     SchemaError,
-                     SkippedFilesError,
-                     SourceError,
-                     UsageError,
+from l1stream._version import __version__
+from l1stream.engine.api import MeanAbsoluteError, error_quantiles, evaluate, l1_loss, mean_absolute_error
+from l1stream.engine.result import EvaluationResult
+from l1stream.errors import (
+    BadFileError,
+    ClusterError,
+    ConfigError,
+    DataError,
+    L1StreamError,
+    NonFiniteError,
+    NoRowsError,
+    SchemaError,
+    SkippedFilesError,
+    SourceError,
+    UsageError,
 )
-from .result import EvaluationResult
-from .state import L1State, chunk_state
-
-__version__ = "0.1.0"
+from l1stream.exact.state import L1State, chunk_state
 
 
 def __getattr__(name):  # the report's modules load on first use: the CLI's start-up does not pay for them

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import l1stream
-from l1stream.cli import main
+from l1stream.cli.commands import main
 
 NAN, INF = float("nan"), float("inf")
 
@@ -305,7 +305,7 @@ def test_local_listing_equals_fsspecs_find(tmp_path):
     """Discovery lists local trees with os.scandir; fsspec's find is the reference, links included."""
     import fsspec
 
-    from l1stream.sources import _local_find
+    from l1stream.sources.discovery import _local_find
 
     write_parquet(tmp_path / "real" / "date=2026-11-01" / "p.parquet", actual=[1.0], prediction=[2.0])
     (tmp_path / "real" / "_SUCCESS").write_bytes(b"")

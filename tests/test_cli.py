@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 from helpers import exact_mae, write_parquet
 
-from l1stream.cli import main
+from l1stream.cli.commands import main
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -119,7 +119,7 @@ columns = {{ actual = "y", prediction = "yhat" }}
 
 
 def test_shipped_configs_validate():
-    from l1stream.config import load_config
+    from l1stream.scheduled.config import load_config
 
     for name in sorted(os.listdir(os.path.join(REPO, "configs"))):
         config = load_config(os.path.join(REPO, "configs", name))

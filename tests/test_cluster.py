@@ -73,7 +73,7 @@ def test_same_bits_on_the_cluster_by_address(dataset, dask_cluster):
 
 
 def test_cli_against_the_cluster(dataset, dask_cluster, capsys):
-    from l1stream.cli import main
+    from l1stream.cli.commands import main
 
     root, local = dataset
     assert main(["mae", str(root), "--scheduler", dask_cluster, "--json", "--filter", "model==v1"]) == 0
@@ -154,8 +154,8 @@ def s3(tmp_path_factory):
 
 
 def test_s3_dataset_from_client_and_workers_with_outputs_back(dataset, dask_cluster, s3, tmp_path, capsys):
-    from l1stream.cli import main
-    from l1stream.losses import write_losses
+    from l1stream.cli.commands import main
+    from l1stream.outputs.losses import write_losses
 
     root, local = dataset
     fs, options = s3
@@ -215,7 +215,7 @@ def test_report_from_object_storage_on_the_cluster(dask_cluster, s3, tmp_path, r
     ({"kind": "local", "nodes": 3}, "unknown key(s) ['nodes']"),
 ])
 def test_cluster_specs_are_validated(spec, words):
-    from l1stream.clusters import validate_cluster
+    from l1stream.engine.clusters import validate_cluster
 
     with pytest.raises(l1stream.UsageError) as info:
         validate_cluster(spec)
@@ -233,7 +233,7 @@ def test_missing_cluster_package_says_what_to_install(dataset):
 
 
 def test_config_cluster_section(dataset, tmp_path, capsys):
-    from l1stream.cli import main
+    from l1stream.cli.commands import main
 
     root, local = dataset
     config = tmp_path / "c.yaml"
@@ -248,7 +248,7 @@ def test_config_cluster_section(dataset, tmp_path, capsys):
 def test_unreachable_scheduler_is_a_cluster_error(tmp_path, capsys):
     import dask
 
-    from l1stream.cli import main
+    from l1stream.cli.commands import main
 
     path = write_parquet(tmp_path / "p.parquet", actual=[1.0], prediction=[2.0])
     with dask.config.set({"distributed.comm.timeouts.connect": "2s"}):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from l1stream import ConfigError
-from l1stream.cli import main
-from l1stream.config import load_config
+from l1stream.cli.commands import main
+from l1stream.scheduled.config import load_config
 
 
 def load(tmp_path, text, name="job.yaml", overrides=()):

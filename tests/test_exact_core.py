@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import mean_absolute_error as sklearn_mae
 
 from l1stream import L1State, MeanAbsoluteError, chunk_state, l1_loss, mean_absolute_error
-from l1stream._exact import UNITS_PER_ONE, ExactSum, exact_sum_units
+from l1stream.exact.summation import UNITS_PER_ONE, ExactSum, exact_sum_units
 
 TINY = 5e-324
 HUGE = 1.7976931348623157e308

@@ -126,7 +126,7 @@ def test_weighted_evaluation(tmp_path, rng):
 
 
 def test_losses_dataset_round_trip(hive_dataset, tmp_path):
-    from l1stream.losses import write_losses
+    from l1stream.outputs.losses import write_losses
 
     root, rows = hive_dataset
     out = tmp_path / "losses"
@@ -140,7 +140,7 @@ def test_losses_dataset_round_trip(hive_dataset, tmp_path):
 
 
 def test_losses_output_replaced_atomically_on_failure(tmp_path):
-    from l1stream.losses import write_losses
+    from l1stream.outputs.losses import write_losses
 
     src = tmp_path / "src"
     write_parquet(src / "a.parquet", actual=[1.0, 2.0], prediction=[1.5, 2.0])
@@ -178,7 +178,7 @@ def test_row_groups_pruned_by_statistics(tmp_path):
     assert report.row_groups_pruned == 7 and report.rows_filtered == n - int(keep.sum())
     assert report.rows_read == result.count
     losses = tmp_path / "losses"
-    from l1stream.losses import write_losses
+    from l1stream.outputs.losses import write_losses
 
     assert write_losses(path, str(losses), filters="actual>=7500")["rows"] == 2500
 
@@ -210,8 +210,8 @@ def test_local_threads_default_to_one_per_core_or_one_more_without_the_c_decoder
     import dask
     from dask.system import CPU_COUNT
 
-    from l1stream.pages import native_decoder_enabled
-    from l1stream.schedulers import default_threads
+    from l1stream.engine.schedulers import default_threads
+    from l1stream.parquet.pages import native_decoder_enabled
 
     assert default_threads() == (CPU_COUNT if native_decoder_enabled() else CPU_COUNT + 1)
     monkeypatch.setenv("L1STREAM_NATIVE", "0")

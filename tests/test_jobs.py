@@ -13,7 +13,7 @@ import sys
 import yaml
 from helpers import write_parquet
 
-from l1stream.config import validate_config
+from l1stream.scheduled.config import validate_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 JOBS = os.path.join(REPO, "jobs")

@@ -22,9 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import l1stream
-from l1stream import _exact, pages
+from l1stream.engine.scan import open_parquet
 from l1stream.errors import BadFileError
-from l1stream.scan import open_parquet
+from l1stream.exact import summation as _exact
+from l1stream.parquet import pages
 
 REQUIRE = os.environ.get("L1STREAM_REQUIRE_NATIVE") == "1"
 if pages._pages is None or _exact._compiled_abs_diff_units is None:
@@ -33,9 +34,9 @@ if pages._pages is None or _exact._compiled_abs_diff_units is None:
                            "(pip install -e . needs a C compiler and the Python headers)")
     pytest.skip("l1stream's C extensions are not built", allow_module_level=True)
 
-from l1stream._kernel import abs_diff_units  # noqa: E402
+from l1stream.exact._kernel import abs_diff_units  # noqa: E402
 
-from l1stream import _pages  # noqa: E402
+from l1stream.parquet import _pages  # noqa: E402
 
 UNITS = 1 << 1074
 
@@ -372,7 +373,7 @@ def test_kernel_reports_non_finite_values():
 
 
 def test_version_says_which_c_parts_run(capsys, monkeypatch):
-    from l1stream.cli import main
+    from l1stream.cli.commands import main
 
     with pytest.raises(SystemExit):
         main(["--version"])

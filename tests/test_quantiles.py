@@ -11,7 +11,7 @@ from helpers import write_parquet, write_split
 from sklearn.metrics import median_absolute_error
 
 import l1stream
-from l1stream import quantiles as quantile_module
+from l1stream.engine import quantiles as quantile_module
 
 QS = (0.0, 0.01, 0.25, 0.5, 0.9, 0.99, 0.999, 1.0)
 
@@ -95,7 +95,7 @@ def test_bad_quantile_values(hive_dataset):
 def test_cli_quantiles(hive_dataset, capsys):
     import json
 
-    from l1stream.cli import main
+    from l1stream.cli.commands import main
 
     root, rows = hive_dataset
     assert main(["quantiles", str(root), "-q", "0.99", "--json"]) == 0

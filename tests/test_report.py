@@ -15,9 +15,9 @@ import pytest
 from helpers import write_parquet, write_split
 
 import l1stream
-from l1stream.columns import as_numeric
-from l1stream.intervals import jackknife_interval, student_t_quantile
-from l1stream.squares import correctly_rounded_sqrt, exact_square_sum
+from l1stream.exact.columns import as_numeric
+from l1stream.exact.squares import correctly_rounded_sqrt, exact_square_sum
+from l1stream.report.intervals import jackknife_interval, student_t_quantile
 
 
 def fraction_squares(a, p) -> Fraction:
@@ -319,9 +319,9 @@ def test_interval_coverage_end_to_end_through_parquet(tmp_path):
 
 
 def test_many_row_groups_fold_into_hash_buckets_the_same_way_on_any_merge_order():
-    from l1stream.intervals import FOLD_AT, MAX_BLOCKS, block_of, fold_blocks
-    from l1stream.profile import SliceProfile
-    from l1stream.state import L1State
+    from l1stream.exact.state import L1State
+    from l1stream.report.intervals import FOLD_AT, MAX_BLOCKS, block_of, fold_blocks
+    from l1stream.report.profile import SliceProfile
 
     def one(i):
         return SliceProfile(1, 0, 0, Fraction(0), {}, None, {block_of("f.parquet", i): L1State(Fraction(i), 1, 1)})
@@ -346,8 +346,7 @@ def test_many_row_groups_fold_into_hash_buckets_the_same_way_on_any_merge_order(
 def test_only_the_largest_slices_are_profiled_one_by_one(tmp_path, rng, monkeypatch):
     """High-cardinality ``by``: per-slice details for the largest slices only; the overall numbers
     still cover every row (memory stays bounded)."""
-    from l1stream import report as report_module
-
+    from l1stream.report import report as report_module
     monkeypatch.setattr(report_module, "MAX_PROFILED_SLICES", 3)
     sizes = {f"s{i}": 100 + 40 * i for i in range(8)}  # s7, s6, s5 are the largest
     segment = np.concatenate([[name] * size for name, size in sizes.items()])

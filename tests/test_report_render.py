@@ -15,7 +15,7 @@ from helpers import write_parquet
 from services import need
 
 import l1stream
-from l1stream.cli import main
+from l1stream.cli.commands import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -15,7 +15,7 @@ import pytest
 from helpers import exact_mae, write_parquet
 
 import l1stream
-from l1stream.cli import main
+from l1stream.cli.commands import main
 
 
 def cli(capsys, *args):
@@ -226,7 +226,7 @@ def test_history_and_increase_gate_over_runs(tmp_path, rng, capsys):
     # a failed data run appends nothing
     bad = write_parquet(tmp_path / "bad" / "x.parquet", actual=[float("nan")], prediction=[1.0])
     assert cli(capsys, "mae", bad, "--history", history)[0] == 3
-    from l1stream.history import read
+    from l1stream.outputs.history import read
 
     rows = read(str(history))
     runs = list(dict.fromkeys(r["run_id"] for r in rows))

@@ -1,0 +1,287 @@
+"""The ``l1stream`` command: a thin layer over the public API.
+
+Results go to stdout (a table, or one JSON object with ``--json``); logs,
+progress and error messages go to stderr.  Exit codes are listed in
+:mod:`l1stream.errors` and the README.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+from l1stream.cli.parser import build_parser
+from l1stream.errors import EXIT_GATE, EXIT_OK, EXIT_SKIPPED, L1StreamError, SkippedFilesError, UsageError
+
+
+def main(argv=None) -> int:
+    """Entry point; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    want_json = "--json" in argv
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            raise UsageError("no command given; choose one of: mae, report, losses, run, quantiles, history, "
+                             "demo "
+                             "(see 'l1stream -h')")
+        _configure_logging(args)
+        return _COMMANDS[args.command](args)
+    except L1StreamError as exc:
+        return _fail(exc, want_json)
+    except KeyboardInterrupt:
+        print("l1stream: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # stdout closed early (| head): stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except Exception as exc:  # a bug: say so, keep the traceback for --verbose / L1STREAM_DEBUG
+        if os.environ.get("L1STREAM_DEBUG") or "-v" in argv or "--verbose" in argv:
+            import traceback
+
+            traceback.print_exc()
+        error = L1StreamError(f"internal error: {type(exc).__name__}: {exc} (please report this; set "
+                              f"L1STREAM_DEBUG=1 for a traceback)")
+        error.kind = "internal_error"
+        return _fail(error, want_json)
+
+
+def _fail(exc: L1StreamError, want_json: bool) -> int:
+    print(f"l1stream: error: {exc.message}", file=sys.stderr)
+    if want_json:
+        print(json.dumps({"error": exc.to_dict()}))
+    return exc.exit_code
+
+
+def _configure_logging(args) -> None:
+    level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr, format="l1stream: %(levelname)s: %(message)s")
+
+
+def _progress(args) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
+def _key_values(items) -> dict:
+    """KEY=VALUE strings to a dict (values parsed as JSON when they are; dotted keys nest)."""
+    options: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"expected KEY=VALUE; got {item!r}")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        target = options
+        parts = key.split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+        target[parts[-1]] = parsed
+    return options
+
+
+def _cmd_mae(args) -> int:
+    from l1stream.engine.api import evaluate
+    from l1stream.scheduled.runner import prepare_gates
+
+    gates = prepare_gates(_gates(args), args.history)
+    storage = _key_values(args.storage_option) or None
+    result = evaluate(args.sources, **_evaluation_options(args, storage), progress=_progress(args),
+                      cluster=_cluster(args))
+    _finish(result, args, gates, storage)
+    return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage)
+
+
+def _evaluation_options(args, storage: dict | None) -> dict:
+    """The options of ``evaluate`` that ``mae`` and ``report`` take from the same arguments."""
+    return {"actual": args.actual, "prediction": args.prediction, "weight": args.weight, "by": args.by or None,
+            "filters": args.filters or None, "nan_policy": args.nan_policy, "on_bad_file": args.on_bad_file,
+            "scheduler": args.scheduler, "num_workers": args.workers, "storage_options": storage,
+            "store": args.store, "full": args.full, "baseline_prediction": args.baseline_prediction}
+
+
+def _finish(result, args, gates: list, storage) -> None:
+    """Check the gates and append the run to the history (``mae`` and ``report``)."""
+    from l1stream.scheduled.runner import finish_run
+
+    definition = {"sources": args.sources, "columns": [args.actual, args.prediction, args.weight,
+                                                       args.baseline_prediction],
+                  "by": args.by, "filters": args.filters, "nan_policy": args.nan_policy}
+    finish_run(result, gates=gates, history=args.history, definition=definition, storage_options=storage)
+
+
+def _cmd_report(args) -> int:
+    from l1stream.report.report import ReportJob
+    from l1stream.scheduled.runner import prepare_gates
+
+    gates = prepare_gates(_gates(args), args.history)
+    storage = _key_values(args.storage_option) or None
+    if args.cluster:
+        raise UsageError("report runs several passes: start the cluster yourself and pass --scheduler ADDRESS")
+    bins = None
+    if args.bins:
+        try:
+            bins = [float(b) for b in args.bins.split(",")]
+        except ValueError:
+            raise UsageError(f"--bins expects comma-separated numbers, like 0,1000,5000; got {args.bins!r}") from None
+    job = ReportJob(args.sources, **_evaluation_options(args, storage), quantiles=tuple(args.qs or (0.9, 0.99)),
+                    bins=bins, time_key=None if args.time_key.lower() == "none" else args.time_key,
+                    confidence=args.confidence, title=args.title)
+    result = job.evaluate(_progress(args))
+    _finish(result, args, gates, storage)
+    report = job.profile(result, history=args.history)
+    report.write_html(args.html, storage)
+    if not args.json:
+        print(f"l1stream: report written to {args.html}", file=sys.stderr)
+    return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage,
+                   document=report.to_dict())
+
+
+def _gates(args) -> list:
+    common = {"slices": args.gate_slices, "min_slice_size": args.min_slice_size}
+    gates = []
+    if args.max_mae is not None:
+        gates.append({"max_mae": args.max_mae, **common})
+    for kind in ("max_increase", "max_increase_percent"):
+        if getattr(args, kind) is not None:
+            gates.append({kind: getattr(args, kind), "baseline": args.gate_baseline, **common})
+    return gates
+
+
+def _cluster(args):
+    if args.cluster is None:
+        if args.cluster_option:
+            raise UsageError("--cluster-option needs --cluster KIND")
+        return None
+    return {"kind": args.cluster, "workers": args.cluster_workers,
+            "options": _key_values(args.cluster_option)}
+
+
+def _report(result, args, *, allow_skipped: bool, json_path: str | None = None,
+            storage_options: dict | None = None, document: dict | None = None) -> int:
+    from l1stream.storage import write_text
+
+    document = document or result.to_dict(file_reports=args.per_file)
+    text = json.dumps(document, indent=2, allow_nan=False)
+    for path in filter(None, {args.output, json_path}):
+        write_text(path, text + "\n", storage_options)
+    print(text if args.json else result.summary())
+    from l1stream.scheduled.gates import failed
+
+    bad = failed(result.gates)
+    if bad:
+        for check in bad:
+            where = f" for slice {json.dumps(check['slice'])}" if check["slice"] else ""
+            base = f" (baseline {check['baseline']!r})" if check["baseline"] is not None else ""
+            print(f"l1stream: gate failed: {check['gate']}{where}: MAE {check['value']!r}{base}, "
+                  f"threshold {check['threshold']!r}", file=sys.stderr)
+        return EXIT_GATE
+    if result.skipped and not allow_skipped:
+        error = SkippedFilesError(f"{len(result.skipped)} file(s) were skipped as unreadable (listed above); "
+                                  f"pass --allow-skipped (allow_skipped: true) to accept that")
+        print(f"l1stream: error: {error.message}", file=sys.stderr)
+        return EXIT_SKIPPED
+    return EXIT_OK
+
+
+def _cmd_losses(args) -> int:
+    from l1stream.outputs.losses import write_losses
+
+    summary = write_losses(args.sources, args.output, actual=args.actual, prediction=args.prediction,
+                           by=args.by or None, keep=tuple(args.keep), filters=args.filters or None,
+                           nan_policy=args.nan_policy, scheduler=args.scheduler, num_workers=args.workers,
+                           storage_options=_key_values(args.storage_option) or None, cluster=_cluster(args))
+    print(json.dumps(summary) if args.json else f"wrote {summary['rows']:,} losses from {summary['files']:,} "
+                                                   f"file(s) to {summary['output']}")
+    return EXIT_OK
+
+
+def _cmd_run(args) -> int:
+    from l1stream.scheduled.config import load_config
+    from l1stream.scheduled.runner import (
+        config_report_job,
+        definition_of,
+        finish_run,
+        prepare_gates,
+        run_config,
+        write_config_losses,
+        write_config_report,
+    )
+
+    config = load_config(args.config, args.overrides)
+    gates = prepare_gates(config["gates"], config["history"])
+    report_job = config_report_job(config)
+    storage = config["storage_options"] or None
+    result = run_config(config, progress=_progress(args), full=args.full)
+    finish_run(result, gates=gates, history=config["history"], definition=definition_of(config),
+               storage_options=storage)
+    write_config_losses(config)
+    write_config_report(report_job, result, config)
+    return _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"],
+                   storage_options=storage)
+
+
+def _cmd_demo(args) -> int:
+    from l1stream.engine.api import evaluate
+    from l1stream.sources.demo import DEFAULT_ROWS, write_demo_dataset
+
+    rows = args.rows if args.rows is not None else DEFAULT_ROWS
+    if rows < 1:
+        raise UsageError(f"--rows must be a positive integer; got {rows}")
+    if not args.quiet:
+        print(f"l1stream: demo data ({rows:,} rows, hive-partitioned by date and model) in {args.directory}",
+              file=sys.stderr)
+    write_demo_dataset(args.directory, rows=rows)
+    result = evaluate(args.directory, by=["model"], progress=_progress(args))
+    return _report(result, args, allow_skipped=False)
+
+
+def _cmd_quantiles(args) -> int:
+    from l1stream.engine.api import error_quantiles
+
+    if args.by or args.cluster:
+        raise UsageError("quantiles are computed overall: --by and --cluster are not supported here "
+                         "(use --filter to select a slice, --scheduler for a cluster)")
+    result = error_quantiles(args.sources, q=tuple(args.qs or (0.9, 0.99)), actual=args.actual,
+                             prediction=args.prediction, filters=args.filters or None, nan_policy=args.nan_policy,
+                             scheduler=args.scheduler, num_workers=args.workers,
+                             storage_options=_key_values(args.storage_option) or None)
+    doc = result.to_dict()
+    if args.json:
+        print(json.dumps(doc, allow_nan=False))
+    else:
+        print(f"median     {doc['median']!r}")
+        for q, value in doc["quantiles"].items():
+            print(f"q{q:<9} {value!r}")
+        print(f"rows used  {doc['count']:,}" + (f" ({doc['left_out']:,} left out)" if doc["left_out"] else ""))
+    return EXIT_OK
+
+
+def _cmd_history(args) -> int:
+    from l1stream.outputs.history import format_table, read
+
+    rows = read(args.path, _key_values(args.storage_option) or None)
+    if args.overall:
+        rows = [r for r in rows if r["slice"] == ""]
+    if args.last:
+        runs = list(dict.fromkeys(r["run_id"] for r in rows))[-args.last:]
+        rows = [r for r in rows if r["run_id"] in runs]
+    if args.json:
+        def clean(value):
+            return None if isinstance(value, float) and value != value else value
+
+        print(json.dumps([{k: (v.isoformat() if k == "timestamp" else clean(v)) for k, v in r.items()}
+                          for r in rows], allow_nan=False))
+    else:
+        print(format_table(rows))
+    return EXIT_OK
+
+
+_COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history,
+             "quantiles": _cmd_quantiles, "report": _cmd_report}
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

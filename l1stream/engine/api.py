@@ -1,0 +1,225 @@
+"""The public Python API: :func:`evaluate`, a streaming accumulator, and in-memory helpers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from l1stream.engine.clusters import validate_cluster
+from l1stream.engine.job import evaluate_dataframe, evaluate_paths, validate_options
+from l1stream.engine.planning import DEFAULT_TASK_BYTES
+from l1stream.engine.result import EvaluationResult
+from l1stream.errors import UsageError
+from l1stream.exact.columns import as_numeric
+from l1stream.exact.state import L1State, absolute_errors, check_nan_policy, chunk_state
+
+
+def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", weight: str | None = None,
+             by=None, filters=None, nan_policy: str = "raise", on_bad_file: str = "raise", scheduler=None,
+             num_workers: int | None = None, storage_options: dict | None = None, filesystem=None,
+             chunk_rows: int = 1 << 20, task_bytes: int = DEFAULT_TASK_BYTES,
+             progress: bool = False, cluster=None, store=None, full: bool = False,
+             baseline_prediction: str | None = None) -> EvaluationResult:
+    """Evaluate the exact (weighted) MAE of a Parquet dataset or a Dask DataFrame.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, list of them, or dask.dataframe.DataFrame
+        Parquet files, directories (hive ``key=value`` partitions become columns), globs or
+        fsspec URLs (``s3://bucket/logs/``); or a Dask (or pandas) DataFrame already loaded.
+    actual, prediction : str, default "actual", "prediction"
+        Column names of the observed and predicted values (float, integer or decimal).
+    weight : str, optional
+        Column of non-negative sample weights: the MAE becomes ``sum(w|a-p|) / sum(w)``.
+    by : str or list of str, optional
+        Slice keys (partition keys or columns): ``result.groups`` has one row per slice.
+    filters : str, tuple or list, optional
+        ``"date>=2026-11-10"``, ``("model", "==", "v2")``, ``"segment in a,b"``: all must hold.
+    nan_policy : {"raise", "omit", "propagate"}, default "raise"
+        Rows whose actual or prediction is null, NaN or infinite: fail, leave out (and count), or
+        return NaN.
+    on_bad_file : {"raise", "skip"}, default "raise"
+        Unreadable files and files missing a column: fail, or skip and list them in ``result.skipped``.
+    scheduler : str or distributed.Client, optional
+        ``None``/``"threads"`` (default, in-process), ``"processes"``, ``"synchronous"``, a
+        ``distributed.Client`` or an address ``"tcp://host:port"``.
+    num_workers : int, optional
+        Threads or processes for the local schedulers (default: one per core).
+    storage_options : dict, optional
+        fsspec options for URLs (credentials, ``endpoint_url``, ...).
+    filesystem : fsspec.AbstractFileSystem, optional
+        Read through this filesystem instead of inferring one from the paths.
+    chunk_rows : int, default 1048576
+        Rows decoded at once per task (row groups larger than this are read in batches).
+    task_bytes : int, default 64 MiB
+        Parquet bytes per task: small files are grouped, larger ones split by row group.
+    progress : bool, default False
+        Show a progress bar on stderr (local schedulers).
+    cluster : dict or str, optional
+        Start a Dask cluster for this run and close it after: ``{"kind": "local" | "slurm" |
+        "kubernetes" | "gateway" | "address", "workers": N, "options": {...}}`` (see
+        :mod:`l1stream.engine.clusters`).  Started only after paths, columns and filters are checked.
+    store : str, optional
+        A state-store directory or URL (see :mod:`l1stream.engine.store`): fragments whose exact state
+        is stored are not read again; new or rewritten ones are read and stored.  Same bits as a
+        full recompute.  ``result.fragments`` says how many were read and reused.
+    full : bool, default False
+        Ignore the stored states (read everything) and refresh them.
+    baseline_prediction : str, optional
+        Another model's prediction column: both MAEs on exactly the same rows, and their exact
+        paired difference (``result.baseline_mae``, ``result.difference``).
+
+    Returns
+    -------
+    EvaluationResult
+        ``.mae``, ``.count``, ``.left_out``, ``.groups``, ``.to_dict()``, ...
+
+    Raises
+    ------
+    UsageError
+        Bad options, filters, or ``by`` keys (before any work is scheduled).
+    DataError
+        Missing paths, unreadable files, missing columns, non-finite values under ``raise``,
+        or no rows to average.
+    """
+    options = validate_options(actual=actual, prediction=prediction, weight=weight, by=by, filters=filters,
+                               nan_policy=nan_policy, on_bad_file=on_bad_file, scheduler=scheduler,
+                               num_workers=num_workers, chunk_rows=chunk_rows, task_bytes=task_bytes,
+                               store=store, full=full, baseline_prediction=baseline_prediction)
+    cluster = validate_cluster(cluster)
+    if cluster is not None and scheduler is not None:
+        raise UsageError("give either scheduler (an existing scheduler) or cluster (one to start), not both")
+    if _is_dataframe(source):
+        if storage_options or filesystem is not None or cluster is not None:
+            raise UsageError("storage_options, filesystem and cluster apply to paths, not to a DataFrame "
+                             "(a Dask DataFrame runs on the scheduler it was made with)")
+        return evaluate_dataframe(source, options, progress=progress)
+    return evaluate_paths(source, options, storage_options=storage_options, filesystem=filesystem,
+                          progress=progress, cluster=cluster)
+
+
+def _is_dataframe(obj) -> bool:
+    return hasattr(obj, "columns") and (hasattr(obj, "npartitions") or hasattr(obj, "iloc"))
+
+
+def error_quantiles(source, q=(0.9, 0.99), *, actual: str = "actual", prediction: str = "prediction",
+                    filters=None, nan_policy: str = "raise", scheduler=None, num_workers: int | None = None,
+                    storage_options: dict | None = None, filesystem=None, chunk_rows: int = 1 << 20,
+                    task_bytes: int = DEFAULT_TASK_BYTES):
+    """Exact median and quantiles of the per-row L1 loss of a Parquet dataset, out of core.
+
+    The median matches ``numpy.median`` / ``sklearn.metrics.median_absolute_error`` and each
+    quantile ``numpy.quantile(losses, q)`` bit for bit, on any partitioning, in at most four
+    passes over the data (usually two).  See :mod:`l1stream.engine.quantiles`.
+
+    Returns
+    -------
+    QuantileResult
+        ``.median``, ``.quantiles`` (q -> value), ``.count``, ``.left_out``, ``.passes``, ``.to_dict()``.
+    """
+    from l1stream.engine.job import prepare
+    from l1stream.engine.quantiles import exact_quantiles, merge_counts, pass_counts, validate_qs
+    from l1stream.engine.schedulers import run_graph, tree_graph
+
+    qs = validate_qs(q)
+    options = validate_options(actual=actual, prediction=prediction, filters=filters, nan_policy=nan_policy,
+                               scheduler=scheduler, num_workers=num_workers, chunk_rows=chunk_rows,
+                               task_bytes=task_bytes)
+    prepared = prepare(source, options, storage_options, filesystem)
+    tasks, spec, fs = prepared.plan.tasks, prepared.spec, prepared.found.filesystem
+
+    def run_pass(buckets):
+        if not tasks:
+            return pass_counts([], spec, fs, buckets)
+        graph = tree_graph("l1stream-quantiles", pass_counts, tasks, (spec, fs, list(buckets)), merge_counts)
+        return run_graph(graph, options.scheduler, options.num_workers, False)
+
+    return exact_quantiles(run_pass, qs, nan_policy)
+
+
+def mean_absolute_error(actual, prediction, *, sample_weight=None, nan_policy: str = "raise") -> float:
+    """Exact, correctly rounded MAE of in-memory arrays (sklearn-compatible signature).
+
+    Examples
+    --------
+    >>> mean_absolute_error([10, 11, 12, 13], [10, 12, 14, 11])
+    1.25
+    >>> mean_absolute_error([1.0, 2.0], [2.0, 2.0], sample_weight=[3, 1])
+    0.75
+    """
+    return chunk_state(actual, prediction, sample_weight, nan_policy=nan_policy).mae
+
+
+def l1_loss(actual, prediction) -> np.ndarray:
+    """Per-row L1 loss ``|actual - prediction|``, each correctly rounded to float64.
+
+    Null, NaN and infinite inputs give NaN (or inf, as IEEE arithmetic says).
+
+    Examples
+    --------
+    >>> l1_loss([10, 11, 12, 13], [10, 12, 14, 11]).tolist()
+    [0.0, 1.0, 2.0, 2.0]
+    >>> l1_loss([1.7976931348623157e308], [-1.7976931348623157e308]).tolist()
+    [inf]
+    """
+    a, p = as_numeric(actual, "actual"), as_numeric(prediction, "prediction")
+    if len(a) != len(p):
+        raise UsageError(f"actual and prediction are expected to have the same length, but got {len(a)} and {len(p)}")
+    loss = absolute_errors(a, p)
+    for col in (a, p):
+        if col.null is not None:
+            loss[col.null] = np.nan
+    return loss
+
+
+class MeanAbsoluteError:
+    """A streaming, mergeable, exact MAE accumulator (torchmetrics style).
+
+    Call :meth:`update` on chunks in any loop, :meth:`merge` accumulators built
+    elsewhere (threads, processes, machines: they pickle), and read :attr:`mae`.
+
+    Examples
+    --------
+    >>> m = MeanAbsoluteError()
+    >>> m.update([10, 11], [10, 12]).update([12, 13], [14, 11])
+    MeanAbsoluteError(mae=1.25, count=4)
+    >>> left, right = MeanAbsoluteError(), MeanAbsoluteError()
+    >>> left.update([0.1], [0.3]).merge(right.update([0.2], [0.7])).mae
+    0.35
+    """
+
+    def __init__(self, *, nan_policy: str = "raise") -> None:
+        check_nan_policy(nan_policy)
+        self.nan_policy = nan_policy
+        self.state = L1State.empty()
+
+    def update(self, actual, prediction, weight=None) -> "MeanAbsoluteError":
+        """Add a chunk of rows (numpy, pyarrow, pandas or lists); returns ``self``."""
+        self.state = self.state.merge(chunk_state(actual, prediction, weight, nan_policy=self.nan_policy))
+        return self
+
+    def merge(self, other: "MeanAbsoluteError") -> "MeanAbsoluteError":
+        """A new accumulator holding the rows of both (exact, order-independent)."""
+        merged = MeanAbsoluteError(nan_policy=self.nan_policy)
+        merged.state = self.state.merge(other.state)
+        return merged
+
+    def reset(self) -> None:
+        """Forget every row."""
+        self.state = L1State.empty()
+
+    @property
+    def mae(self) -> float:
+        """The correctly rounded MAE so far (raises :class:`~l1stream.NoRowsError` before any row)."""
+        return self.state.mae
+
+    @property
+    def count(self) -> int:
+        return self.state.count
+
+    @property
+    def left_out(self) -> dict:
+        return dict(self.state.left_out)
+
+    def __repr__(self) -> str:
+        mae = self.state.mae if self.state.count or self.state.propagated is not None else None
+        return f"MeanAbsoluteError(mae={mae!r}, count={self.state.count})"

@@ -1,0 +1,318 @@
+"""Read planned pieces of Parquet files and reduce them to a :class:`ScanState`.
+
+This is the code that runs inside a task (on a thread, a process or a Dask
+worker).  It reads only the needed columns, one row group (or one bounded
+batch of a huge row group) at a time, so memory stays at about
+``chunk_rows x columns`` per running task whatever the data size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from l1stream.engine.scan_state import FileReport, ScanState
+from l1stream.errors import BadFileError, DataError, SchemaError
+from l1stream.exact.state import chunk_state, paired_chunk_states
+from l1stream.parquet.pages import NativeRowGroups, native_decoder_enabled
+from l1stream.sources.filters import statistics_may_match
+from l1stream.storage import is_local
+
+NUMERIC_HINT = "expected float, integer or decimal"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Row groups ``i`` of one file with ``i * splits // num_row_groups == split``."""
+
+    path: str
+    partition: dict = field(default_factory=dict)  # typed partition values
+    split: int = 0
+    splits: int = 1
+    size: int = 0  # bytes of the whole file (part of the store identity)
+    version: str = ""  # the file's version (see sources.file_version): part of the store identity
+    stored: bool = False  # a state-store entry exists for this piece: load it instead of reading
+
+    @property
+    def identity(self) -> list:
+        """What the state store keys this piece by: a rewritten file or a new split gets a new key."""
+        return [self.path, self.size, self.version, self.split, self.splits]
+
+
+@dataclass(frozen=True)
+class FramePart:
+    """A DataFrame partition standing in for a :class:`Piece`: one chunk, already in memory."""
+
+    table: object  # pyarrow.Table
+    index: int
+    partition: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"partition-{self.index}"
+
+
+@dataclass(frozen=True)
+class ScanSpec:
+    """What to compute from each piece (everything a task needs besides the pieces)."""
+
+    actual: str
+    prediction: str
+    weight: str | None = None
+    by: tuple = ()
+    partition_keys: tuple = ()
+    row_expression: object = None
+    row_columns: tuple = ()
+    nan_policy: str = "raise"
+    on_bad_file: str = "raise"
+    chunk_rows: int = 1 << 20
+    row_comparisons: tuple = ()  # typed (column, op, value): row groups whose statistics exclude them are skipped
+    baseline: str | None = None  # another model's prediction column, evaluated on the same rows
+    extra_columns: tuple = ()  # read as well (a report's time column, say)
+
+    @property
+    def value_columns(self) -> tuple:
+        return ((self.actual, self.prediction) + ((self.weight,) if self.weight else ())
+                + ((self.baseline,) if self.baseline else ()))
+
+    @property
+    def names(self) -> tuple:
+        """``(actual, prediction, weight)`` column names, as :func:`~l1stream.exact.state.chunk_state` reports them."""
+        return (self.actual, self.prediction, self.weight or "weight")
+
+    @property
+    def data_by(self) -> tuple:
+        return tuple(k for k in self.by if k not in self.partition_keys)
+
+    @property
+    def columns(self) -> list:
+        return list(dict.fromkeys(self.value_columns + self.data_by + tuple(self.row_columns)
+                                  + tuple(self.extra_columns)))
+
+
+def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
+    """Scan every piece and return their merged state (a bad file raises or is skipped).
+
+    With a :class:`~l1stream.engine.store.StateStore`, a piece marked ``stored`` is loaded from it
+    (recomputed if the entry is missing or corrupt) and every freshly computed piece is saved.
+    """
+    result = ScanState.empty()
+    for piece in pieces:
+        try:
+            if store is None:
+                result = result.merge(_scan_piece(piece, spec, filesystem))
+                result.fragments_read += 1
+                continue
+            key = store.key(piece.identity)
+            state = store.load(key) if piece.stored else None
+            if state is not None:
+                state.fragments_reused += 1
+            else:
+                state = _scan_piece(piece, spec, filesystem)
+                store.save(key, piece.identity, state)
+                state.fragments_read += 1
+            result = result.merge(state)
+        except (BadFileError, SchemaError) as exc:
+            if spec.on_bad_file != "skip":
+                raise
+            result.skipped[piece.path] = exc.message
+    return result
+
+
+def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
+    state = ScanState.empty()
+    report = FileReport()
+    # each chunk is reduced before the next is read, and nothing keeps its arrays: recycle them
+    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True):
+        _reduce_chunk(table, piece, spec, state, report, index, offset)
+    state.files[piece.path] = report
+    return state
+
+
+def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileReport | None = None,
+                      recycle: bool = False):
+    """Yield ``(row_group, offset, table)``: the piece's rows that pass the filters, chunk by chunk
+    (a :class:`FramePart` is one chunk, "row group" 0).  With ``recycle``, a table's arrays may be
+    reused for a later chunk: only for a caller that keeps nothing of a chunk once it asks for the next.
+
+    Row groups whose statistics exclude the filters are skipped; ``report`` (if given)
+    counts rows scanned and filtered.  Bad files raise :class:`BadFileError`/:class:`SchemaError`.
+    """
+    report = report if report is not None else FileReport()
+    if isinstance(piece, FramePart):
+        report.rows_scanned += piece.table.num_rows
+        yield 0, 0, piece.table
+        return
+    parquet = open_parquet(piece.path, filesystem)
+    native = (NativeRowGroups(parquet, piece.path, filesystem, spec.columns, reuse=recycle)
+              if native_decoder_enabled() else None)
+    try:
+        _check_schema(parquet.schema_arrow, piece.path, spec)
+        mine = my_row_groups(parquet, piece)
+        report.row_groups = len(mine)
+        for index in mine:
+            rows = parquet.metadata.row_group(index).num_rows
+            if not row_group_may_match(parquet, index, spec.row_comparisons):
+                report.rows_scanned += rows
+                report.rows_filtered += rows
+                report.row_groups_pruned += 1
+                continue
+            for offset, table in _chunks(parquet, index, spec, piece.path, native):
+                report.rows_scanned += table.num_rows
+                if spec.row_expression is not None:
+                    before = table.num_rows
+                    table = table.filter(spec.row_expression)
+                    report.rows_filtered += before - table.num_rows
+                yield index, offset, table
+    finally:
+        if native is not None:
+            native.close()
+        parquet.close()
+
+
+def my_row_groups(parquet: pq.ParquetFile, piece: Piece) -> list:
+    """The row groups this piece owns: ``i * splits // num_row_groups == split``."""
+    count = parquet.metadata.num_row_groups
+    return [i for i in range(count) if i * piece.splits // count == piece.split]
+
+
+def row_group_may_match(parquet: pq.ParquetFile, index: int, comparisons) -> bool:
+    """False when a row group's column statistics prove that no row passes the filters."""
+    if not comparisons:
+        return True
+    meta = parquet.metadata.row_group(index)
+    schema = parquet.metadata.schema
+    for column, op, value in comparisons:
+        if column not in schema.names:
+            continue
+        stats = meta.column(schema.names.index(column)).statistics
+        if stats is None:
+            continue
+        if stats.has_null_count and stats.null_count == meta.num_rows and meta.num_rows:
+            return False  # only nulls: nulls never match
+        if stats.has_min_max and not statistics_may_match(stats.min, stats.max, op, value):
+            return False
+    return True
+
+
+def open_parquet(path: str, filesystem) -> pq.ParquetFile:
+    """Open a Parquet file (buffered reads), as a :class:`BadFileError` on failure."""
+    try:
+        if is_local(filesystem):
+            return pq.ParquetFile(path, page_checksum_verification=True)  # buffered: no file pages in RSS
+        return pq.ParquetFile(filesystem.open(path, "rb"), page_checksum_verification=True)
+    except PermissionError as exc:
+        raise BadFileError(f"{path}: permission denied ({exc.strerror or exc}); make the file readable, or pass "
+                           f"on_bad_file='skip' to leave it out", path=path) from exc
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise BadFileError(f"{path}: not a readable Parquet file ({_describe(exc)}); remove it from the dataset, "
+                           f"or pass on_bad_file='skip' to leave it out and report it", path=path) from exc
+
+
+def _describe(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text
+
+
+def _check_schema(schema: pa.Schema, path: str, spec: ScanSpec) -> None:
+    missing = [c for c in spec.columns if c not in schema.names]
+    if missing:
+        raise SchemaError(f"{path}: no column {', '.join(map(repr, missing))}; this file has columns "
+                          f"{', '.join(schema.names)}", path=path)
+    for name in spec.value_columns:
+        typ = schema.field(name).type
+        if pa.types.is_dictionary(typ):
+            typ = typ.value_type
+        if not (pa.types.is_floating(typ) or pa.types.is_integer(typ) or pa.types.is_decimal(typ)
+                or pa.types.is_null(typ)):
+            raise SchemaError(f"{path}: column {name!r} has type {typ}; {NUMERIC_HINT}", path=path)
+
+
+def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str, native=None):
+    try:
+        chunks = native.read(index, spec.chunk_rows) if native is not None else None
+        if chunks is not None:
+            yield from chunks
+            return
+        rows = parquet.metadata.row_group(index).num_rows
+        if rows <= spec.chunk_rows:
+            yield 0, parquet.read_row_group(index, columns=spec.columns)
+            return
+        offset = 0
+        for batch in parquet.iter_batches(batch_size=spec.chunk_rows, row_groups=[index], columns=spec.columns):
+            yield offset, pa.Table.from_batches([batch])
+            offset += batch.num_rows
+    except DataError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        raise BadFileError(f"{path}: row group {index} cannot be decoded ({_describe(exc)}); the file is probably "
+                           f"truncated or corrupt: rewrite it, or pass on_bad_file='skip'", path=path) from exc
+
+
+def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanState, report: FileReport,
+                  row_group: int, offset: int) -> None:
+    if table.num_rows == 0:
+        return  # slices appear only when they have rows
+    names = spec.names
+    try:
+        for key, part in slice_groups(table, piece, spec):
+            weight = part[spec.weight] if spec.weight else None
+            if spec.baseline:
+                chunk, base = paired_chunk_states(part[spec.actual], part[spec.prediction], part[spec.baseline],
+                                                  weight, nan_policy=spec.nan_policy,
+                                                  names=(names[0], names[1], spec.baseline, names[2]))
+                state.add_baseline_state(key, base)
+            else:
+                chunk = chunk_state(part[spec.actual], part[spec.prediction], weight,
+                                    nan_policy=spec.nan_policy, names=names)
+            state.add_group_state(key, chunk)
+            report.add_state(chunk)
+    except DataError as exc:
+        where = f"{piece.path}: row group {row_group}"
+        if offset:
+            where += f" (batch starting at row {offset})"
+        if len(table) and spec.data_by or spec.row_expression is not None:
+            where += " (row numbers count rows kept by the filters"
+            where += ", within the slice)" if spec.data_by else ")"
+        raise type(exc)(f"{where}: {exc.message}", path=piece.path) from exc
+
+
+def slice_groups(table: pa.Table, piece, spec: ScanSpec):
+    """``(slice key, rows)`` of a chunk: partition keys from the piece, the rest split by column."""
+    base_key = tuple(piece.partition.get(k) for k in spec.by)
+    if not spec.data_by:
+        return [(base_key, table)]
+    return split_rows(table, spec.by, spec.data_by, base_key)
+
+
+def split_rows(table: pa.Table, keys: tuple, data_keys: tuple, base_key: tuple):
+    """Split a chunk into ``(key, rows)`` by its data columns ``data_keys`` (a subset of ``keys``);
+    ``base_key`` holds the values of the other keys (partition keys), ``None`` where not known."""
+    codes = np.zeros(table.num_rows, dtype=np.int64)
+    dictionaries = []
+    stride = 1
+    for name in data_keys:
+        column = table[name].combine_chunks()
+        if pa.types.is_dictionary(column.type):
+            column = column.dictionary_decode()
+        encoded = column.dictionary_encode()
+        size = len(encoded.dictionary)
+        index = encoded.indices.fill_null(size).to_numpy(zero_copy_only=False).astype(np.int64)
+        codes += index * stride
+        dictionaries.append(encoded.dictionary.to_pylist() + [None])
+        stride *= size + 1
+    unique, inverse = np.unique(codes, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
+    sorted_table = table.take(order) if len(unique) > 1 else table
+    positions = {k: i for i, k in enumerate(keys)}
+    for g, code in enumerate(unique.tolist()):
+        key = list(base_key)
+        rest = code
+        for name, values in zip(data_keys, dictionaries):
+            key[positions[name]] = values[rest % len(values)]
+            rest //= len(values)
+        yield tuple(key), sorted_table.slice(bounds[g], bounds[g + 1] - bounds[g])

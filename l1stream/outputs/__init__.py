@@ -1,0 +1,1 @@
+"""What a run writes besides its result: the per-row loss dataset and the metrics history."""

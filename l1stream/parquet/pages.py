@@ -1,0 +1,385 @@
+"""Read a row group's float64 columns with l1stream's own Parquet page decoder.
+
+Decoding is most of the cost of an MAE over Parquet, and pyarrow's general reader spends
+about twice the CPU per row of a decoder that does only what is needed.  For the columns
+prediction logs are made of (flat ``DOUBLE``, required or optional; ``PLAIN``, dictionary
+or ``BYTE_STREAM_SPLIT`` values; Snappy or no compression; page CRC-32 verified when the
+writer stored one), :mod:`l1stream.parquet._pages` (C) decodes the raw column chunk instead.
+Every other column, and every row group it cannot take, goes through pyarrow as before:
+the table is the same either way (tests check it bit for bit).
+
+A row group of at most ``chunk_rows`` rows is decoded whole; a larger one is streamed page
+by page through a bounded window of file bytes per column.
+
+A page the decoder finds corrupt is never trusted: the row group is read again with
+pyarrow, whose error then names the problem (or whose data is used, with a warning,
+should the two disagree).  When a streamed row group fails after chunks went out, the
+job fails (naming the file) rather than count rows twice.  ``L1STREAM_NATIVE=0`` turns
+the decoder off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import numpy as np
+import pyarrow as pa
+
+from l1stream.errors import BadFileError
+from l1stream.exact.summation import native_enabled
+from l1stream.storage import is_local
+
+try:
+    from l1stream.parquet import _pages
+except ImportError:  # built without a C compiler: pyarrow reads everything
+    _pages = None
+
+log = logging.getLogger("l1stream")
+
+DATA_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 2, 3
+CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1}
+ENCODINGS = frozenset({"PLAIN", "RLE", "PLAIN_DICTIONARY", "RLE_DICTIONARY", "BYTE_STREAM_SPLIT"})
+WINDOW_BYTES = 8 << 20  # file bytes held per column while streaming a large row group
+HEADER_BYTES = 64 << 10  # bytes read to parse a page header (DOUBLE statistics keep headers small)
+_buffers = threading.local()  # per thread, reused from file to file: fresh ones cost page faults
+
+
+class _Buffers:
+    """Growable work buffers: raw column-chunk bytes, a decompressed page, a dictionary, outputs."""
+
+    def __init__(self):
+        self.chunk = bytearray(0)
+        self.scratch = bytearray(0)
+        self.dictionary = np.empty(0)
+        self.values, self.valid = np.empty(0), np.empty(0, dtype=np.uint8)
+
+    @classmethod
+    def mine(cls, slot: int) -> "_Buffers":
+        """This thread's buffers for the ``slot``-th column of a row group."""
+        slots = getattr(_buffers, "slots", None)
+        if slots is None:
+            slots = _buffers.slots = []
+        while len(slots) <= slot:
+            slots.append(cls())
+        return slots[slot]
+
+    def dictionary_for(self, count: int) -> np.ndarray:
+        if len(self.dictionary) < count:
+            self.dictionary = np.empty(count)
+        return self.dictionary[:count]
+
+    def output_for(self, rows: int, max_level: int) -> tuple:
+        """Recycled ``(values, valid)`` arrays for a row group's column."""
+        if len(self.values) < rows:
+            self.values, self.valid = np.empty(rows), np.empty(rows, dtype=np.uint8)
+        return self.values[:rows], self.valid[:rows] if max_level else None
+
+    def scratch_for(self, size: int) -> bytearray:
+        if len(self.scratch) < size:
+            self.scratch = bytearray(max(size, 1 << 20))
+        return self.scratch
+
+
+def native_decoder_enabled() -> bool:
+    """True when the C page decoder is built and not turned off by ``L1STREAM_NATIVE=0``."""
+    return _pages is not None and native_enabled()
+
+
+class NativeRowGroups:
+    """Decode the flat DOUBLE columns of one open Parquet file's row groups.
+
+    ``read(index, chunk_rows)`` returns the row group's ``(offset, table)`` chunks of at most
+    ``chunk_rows`` rows, or ``None`` when pyarrow should read it.  A row group of at most
+    ``chunk_rows`` rows is decoded whole (one list); a larger one is streamed page by page
+    through a bounded window, so memory stays at about one chunk whatever the row group size.
+    """
+
+    def __init__(self, parquet, path: str, filesystem, columns: list, reuse: bool = False):
+        self.reuse = reuse  # the caller is done with a chunk before asking for the next: recycle arrays
+        self.parquet = parquet
+        self.path = path
+        self.filesystem = filesystem
+        self.columns = list(columns)
+        schema = parquet.metadata.schema
+        names = [schema.column(i).path for i in range(len(schema))]
+        self.leaf = {}
+        for name in self.columns:
+            if name in names:
+                leaf = schema.column(names.index(name))
+                if (leaf.physical_type == "DOUBLE" and leaf.max_repetition_level == 0
+                        and leaf.max_definition_level <= 1):
+                    self.leaf[name] = (names.index(name), leaf.max_definition_level)
+        self._file = None
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def read(self, index: int, chunk_rows: int):
+        meta = self.parquet.metadata.row_group(index)
+        native = {name: (position, level) for name, (position, level) in self.leaf.items()
+                  if _decodable(meta.column(position))}
+        if not native or meta.num_rows == 0:
+            return None
+        if meta.num_rows > chunk_rows:
+            return self._stream(index, native, chunk_rows)
+        try:
+            arrays = dict(zip(native, self._decode_whole(meta, list(native.values()))))
+        except _pages.Unsupported as exc:
+            log.debug("%s: row group %d: pyarrow reads it (%s)", self.path, index, exc)
+            return None
+        except (_pages.Corrupt, ValueError, OSError) as exc:
+            return [(0, self._reread(index, exc))]
+        rest = [c for c in self.columns if c not in arrays]
+        if rest:
+            table = self.parquet.read_row_group(index, columns=rest)
+            arrays.update((name, table[name]) for name in rest)
+        return [(0, _table(arrays, self.columns))]
+
+    # -- internals ---------------------------------------------------------------
+
+    def _decode_whole(self, meta, columns: list) -> list:
+        """Whole column chunks in one C call per 8 columns (the first two of each decoded together)."""
+        arrays = []
+        for first in range(0, len(columns), 8):
+            outputs, calls = [], []
+            try:
+                for slot, (position, level) in enumerate(columns[first:first + 8]):
+                    column, buffers = meta.column(position), _Buffers.mine(slot)
+                    start, size = _chunk_range(column)
+                    output = _Output(meta.num_rows, level, buffers if self.reuse else None)
+                    outputs.append(output)
+                    calls.append((self._read(start, size, buffers.chunk), CODECS[column.compression], level,
+                                  output.values, output.valid))
+                nulls = _pages.decode_column_chunks(calls)
+            finally:
+                for call in calls:
+                    call[0].release()
+            arrays += [output.array(n) for output, n in zip(outputs, nulls)]
+        return arrays
+
+    def _stream(self, index: int, native: dict, chunk_rows: int):
+        """Chunks of a large row group: pages decoded one by one, re-cut into ``chunk_rows`` rows."""
+        meta = self.parquet.metadata.row_group(index)
+        rest = [c for c in self.columns if c not in native]
+        batches = (iter(self.parquet.iter_batches(batch_size=chunk_rows, row_groups=[index], columns=rest))
+                   if rest else None)
+        columns = {name: _ColumnPages(self, meta.column(position), level, _Buffers(), window=WINDOW_BYTES)
+                   for name, (position, level) in native.items()}  # own buffers: the columns advance together
+        queued = {name: _PageQueue() for name in columns}
+        offset = 0
+        try:
+            while offset < meta.num_rows:
+                want = min(chunk_rows, meta.num_rows - offset)
+                arrays = {}
+                for name, pages in columns.items():
+                    queue = queued[name]
+                    while queue.rows < want:
+                        count = pages.next_count()
+                        if count is None:
+                            raise _pages.Corrupt(f"column chunk ends after {offset + queue.rows} values; the row "
+                                                 f"group has {meta.num_rows} rows")
+                        if count > meta.num_rows - offset - queue.rows:
+                            raise _pages.Corrupt(f"a page of {count} values, past the row group's "
+                                                 f"{meta.num_rows} rows")
+                        values = np.empty(count)
+                        valid = np.empty(count, dtype=np.uint8) if pages.max_level else None
+                        nulls = pages.decode(values, valid)
+                        queue.add(values, valid if nulls else None)
+                    arrays[name] = queue.take(want)
+                if batches is not None:
+                    batch = next(batches)
+                    arrays.update((name, batch.column(name)) for name in rest)
+                yield offset, _table(arrays, self.columns)
+                offset += want
+            if any(pages.next_count() is not None for pages in columns.values()):
+                raise _pages.Corrupt(f"column chunk holds more than the row group's {meta.num_rows} rows")
+            for pages in columns.values():
+                pages.close()
+        except (_pages.Corrupt, _pages.Unsupported, ValueError, OSError) as exc:
+            # Chunks may already be counted: never fall back silently.  pyarrow names the damage
+            # if it sees it too; otherwise the two decoders disagree, which the user must hear of.
+            self.parquet.read_row_group(index, columns=self.columns)
+            raise BadFileError(f"{self.path}: row group {index}: l1stream's page decoder failed ({exc}) where "
+                               f"pyarrow reads the row group; set L1STREAM_NATIVE=0 to read it with pyarrow, "
+                               f"and please report the file", path=self.path) from exc
+
+    def _read(self, start: int, size: int, buffer: bytearray) -> memoryview:
+        """File bytes [start, start + size) into ``buffer`` (grown as needed)."""
+        if len(buffer) < size:
+            buffer.extend(bytes(size - len(buffer)))
+        view = memoryview(buffer)[:size]
+        if is_local(self.filesystem):
+            if self._file is None:
+                self._file = open(self.path, "rb", buffering=0)
+            got = os.preadv(self._file.fileno(), [view], start)
+        else:
+            data = self.filesystem.cat_file(self.path, start=start, end=start + size)
+            got = len(data)
+            view[:got] = data
+        if got != size:
+            raise _pages.Corrupt(f"column chunk at byte {start} runs past the end of the file")
+        return view
+
+    def _reread(self, index: int, exc: Exception) -> pa.Table:
+        """The decoder found the row group corrupt: pyarrow's reading decides (and names the error)."""
+        table = self.parquet.read_row_group(index, columns=self.columns)
+        log.warning("%s: row group %d: l1stream's page decoder reported %s, but pyarrow reads it; using "
+                    "pyarrow's values (please report this file)", self.path, index, exc)
+        return table
+
+
+class _ColumnPages:
+    """The pages of one column chunk of a streamed row group, read through a window of file bytes.
+
+    ``next_count()`` moves to the next data page (decoding a dictionary page and skipping
+    index pages on the way) and returns its value count, or ``None`` at the end;
+    ``decode(values, valid)`` then decodes it and returns its null count.
+    """
+
+    def __init__(self, owner: NativeRowGroups, column, max_level: int, buffers: _Buffers, window: int):
+        self.owner = owner
+        self.codec = CODECS[column.compression]
+        self.max_level = max_level
+        self.buffers = buffers
+        start, size = _chunk_range(column)
+        self.position, self.end = start, start + size
+        self.window_size = window
+        self.view, self.view_start = memoryview(b""), start
+        self.dictionary = None
+        self.page = None  # (kind, count, offset in view, uncompressed size) of the page peek found
+
+    def _bytes(self, size: int) -> int:
+        """Make file bytes [position, position + size) (clamped to the chunk) readable; their offset in the view."""
+        size = min(size, self.end - self.position)
+        if self.position + size > self.view_start + len(self.view) or self.position < self.view_start:
+            self.close()  # a buffer with a live view cannot grow
+            self.view_start = self.position
+            self.view = self.owner._read(self.position, min(max(size, self.window_size), self.end - self.position),
+                                         self.buffers.chunk)
+        return self.position - self.view_start
+
+    def close(self) -> None:
+        self.view.release()
+        self.view = memoryview(b"")
+
+    def peek(self):
+        """``(kind, count)`` of the next dictionary or data page (index pages skipped), or None at the end."""
+        while self.page is None and self.position < self.end:
+            at = self._bytes(HEADER_BYTES)
+            kind, count, header, body, uncompressed = _pages.page_header(self.view, at)
+            at = self._bytes(header + body)
+            if kind in (DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE):
+                self.page = (kind, count, at, uncompressed)
+            else:
+                self.position += header + body
+        return self.page[:2] if self.page else None
+
+    def call(self, values, valid) -> tuple:
+        """:func:`decode_page`'s arguments for the peeked page (a dictionary page fills the dictionary)."""
+        kind, count, at, uncompressed = self.page
+        dictionary = self.dictionary
+        if kind == DICTIONARY_PAGE:
+            values, valid, dictionary = self.buffers.dictionary_for(count), None, None
+            self.dictionary = values
+        return (self.view, at, self.codec, True, self.max_level, dictionary, values, valid,
+                self.buffers.scratch_for(uncompressed))
+
+    def done(self, after: int) -> None:
+        """The peeked page is decoded; ``after`` is decode_page's next offset."""
+        self.position = self.view_start + after
+        self.page = None
+
+    def next_count(self):
+        """Move to the next data page (decoding a dictionary page on the way); its value count, or None."""
+        while (page := self.peek()) is not None:
+            if page[0] != DICTIONARY_PAGE:
+                return page[1]
+            self.done(_pages.decode_page(*self.call(None, None))[1])
+        return None
+
+    def decode(self, values: np.ndarray, valid) -> int:
+        """Decode the data page next_count found; its null count."""
+        nulls, after = _pages.decode_page(*self.call(values, valid))
+        self.done(after)
+        return nulls
+
+
+class _Output:
+    """One column's values for a whole row group (in recycled arrays when ``buffers`` are given:
+    fresh ones cost page faults, which threads queue for)."""
+
+    def __init__(self, rows: int, max_level: int, buffers: _Buffers | None = None):
+        if buffers is None:
+            self.values = np.empty(rows)
+            self.valid = np.empty(rows, dtype=np.uint8) if max_level else None
+        else:
+            self.values, self.valid = buffers.output_for(rows, max_level)
+
+    def array(self, nulls: int) -> pa.Array:
+        return float64_array(self.values, self.valid if nulls else None)
+
+
+class _PageQueue:
+    """Decoded pages of one column waiting to be cut into chunks."""
+
+    def __init__(self):
+        self.parts = []  # (values, valid or None)
+        self.rows = 0
+
+    def add(self, values: np.ndarray, valid) -> None:
+        self.parts.append((values, valid))
+        self.rows += len(values)
+
+    def take(self, rows: int) -> pa.Array:
+        taken, need = [], rows
+        while need:
+            values, valid = self.parts[0]
+            if len(values) <= need:
+                self.parts.pop(0)
+            else:
+                self.parts[0] = (values[need:], valid[need:] if valid is not None else None)
+                values, valid = values[:need], valid[:need] if valid is not None else None
+            taken.append((values, valid))
+            need -= len(values)
+        self.rows -= rows
+        values = taken[0][0] if len(taken) == 1 else np.concatenate([v for v, _ in taken])
+        if all(m is None for _, m in taken):
+            return float64_array(values)
+        valid = np.concatenate([m if m is not None else np.ones(len(v), np.uint8) for v, m in taken])
+        return float64_array(values, valid)
+
+
+def float64_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    """A float64 Arrow array over ``values`` (zero-copy), null where ``valid`` is 0.
+
+    Built from buffers: ``pa.array(numpy)`` would first ask whether the input is a pandas
+    object, which imports pandas (0.2 s) in a process that has no other use for it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> float64_array(np.array([1.0, 2.0, 3.0]), np.array([1, 0, 1], dtype=np.uint8)).to_pylist()
+    [1.0, None, 3.0]
+    """
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid.astype(bool), bitorder="little"))
+    return pa.Array.from_buffers(pa.float64(), len(values), [bitmap, pa.py_buffer(values)])
+
+
+def _table(arrays: dict, names: list) -> pa.Table:
+    return pa.Table.from_arrays([arrays[name] for name in names], names=list(names))
+
+
+def _chunk_range(column) -> tuple:
+    """``(start, size)`` in the file of a column chunk's pages (dictionary page first)."""
+    start = column.data_page_offset
+    if column.has_dictionary_page and column.dictionary_page_offset:
+        start = min(start, column.dictionary_page_offset)
+    return start, column.total_compressed_size
+
+
+def _decodable(column) -> bool:
+    return column.compression in CODECS and set(column.encodings) <= ENCODINGS

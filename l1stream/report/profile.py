@@ -1,0 +1,220 @@
+"""The error profile: one extra pass for what a single MAE hides, as mergeable exact states.
+
+Per slice (the ``by`` keys) a :class:`SliceProfile` holds
+
+* an exact log-spaced histogram of the per-row loss: rows counted by the top 16 bits of the
+  loss's float64 bit pattern (16 bins per power of two; coarsened exactly for display);
+* optional fixed bins (counts between given edges, with under- and overflow);
+* the exact sum of squared errors (for MSE and RMSE) and of the per-row float64 losses;
+* exact (weighted) L1 states per jackknife block (:mod:`l1stream.report.intervals`).
+
+and per value of a time key (a ``date`` partition, say) an exact :class:`L1State`.  Like
+:class:`~l1stream.exact.state.L1State`, every part merges associatively and exactly, so the profile
+is the same whatever the partitioning, and nothing here knows of Dask.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import numpy as np
+import pyarrow as pa
+
+from l1stream.engine.quantiles import log_bin
+from l1stream.engine.scan import ScanSpec, iter_piece_chunks, slice_groups, split_rows
+from l1stream.errors import DataError
+from l1stream.exact.columns import as_numeric
+from l1stream.exact.squares import correctly_rounded_sqrt, exact_square_sum
+from l1stream.exact.state import (
+    L1State,
+    _row_reasons,
+    _take,
+    absolute_errors,
+    chunk_state,
+    correctly_rounded,
+    finite_losses,
+)
+from l1stream.exact.summation import ExactSum
+from l1stream.report.intervals import FOLD_AT, Interval, block_of, fold_blocks, jackknife_interval
+
+_DIGITS = 1 << 16
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """What the profile pass computes besides the always-on parts."""
+
+    edges: tuple | None = None  # fixed histogram bin edges, increasing
+    time_key: str | None = None  # partition key or column to track the MAE over
+    time_is_partition: bool = False
+    squares: bool = True  # sum of squares (unweighted runs)
+    slices: frozenset | None = None  # slice keys profiled one by one (None: all); the rest go to Profile.rest
+
+
+@dataclass
+class SliceProfile:
+    """Mergeable exact profile of one slice's per-row losses (see the module doc)."""
+
+    count: int = 0
+    loss_sum: int = 0  # exact sum of the finite float64 per-row losses, in units of 2**-1074
+    infinite_losses: int = 0  # |a - p| overflowing float64 (finite inputs near +-1.8e308)
+    squares: Fraction | None = Fraction(0)
+    log_counts: dict = field(default_factory=dict)  # top-16-bit digit -> rows
+    bin_counts: list | None = None  # fixed bins: [below first edge, each bin..., at or above last edge]
+    blocks: dict = field(default_factory=dict)  # jackknife block (a row group, or a hash bucket) -> L1State
+
+    def merge(self, other: "SliceProfile") -> "SliceProfile":
+        """Add two profiles (exact, associative, commutative)."""
+        counts = dict(self.log_counts)
+        for digit, rows in other.log_counts.items():
+            counts[digit] = counts.get(digit, 0) + rows
+        blocks = dict(self.blocks)
+        for block, state in other.blocks.items():
+            blocks[block] = blocks[block].merge(state) if block in blocks else state
+        if len(blocks) > FOLD_AT:
+            blocks = fold_blocks(blocks, L1State.merge)
+        squares = None if self.squares is None or other.squares is None else self.squares + other.squares
+        bins = self.bin_counts if other.bin_counts is None else (
+            other.bin_counts if self.bin_counts is None else [x + y for x, y in zip(self.bin_counts,
+                                                                                     other.bin_counts)])
+        return SliceProfile(self.count + other.count, self.loss_sum + other.loss_sum,
+                            self.infinite_losses + other.infinite_losses, squares, counts, bins, blocks)
+
+    @property
+    def mse(self) -> float:
+        """Correctly rounded mean of the squared errors (NaN without rows or squares)."""
+        if self.squares is None or not self.count:
+            return math.nan
+        return correctly_rounded(self.squares / self.count)
+
+    @property
+    def rmse(self) -> float:
+        """Correctly rounded square root of the exact MSE."""
+        if self.squares is None or not self.count:
+            return math.nan
+        return correctly_rounded_sqrt(self.squares / self.count)
+
+    def interval(self, confidence: float = 0.95) -> Interval | None:
+        """Jackknife interval for the slice's (weighted) MAE (``None`` with fewer than 2 blocks)."""
+        blocks = fold_blocks(self.blocks, L1State.merge)
+        return jackknife_interval(((s.abs_error_sum, s.weight_sum) for s in blocks.values()), confidence)
+
+    def dense_log_counts(self) -> np.ndarray:
+        """The log histogram as 65,536 counts indexed by the loss's top 16 bits."""
+        counts = np.zeros(_DIGITS, dtype=np.int64)
+        if self.log_counts:
+            digits = np.fromiter(self.log_counts, dtype=np.int64, count=len(self.log_counts))
+            counts[digits] = np.fromiter(self.log_counts.values(), dtype=np.int64, count=len(self.log_counts))
+        return counts
+
+    def log_histogram(self, per_binade: int = 16) -> list:
+        """``[(lower, upper, rows)]`` of the non-empty log bins, ``per_binade`` in {1, 2, 4, 8, 16}.
+
+        Exact: a coarser bin is the sum of the 16-per-binade bins it covers.
+        """
+        if per_binade not in (1, 2, 4, 8, 16):
+            raise ValueError(f"per_binade must be 1, 2, 4, 8 or 16; got {per_binade}")
+        shift = 4 - int(math.log2(per_binade))
+        merged: dict = {}
+        for digit, rows in self.log_counts.items():
+            merged[digit >> shift] = merged.get(digit >> shift, 0) + rows
+        return [(*log_bin(coarse, shift), merged[coarse]) for coarse in sorted(merged)]
+
+
+@dataclass
+class Profile:
+    """Per-slice :class:`SliceProfile` (``rest``: the slices not profiled one by one, together) and
+    the per-time-value exact L1 states."""
+
+    slices: dict = field(default_factory=dict)
+    times: dict = field(default_factory=dict)
+    rest: SliceProfile = field(default_factory=SliceProfile)
+
+    def merge(self, other: "Profile") -> "Profile":
+        slices = dict(self.slices)
+        for key, prof in other.slices.items():
+            slices[key] = slices[key].merge(prof) if key in slices else prof
+        times = dict(self.times)
+        for key, state in other.times.items():
+            times[key] = times[key].merge(state) if key in times else state
+        return Profile(slices, times, self.rest.merge(other.rest))
+
+    def overall(self) -> SliceProfile:
+        total = self.rest
+        for key in sorted(self.slices, key=repr):
+            total = total.merge(self.slices[key])
+        return total
+
+
+def merge_profiles(parts) -> Profile:
+    total = Profile()
+    for part in parts:
+        total = total.merge(part)
+    return total
+
+
+def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> Profile:
+    """The profile of some pieces' rows (the task function of the profile pass)."""
+    out = Profile()
+    policy = "raise" if spec.nan_policy == "raise" else "omit"
+    for piece in pieces:
+        for index, _, table in iter_piece_chunks(piece, spec, filesystem):
+            if not table.num_rows:
+                continue
+            try:
+                for key, part in slice_groups(table, piece, spec):
+                    prof = slice_profile(part, spec, wanted, block_of(piece.path, index), policy)
+                    if wanted.slices is not None and key not in wanted.slices:
+                        out.rest = out.rest.merge(prof)
+                    else:
+                        out.slices[key] = out.slices[key].merge(prof) if key in out.slices else prof
+                if wanted.time_key:
+                    _add_times(out, table, piece, spec, wanted, policy)
+            except DataError as exc:
+                raise type(exc)(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
+    return out
+
+
+def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block, policy: str) -> SliceProfile:
+    """The profile of one chunk of one slice's rows."""
+    names = spec.names
+    a, p = as_numeric(table[spec.actual], names[0]), as_numeric(table[spec.prediction], names[1])
+    w = as_numeric(table[spec.weight], names[2]) if spec.weight else None
+    state = chunk_state(a, p, w, nan_policy=policy, names=names)
+    losses = finite_losses(a, p)
+    if losses is None:
+        bad = _row_reasons(a, p) != 0
+        if bad.any():
+            a, p = _take(a, ~bad), _take(p, ~bad)
+        losses = absolute_errors(a, p)
+    finite = np.isfinite(losses)
+    infinite = int(losses.shape[0] - np.count_nonzero(finite))
+    acc = ExactSum()
+    acc.add_values(losses[finite] if infinite else losses)
+    digits = np.bincount((losses.view(np.uint64) >> np.uint64(48)).astype(np.intp), minlength=_DIGITS)
+    nonzero = np.flatnonzero(digits)
+    bins = None
+    if wanted.edges is not None:
+        where = np.searchsorted(np.asarray(wanted.edges, dtype=np.float64), losses, side="right")
+        bins = np.bincount(where, minlength=len(wanted.edges) + 1).tolist()
+    squares = exact_square_sum(a, p) if wanted.squares and not spec.weight else None
+    return SliceProfile(len(a), acc.units, infinite, squares,
+                        dict(zip(nonzero.tolist(), digits[nonzero].tolist())), bins, {block: state})
+
+
+def _add_times(out: Profile, table, piece, spec: ScanSpec, wanted: ProfileSpec, policy: str) -> None:
+    names = spec.names
+    if wanted.time_is_partition:
+        groups = [((piece.partition.get(wanted.time_key),), table)]
+    else:
+        column = table[wanted.time_key]
+        if pa.types.is_timestamp(column.type):  # one point per day, not per distinct instant
+            table = table.set_column(table.schema.get_field_index(wanted.time_key), wanted.time_key,
+                                     column.cast(pa.date32()))
+        groups = split_rows(table, (wanted.time_key,), (wanted.time_key,), (None,))
+    for (when,), part in groups:
+        weight = part[spec.weight] if spec.weight else None
+        state = chunk_state(part[spec.actual], part[spec.prediction], weight, nan_policy=policy, names=names)
+        out.times[when] = out.times[when].merge(state) if when in out.times else state

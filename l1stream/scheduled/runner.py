@@ -1,0 +1,151 @@
+"""Run a validated job config (see :mod:`l1stream.scheduled.config`) through the public API."""
+
+from __future__ import annotations
+
+import json
+
+from l1stream.engine.api import evaluate
+from l1stream.engine.result import EvaluationResult, combine_results
+from l1stream.errors import ConfigError
+
+
+def source_batches(config: dict) -> list:
+    """Sources grouped by (columns, filters, storage options): ``[(columns, filters, storage, paths)]``."""
+    batches: dict[str, tuple] = {}
+    for source in config["sources"]:
+        columns = {**config["columns"], **source.get("columns", {})}
+        filters = list(config["filters"]) + list(source.get("filters", []))
+        storage = {**config["storage_options"], **source.get("storage_options", {})}
+        key = json.dumps([columns, [list(f) if isinstance(f, tuple) else f for f in filters], storage],
+                         sort_keys=True, default=str)
+        paths = source["path"] if isinstance(source["path"], list) else [source["path"]]
+        batches.setdefault(key, (columns, filters, storage, []))[3].extend(paths)
+    return list(batches.values())
+
+
+def write_config_losses(config: dict) -> dict | None:
+    """Write ``output.losses`` (if set) with the sources' own columns, filters and storage options."""
+    target = config["output"]["losses"]
+    if not target:
+        return None
+    from l1stream.outputs.losses import write_losses
+
+    (columns, filters, storage, paths), = source_batches(config)  # run_config checked there is one
+    return write_losses(paths, target, actual=columns["actual"], prediction=columns["prediction"],
+                        by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
+                        scheduler=config["scheduler"], num_workers=config["num_workers"],
+                        storage_options=storage or None, chunk_rows=config["chunk_rows"], cluster=config["cluster"])
+
+
+def config_report_job(config: dict):
+    """The :class:`~l1stream.report.ReportJob` of ``output.report`` (or ``None``), made before any
+    work so that its names and options are checked first."""
+    if not config["output"]["report"]:
+        return None
+    from l1stream.report.report import ReportJob
+
+    batches = source_batches(config)
+    if len(batches) > 1:
+        raise ConfigError("output.report profiles one dataset, so every source must share columns, filters and "
+                          "storage options", path="output.report")
+    if config.get("cluster"):
+        raise ConfigError("output.report runs extra passes on the scheduler; with a cluster config use "
+                          "scheduler: tcp://host:port (an existing cluster) instead of cluster:",
+                          path="output.report")
+    (columns, filters, storage, paths), = batches
+    options = config["report"]
+    return ReportJob(paths, **_batch_options(config, columns, filters, storage), scheduler=config["scheduler"],
+                     quantiles=tuple(options["quantiles"]), bins=options["bins"], time_key=options["time_key"],
+                     confidence=options["confidence"], title=options["title"])
+
+
+def _batch_options(config: dict, columns: dict, filters: list, storage: dict) -> dict:
+    """The options of ``evaluate`` for one batch of sources (see :func:`source_batches`)."""
+    return {"actual": columns["actual"], "prediction": columns["prediction"], "weight": columns["weight"],
+            "by": config["by"] or None, "filters": filters or None, "nan_policy": config["nan_policy"],
+            "on_bad_file": config["on_bad_file"], "num_workers": config["num_workers"],
+            "storage_options": storage or None, "chunk_rows": config["chunk_rows"], "task_bytes": config["task_bytes"]}
+
+
+def write_config_report(job, result: EvaluationResult, config: dict) -> str | None:
+    """Profile ``result`` with ``job`` (see :func:`config_report_job`) and write ``output.report``."""
+    if job is None:
+        return None
+    report = job.profile(result, history=config["history"])
+    return report.write_html(config["output"]["report"], config["storage_options"] or None)
+
+
+def run_config(config: dict, *, progress: bool = False, full: bool = False) -> EvaluationResult:
+    """Evaluate every source of ``config`` and merge them exactly into one result.
+
+    Sources that share columns, filters and storage options are read in one job;
+    the others are evaluated separately and their exact states merged.
+    """
+    batches = source_batches(config)
+    if config["output"]["losses"] and len(batches) > 1:
+        raise ConfigError("output.losses writes one dataset, so every source must share columns, filters and "
+                          "storage options", path="output.losses")
+    if config.get("cluster") and config["scheduler"]:
+        raise ConfigError("give either scheduler (an existing scheduler) or cluster (one to start), not both",
+                          path="cluster")
+
+    def run(scheduler):
+        return [
+            evaluate(paths, **_batch_options(config, columns, filters, storage), scheduler=scheduler,
+                     progress=progress, store=config["store"], full=full,
+                     baseline_prediction=columns.get("baseline_prediction"))
+            for columns, filters, storage, paths in batches
+        ]
+
+    if config.get("cluster"):
+        from l1stream.engine.clusters import cluster_client
+
+        with cluster_client(config["cluster"]) as client:
+            results = run(client)
+    else:
+        results = run(config["scheduler"])
+    return results[0] if len(results) == 1 else combine_results(results)
+
+
+def prepare_gates(gates, history: str | None) -> list:
+    """Validate gates and that a history exists where one is compared with: before any work runs."""
+    from l1stream.scheduled.gates import validate_gates
+
+    gates = validate_gates(gates)
+    if _wants_history(gates) and not history:
+        raise ConfigError("a gate compares with the previous run, but no history is configured "
+                          "(history: DIR in the config, or --history DIR)", path="history")
+    return gates
+
+
+def _wants_history(gates: list) -> bool:
+    return any(g["kind"] != "max_mae" and g["baseline"] == "history" for g in gates)
+
+
+def finish_run(result: EvaluationResult, *, gates: list, history: str | None = None, definition: dict,
+               storage_options: dict | None = None) -> list | None:
+    """Check quality gates (as returned by :func:`prepare_gates`) and append the run to the metrics
+    history, in that order.
+
+    Returns the gate checks (``None`` without gates).  The history gets the run whether or not
+    its gates passed (``gates_passed`` says which); errors before this point append nothing.
+    """
+    from l1stream.outputs import history as metrics_history
+    from l1stream.scheduled.gates import check_gates, failed
+
+    digest = metrics_history.config_hash(definition)
+    wants_history = _wants_history(gates)
+    values = metrics_history.previous_values(history, digest, storage_options) if wants_history else {}
+    checks = check_gates(result, gates, history_values=values) if gates else None
+    if history:
+        passed = None if checks is None else not failed(checks)
+        rows = metrics_history.records(result, run_id=metrics_history.new_run_id(), config=digest,
+                                       gates_passed=passed)
+        metrics_history.append(history, rows, storage_options)
+    return checks
+
+
+def definition_of(config: dict) -> dict:
+    """The parts of a config that define the metric (what the history's config_hash covers)."""
+    keys = ("sources", "columns", "by", "filters", "nan_policy", "on_bad_file")
+    return {k: config[k] for k in keys}

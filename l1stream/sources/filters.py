@@ -1,0 +1,258 @@
+"""Row and partition filters: ``date>=2026-11-10``, ``model==v2``, ``segment in a,b``.
+
+A filter is parsed once (:func:`parse_filters`), then bound to the dataset's
+partition keys and column types (:func:`bind_filters`) before any work is
+scheduled: an unknown column or a value of the wrong type fails there.  Filters
+on partition keys prune whole files at planning time; filters on data columns
+become one pyarrow expression applied to every chunk read.  Nulls never match
+(SQL semantics).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import operator
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+
+import pyarrow as pa
+
+from l1stream.errors import UsageError
+
+OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "in", "not in")
+_PATTERN = re.compile(r"^\s*([^\s=!<>]+?)\s*(==|!=|<=|>=|=|<|>|\s+not\s+in\s+|\s+in\s+)\s*(.*?)\s*$", re.S)
+_COMPARE = {"==": operator.eq, "!=": operator.ne, "<": operator.lt, "<=": operator.le,
+            ">": operator.gt, ">=": operator.ge}
+
+
+@dataclass(frozen=True)
+class Filter:
+    """One comparison ``column op value`` (``value`` is a tuple for ``in``/``not in``)."""
+
+    column: str
+    op: str
+    value: object
+
+    def __str__(self) -> str:
+        value = ",".join(map(str, self.value)) if self.op in ("in", "not in") else self.value
+        sep = " " if self.op in ("in", "not in") else ""
+        return f"{self.column}{sep}{self.op}{sep}{value}"
+
+
+def parse_filters(filters) -> list[Filter]:
+    """Normalise filters given as strings, ``(column, op, value)`` tuples, or a list of them.
+
+    Examples
+    --------
+    >>> [str(f) for f in parse_filters(["date>=2026-11-10", ("model", "in", ["v1", "v2"])])]
+    ['date>=2026-11-10', 'model in v1,v2']
+    >>> parse_filters("model ~ v2")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    l1stream.errors.UsageError: cannot parse filter 'model ~ v2': expected COLUMN OP VALUE with OP one of ...
+    """
+    if filters is None:
+        return []
+    if isinstance(filters, (str, Filter)) or (isinstance(filters, tuple) and len(filters) == 3
+                                              and isinstance(filters[1], str) and filters[1].strip() in _ALL_OPS):
+        filters = [filters]
+    return [_parse_one(f) for f in filters]
+
+
+_ALL_OPS = set(OPERATORS) | {"="}
+
+
+def _parse_one(spec) -> Filter:
+    if isinstance(spec, Filter):
+        return spec
+    if isinstance(spec, str):
+        match = _PATTERN.match(spec)
+        if not match or not match.group(3):
+            raise UsageError(f"cannot parse filter {spec!r}: expected COLUMN OP VALUE with OP one of "
+                             f"{', '.join(OPERATORS)} (e.g. 'date>=2026-11-10', 'model==v2', 'segment in a,b')")
+        column, op, value = match.group(1), " ".join(match.group(2).split()), match.group(3)
+        if op in ("in", "not in"):
+            value = tuple(v.strip() for v in value.split(","))
+        return Filter(column, "==" if op == "=" else op, value)
+    if isinstance(spec, (tuple, list)) and len(spec) == 3:
+        column, op, value = spec
+        op = " ".join(str(op).split())
+        if op == "=":
+            op = "=="
+        if op not in OPERATORS:
+            raise UsageError(f"filter {tuple(spec)!r}: operator must be one of {', '.join(OPERATORS)}; got {op!r}")
+        if op in ("in", "not in"):
+            value = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
+        return Filter(str(column), op, value)
+    raise UsageError(f"a filter is a string like 'model==v2' or a (column, op, value) tuple; got {spec!r}")
+
+
+@dataclass(frozen=True)
+class BoundFilters:
+    """Filters bound to a dataset: typed partition filters and one row expression."""
+
+    partition: tuple  # ((key, op, typed value), ...)
+    row_expression: object  # pyarrow.compute.Expression or None
+    row_columns: tuple  # data columns the row expression reads
+    text: tuple  # the filters as written, for messages
+    row_comparisons: tuple = ()  # ((column, op, typed value), ...): row-group pruning by statistics
+
+    def keeps_partition(self, values: dict) -> bool:
+        """True if a file with these typed partition values may hold matching rows."""
+        return all(_matches(values.get(key), op, value) for key, op, value in self.partition)
+
+
+def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema | None) -> BoundFilters:
+    """Type every filter value against its column; raise :class:`UsageError` on a mismatch."""
+    import pyarrow.compute as pc
+
+    partition, expressions, columns, comparisons = [], [], [], []
+    for f in filters:
+        if f.column in partition_types:
+            kind = partition_types[f.column]
+            value = _coerce_many(f, lambda v, kind=kind, f=f: _partition_value(v, kind, f))
+            partition.append((f.column, f.op, value))
+        elif schema is not None and f.column in schema.names:
+            typ = schema.field(f.column).type
+            value = _coerce_many(f, lambda v, typ=typ, f=f: _column_value(v, typ, f))
+            field = pc.field(f.column)
+            if f.op == "in":
+                expr = field.isin(list(value))
+            elif f.op == "not in":
+                expr = ~field.isin(list(value)) & field.is_valid()
+            else:
+                expr = _COMPARE[f.op](field, pa.scalar(value, type=typ))
+            expressions.append(expr)
+            columns.append(f.column)
+            comparisons.append((f.column, f.op, value))
+        else:
+            known = sorted(partition_types) + (list(schema.names) if schema is not None else [])
+            raise UsageError(f"filter {str(f)!r} names column {f.column!r}, which is neither a partition key nor "
+                             f"a column; available: {', '.join(known) or 'none'}")
+    expression = None
+    for expr in expressions:
+        expression = expr if expression is None else expression & expr
+    return BoundFilters(tuple(partition), expression, tuple(dict.fromkeys(columns)), tuple(str(f) for f in filters),
+                        tuple(comparisons))
+
+
+def statistics_may_match(minimum, maximum, op: str, value) -> bool:
+    """False only when no value in ``[minimum, maximum]`` can satisfy ``op value``.
+
+    Examples
+    --------
+    >>> statistics_may_match(1, 5, ">", 5), statistics_may_match(1, 5, ">=", 5)
+    (False, True)
+    >>> statistics_may_match("a", "c", "in", ("x", "b"))
+    True
+    """
+    try:
+        if op == "==":
+            return minimum <= value <= maximum
+        if op == "!=":
+            return not (minimum == maximum == value)
+        if op == "<":
+            return minimum < value
+        if op == "<=":
+            return minimum <= value
+        if op == ">":
+            return maximum > value
+        if op == ">=":
+            return maximum >= value
+        if op == "in":
+            return any(minimum <= v <= maximum for v in value)
+        if op == "not in":
+            return not (minimum == maximum and minimum in value)
+    except TypeError:  # statistics of a type we cannot compare: keep the row group
+        return True
+    return True
+
+
+_RELATIVE_DATE = re.compile(r"^today(?:([+-])(\d+)d)?$")
+
+
+def date_value(value) -> dt.date:
+    """A date from ``YYYY-MM-DD``, or relative to today in UTC: ``today``, ``today-90d``, ``today+1d``.
+
+    Relative dates keep a nightly trailing window in a static config: ``date>=today-90d``.
+
+    Examples
+    --------
+    >>> date_value("2026-11-10")
+    datetime.date(2026, 11, 10)
+    >>> date_value("today-1d") == dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=1)
+    True
+    """
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    match = _RELATIVE_DATE.match(text)
+    if match:
+        today = dt.datetime.now(dt.timezone.utc).date()
+        days = int(match.group(2) or 0) * (-1 if match.group(1) == "-" else 1)
+        return today + dt.timedelta(days=days)
+    return dt.date.fromisoformat(text)
+
+
+def _coerce_many(f: Filter, convert):
+    if f.op in ("in", "not in"):
+        return tuple(convert(v) for v in f.value)
+    return convert(f.value)
+
+
+def _matches(actual, op: str, value) -> bool:
+    if actual is None:
+        return False
+    if op == "in":
+        return actual in value
+    if op == "not in":
+        return actual not in value
+    return _COMPARE[op](actual, value)
+
+
+def _partition_value(value, kind: str, f: Filter):
+    try:
+        if kind == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                raise ValueError
+            return int(value)
+        if kind == "date":
+            return date_value(value)
+        return str(value)
+    except ValueError:
+        raise UsageError(f"filter {str(f)!r}: partition key {f.column!r} holds {_KIND_TEXT[kind]}; "
+                         f"{value!r} is not one") from None
+
+
+_KIND_TEXT = {"int": "integers", "date": "dates (YYYY-MM-DD, or today, today-90d)", "string": "strings"}
+
+
+def _column_value(value, typ: pa.DataType, f: Filter):
+    try:
+        if pa.types.is_integer(typ):
+            if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(value)
+        if pa.types.is_floating(typ):
+            return float(value)
+        if pa.types.is_decimal(typ):
+            return Decimal(str(value))
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            return str(value)
+        if pa.types.is_boolean(typ):
+            if isinstance(value, bool):
+                return value
+            if str(value).lower() in ("true", "false"):
+                return str(value).lower() == "true"
+            raise ValueError
+        if pa.types.is_date(typ):
+            return date_value(value)
+        if pa.types.is_timestamp(typ):
+            return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    except (ValueError, TypeError, InvalidOperation):
+        raise UsageError(f"filter {str(f)!r}: column {f.column!r} has type {typ}; {value!r} is not a value of "
+                         f"that type") from None
+    raise UsageError(f"filter {str(f)!r}: cannot filter on column {f.column!r} of type {typ}")
