@@ -8,7 +8,7 @@
 """
 
 from l1stream._version import __version__
-from l1stream.engine.api import MeanAbsoluteError, error_quantiles, evaluate, l1_loss, mean_absolute_error
+from l1stream.engine.api import error_quantiles, evaluate
 from l1stream.engine.result import EvaluationResult
 from l1stream.errors import (
     BadFileError,
@@ -23,6 +23,7 @@ from l1stream.errors import (
     SourceError,
     UsageError,
 )
+from l1stream.exact.metric import MeanAbsoluteError, l1_loss, mean_absolute_error
 from l1stream.exact.state import L1State, chunk_state
 
 

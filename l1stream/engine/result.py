@@ -7,6 +7,7 @@ import math
 
 from l1stream.engine.scan_state import ScanState, _sort_key
 from l1stream.exact.state import LEFT_OUT_REASONS, L1State, correctly_rounded
+from l1stream.markup import card, esc, scoped_style, slice_bars_svg
 
 SCHEMA_VERSION = 1
 
@@ -182,8 +183,6 @@ class EvaluationResult:
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
-        from l1stream.report.render import result_html
-
         return result_html(self)
 
 
@@ -261,3 +260,22 @@ def combine_results(results: list) -> EvaluationResult:
     parts = "".join(sorted(r.inputs_fingerprint for r in results))
     combined.inputs_fingerprint = hashlib.sha256(parts.encode()).hexdigest()[:16]
     return combined
+
+
+def result_html(result) -> str:
+    """The notebook view of an :class:`~l1stream.engine.result.EvaluationResult` (no profile needed)."""
+    left = sum(result.left_out.values())
+    cards = [card("MAE", repr(result.mae), main=True), card("rows used", f"{result.count:,}"),
+             card("rows left out", f"{left:,}"), card("files", f"{result.files_selected:,}")]
+    parts = [f"<div class='l1stream-result'><style>{scoped_style('.l1stream-result')}</style><div class='cards'>",
+             *cards, "</div>"]
+    if result.by:
+        slices = [{"label": slice_text(result.by, key), "mae": n["mae"],
+                   "count": n["count"], "interval": None} for key, n in result.slice_numbers().items()]
+        parts.append(slice_bars_svg(slices))
+        cells = "".join(f"<th>{esc(c)}</th>" for c in list(result.by) + ["mae", "count"])
+        body = "".join("<tr>" + "".join(f"<td>{esc(_json_value(v))}</td>" for v in key)
+                       + f"<td>{esc(repr(n['mae']))}</td><td>{n['count']:,}</td></tr>"
+                       for key, n in result.slice_numbers().items())
+        parts.append(f"<table><tr>{cells}</tr>{body}</table>")
+    return "".join(parts) + "</div>"

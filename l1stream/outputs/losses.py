@@ -18,12 +18,12 @@ from dataclasses import replace
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from l1stream.engine.api import l1_loss
 from l1stream.engine.job import prepare, validate_options
 from l1stream.engine.scan import ScanSpec, iter_piece_chunks
 from l1stream.engine.schedulers import run_graph, tree_graph
 from l1stream.errors import NonFiniteError, UsageError
 from l1stream.exact.columns import as_numeric
+from l1stream.exact.metric import l1_loss
 from l1stream.exact.state import _row_reasons
 from l1stream.sources.discovery import _GLOB_CHARS, _glob_root
 from l1stream.storage import is_local, staged_directory

@@ -7,64 +7,23 @@ chart labels.
 
 from __future__ import annotations
 
-import html
 import math
 
-from l1stream.engine.result import _json_value, slice_text
-
-BAR, INTERVAL, MAE_LINE, MEDIAN_LINE, GRID = "#4c72b0", "#222222", "#c44e52", "#55a868", "#dddddd"
-MAX_SLICE_BARS = 40
-
-_STYLE = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px auto;max-width:1000px;color:#222;
-padding:0 16px}h1{font-size:1.5em;margin:0 0 4px}h2{font-size:1.15em;margin:28px 0 8px;border-bottom:1px solid #ddd;
-padding-bottom:4px}.meta,.note{color:#666;font-size:.85em}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
-.card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:120px}.card b{display:block;font-size:1.25em}
-.card span{color:#666;font-size:.8em}.card.main b{font-size:1.7em;color:#c44e52}table{border-collapse:collapse;
-font-size:.85em}td,th{border-bottom:1px solid #eee;padding:3px 10px;text-align:right}th{background:#f6f6f6}
-td:first-child,th:first-child{text-align:left}.pass{color:#2e7d32;font-weight:600}.fail{color:#c62828;font-weight:600}
-svg text{font-family:inherit}
-"""
-
-
-def scoped_style(scope: str) -> str:
-    """The page style limited to elements inside ``scope`` (a notebook must keep its own look)."""
-    rules = []
-    for rule in _STYLE.replace("\n", "").split("}"):
-        if "{" not in rule:
-            continue
-        selectors, body = rule.split("{", 1)
-        if selectors.strip() == "body":
-            continue
-        scoped = ",".join(f"{scope} {sel.strip()}" for sel in selectors.split(","))
-        rules.append(f"{scoped}{{{body}}}")
-    return "".join(rules)
-
-
-def esc(value) -> str:
-    return html.escape(str(value))
-
-
-def short(value: float) -> str:
-    """A compact label for a chart axis (3 significant digits)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if value == 0:
-        return "0"
-    if math.isinf(value):
-        return "inf"
-    magnitude = abs(value)
-    if 1000 <= magnitude < 1e7:
-        text = f"{value:,.0f}"
-    elif 1e-3 <= magnitude < 1000:
-        text = f"{value:.3g}"
-    else:
-        text = f"{value:.2e}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
-    return text
-
-
-def card(label: str, value: str, main: bool = False) -> str:
-    return f"<div class='card{' main' if main else ''}'><span>{esc(label)}</span><b>{esc(value)}</b></div>"
+from l1stream.engine.result import _json_value
+from l1stream.markup import (
+    BAR,
+    MAE_LINE,
+    MAX_SLICE_BARS,
+    MEDIAN_LINE,
+    PAGE_STYLE,
+    card,
+    esc,
+    scoped_style,
+    short,
+    slice_bars_svg,
+    svg_open,
+    y_grid,
+)
 
 
 def headline_cards(report) -> str:
@@ -103,8 +62,8 @@ def histogram_svg(bins: list, *, mae: float | None = None, median: float | None 
     x_min, x_max = min(positions), max(positions)
     span = (x_max - x_min) or 1.0
     peak = max(c for _, _, c in bins) * 1.12  # headroom for the line labels
-    parts = [_svg_open(width, height, "histogram of per-row L1 loss"),
-             *_y_grid(peak, left, top, plot_w, plot_h)]
+    parts = [svg_open(width, height, "histogram of per-row L1 loss"),
+             *y_grid(peak, left, top, plot_w, plot_h)]
     for lo, hi, count in bins:
         x0 = left + (_log_position(lo) - x_min) / span * plot_w
         x1 = left + (_log_position(hi) - x_min) / span * plot_w
@@ -138,39 +97,6 @@ def _log_position(value: float) -> float:
     return math.log2(value)
 
 
-def slice_bars_svg(slices: list, *, width: int = 900) -> str:
-    """Horizontal bars of MAE per slice, largest first, with interval whiskers where known."""
-    rows = sorted((s for s in slices if s["mae"] is not None and math.isfinite(s["mae"])),
-                  key=lambda s: -s["mae"])[:MAX_SLICE_BARS]
-    if not rows:
-        return "<p class='note'>no slices with rows</p>"
-    label_w, right, top, row_h = 220, 150, 10, 24
-    plot_w = width - label_w - right
-    height = top + row_h * len(rows) + 30
-    highest = max(max(s["mae"], s["interval"].upper if s.get("interval") else 0) for s in rows) or 1.0
-    parts = [_svg_open(width, height, "MAE per slice")]
-    for tick in _ticks(highest):
-        x = label_w + tick / highest * plot_w
-        parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{height - 26}' stroke='{GRID}'/>"
-                     f"<text x='{x:.1f}' y='{height - 10}' font-size='11' text-anchor='middle'>{short(tick)}</text>")
-    for i, s in enumerate(rows):
-        y = top + i * row_h
-        w = s["mae"] / highest * plot_w
-        parts.append(f"<text x='{label_w - 8}' y='{y + 16}' font-size='12' text-anchor='end'>{esc(s['label'])}</text>"
-                     f"<rect class='bar' x='{label_w}' y='{y + 4}' width='{max(w, 1):.1f}' height='{row_h - 8}' "
-                     f"fill='{BAR}'><title>{esc(s['label'])}: MAE {s['mae']!r}, {s['count']:,} rows</title></rect>")
-        interval = s.get("interval")
-        if interval is not None:
-            x0, x1 = (label_w + v / highest * plot_w for v in (interval.lower, interval.upper))
-            mid = y + row_h / 2
-            parts.append(f"<path class='interval' d='M{x0:.1f},{mid:.1f}H{x1:.1f}M{x0:.1f},{mid - 5:.1f}V{mid + 5:.1f}"
-                         f"M{x1:.1f},{mid - 5:.1f}V{mid + 5:.1f}' stroke='{INTERVAL}' stroke-width='1.5' fill='none'/>")
-        parts.append(f"<text x='{width - right + 6}' y='{y + 16}' font-size='11'>{short(s['mae'])} "
-                     f"(n={_count(s['count'])})</text>")
-    parts.append("</svg>")
-    return "".join(parts)
-
-
 def line_svg(points: list, *, title: str, width: int = 900, height: int = 240) -> str:
     """MAE over an ordered axis: ``[(label, value)]`` as a line with markers."""
     points = [(label, v) for label, v in points if v is not None and math.isfinite(v)]
@@ -182,7 +108,7 @@ def line_svg(points: list, *, title: str, width: int = 900, height: int = 240) -
     step = plot_w / max(len(points) - 1, 1)
     coords = [(left + i * step if len(points) > 1 else left + plot_w / 2, top + plot_h - v / highest * plot_h)
               for i, (_, v) in enumerate(points)]
-    parts = [_svg_open(width, height, title), *_y_grid(highest, left, top, plot_w, plot_h, label=short)]
+    parts = [svg_open(width, height, title), *y_grid(highest, left, top, plot_w, plot_h, label=short)]
     parts.append(f"<polyline class='series' points='{' '.join(f'{x:.1f},{y:.1f}' for x, y in coords)}' fill='none' "
                  f"stroke='{BAR}' stroke-width='2'/>")
     every = max(1, math.ceil(len(points) / 8))
@@ -194,39 +120,6 @@ def line_svg(points: list, *, title: str, width: int = 900, height: int = 240) -
                          f"{esc(label)}</text>")
     parts.append("</svg>")
     return "".join(parts)
-
-
-def _svg_open(width: int, height: int, label: str) -> str:
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' role='img' aria-label='{esc(label)}' width='{width}' "
-            f"height='{height}' viewBox='0 0 {width} {height}'>")
-
-
-def _y_grid(peak: float, left: int, top: int, plot_w: int, plot_h: int, label=None) -> list:
-    out = []
-    for tick in _ticks(peak):
-        y = top + plot_h - tick / peak * plot_h
-        text = label(tick) if label else _count(tick)
-        out.append(f"<line x1='{left}' x2='{left + plot_w}' y1='{y:.1f}' y2='{y:.1f}' stroke='{GRID}'/>"
-                   f"<text x='{left - 6}' y='{y + 4:.1f}' font-size='11' text-anchor='end'>{text}</text>")
-    return out
-
-
-def _ticks(peak: float) -> list:
-    if peak <= 0:
-        return [0.0]
-    step = 10 ** math.floor(math.log10(peak / 4))
-    for factor in (1, 2, 5, 10):
-        if peak / (step * factor) <= 5:
-            step *= factor
-            break
-    return [i * step for i in range(int(peak / step) + 1)]
-
-
-def _count(value: float) -> str:
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{value / size:.3g}{unit}"
-    return f"{value:.0f}" if value == int(value) else f"{value:.3g}"
 
 
 def _display_bins(overall) -> list:
@@ -309,7 +202,7 @@ def report_html(report) -> str:
                     "quantiles match numpy.quantile (linear) bit for bit.</p>")
     body = "\n".join(f"<section>{s}</section>" for s in sections)
     return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(report.title)}</title>"
-            f"<style>{_STYLE}</style></head><body>\n{body}\n</body></html>\n")
+            f"<style>{PAGE_STYLE}</style></head><body>\n{body}\n</body></html>\n")
 
 
 def _per_binade(bins: list) -> int:
@@ -325,25 +218,6 @@ def summary_html(report) -> str:
                            median=report.quantiles.median if report.quantiles else None, height=200)]
     if report.result.by:
         parts.append(slice_bars_svg(report.slices()))
-    return "".join(parts) + "</div>"
-
-
-def result_html(result) -> str:
-    """The notebook view of an :class:`~l1stream.engine.result.EvaluationResult` (no profile needed)."""
-    left = sum(result.left_out.values())
-    cards = [card("MAE", repr(result.mae), main=True), card("rows used", f"{result.count:,}"),
-             card("rows left out", f"{left:,}"), card("files", f"{result.files_selected:,}")]
-    parts = [f"<div class='l1stream-result'><style>{scoped_style('.l1stream-result')}</style><div class='cards'>",
-             *cards, "</div>"]
-    if result.by:
-        slices = [{"label": slice_text(result.by, key), "mae": n["mae"],
-                   "count": n["count"], "interval": None} for key, n in result.slice_numbers().items()]
-        parts.append(slice_bars_svg(slices))
-        cells = "".join(f"<th>{esc(c)}</th>" for c in list(result.by) + ["mae", "count"])
-        body = "".join("<tr>" + "".join(f"<td>{esc(_json_value(v))}</td>" for v in key)
-                       + f"<td>{esc(repr(n['mae']))}</td><td>{n['count']:,}</td></tr>"
-                       for key, n in result.slice_numbers().items())
-        parts.append(f"<table><tr>{cells}</tr>{body}</table>")
     return "".join(parts) + "</div>"
 
 
