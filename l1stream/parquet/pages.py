@@ -147,7 +147,9 @@ class NativeRowGroups:
         for first in range(0, len(columns), 8):
             outputs, calls = [], []
             try:
-                for slot, (position, level) in enumerate(columns[first:first + 8]):
+                for slot, (position, level) in enumerate(columns[first:first + 8], start=first):
+                    # one slot per column of the row group: a slot per group of 8 would hand the 9th
+                    # column the 1st column's recycled output while that one is still in use
                     column, buffers = meta.column(position), _Buffers.mine(slot)
                     start, size = _chunk_range(column)
                     output = _Output(meta.num_rows, level, buffers if self.reuse else None)
