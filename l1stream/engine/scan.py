@@ -288,12 +288,15 @@ def slice_groups(table: pa.Table, piece, spec: ScanSpec):
     return split_rows(table, spec.by, spec.data_by, base_key)
 
 
+_CODE_LIMIT = 1 << 62  # combined slice codes stay below this (int64)
+
+
 def split_rows(table: pa.Table, keys: tuple, data_keys: tuple, base_key: tuple):
     """Split a chunk into ``(key, rows)`` by its data columns ``data_keys`` (a subset of ``keys``);
     ``base_key`` holds the values of the other keys (partition keys), ``None`` where not known."""
     codes = np.zeros(table.num_rows, dtype=np.int64)
-    dictionaries = []
-    stride = 1
+    distinct = 1  # an upper bound of the codes in use
+    indices, dictionaries = [], []
     for name in data_keys:
         column = table[name].combine_chunks()
         if pa.types.is_dictionary(column.type):
@@ -301,18 +304,24 @@ def split_rows(table: pa.Table, keys: tuple, data_keys: tuple, base_key: tuple):
         encoded = column.dictionary_encode()
         size = len(encoded.dictionary)
         index = encoded.indices.fill_null(size).to_numpy(zero_copy_only=False).astype(np.int64)
-        codes += index * stride
+        if distinct * (size + 1) > _CODE_LIMIT:
+            # the combined code would overflow int64: number the key combinations seen so far
+            # densely (at most one per row), then go on
+            _, codes = np.unique(codes, return_inverse=True)
+            codes = codes.astype(np.int64).reshape(-1)
+            distinct = int(codes.max()) + 1 if len(codes) else 1
+        codes = codes * (size + 1) + index
+        distinct *= size + 1
+        indices.append(index)
         dictionaries.append(encoded.dictionary.to_pylist() + [None])
-        stride *= size + 1
-    unique, inverse = np.unique(codes, return_inverse=True)
+    unique, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
     order = np.argsort(inverse, kind="stable")
     bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
     sorted_table = table.take(order) if len(unique) > 1 else table
     positions = {k: i for i, k in enumerate(keys)}
-    for g, code in enumerate(unique.tolist()):
+    for g, row in enumerate(first.tolist()):
         key = list(base_key)
-        rest = code
-        for name, values in zip(data_keys, dictionaries):
-            key[positions[name]] = values[rest % len(values)]
-            rest //= len(values)
+        for name, index, values in zip(data_keys, indices, dictionaries):
+            key[positions[name]] = values[index[row]]  # the key of the group's first row
         yield tuple(key), sorted_table.slice(bounds[g], bounds[g + 1] - bounds[g])
