@@ -29,8 +29,11 @@ static int decode_levels(const uint8_t *p, const uint8_t *end, int width, Py_ssi
         if (head & 1) { /* bit-packed: (head >> 1) groups of 8 values */
             uint64_t groups = head >> 1;
             if (groups == 0) return ERR_CORRUPT;
+            /* the whole declared run must be there, even past the last value needed: a shorter one is
+               corrupt (pyarrow refuses it too); groups * width cannot overflow (groups < 2^63, width <= 8) */
+            if (groups > (uint64_t)(r.end - r.p) || groups * (uint64_t)width > (uint64_t)(r.end - r.p))
+                return ERR_CORRUPT;
             Py_ssize_t take = groups * 8 < (uint64_t)left ? (Py_ssize_t)(groups * 8) : left;
-            if (((uint64_t)take * width + 7) / 8 > (uint64_t)(r.end - r.p)) return ERR_CORRUPT;
             for (Py_ssize_t j = 0; j < take; j++, i++) {
                 uint64_t bit = (uint64_t)j * width;
                 uint64_t level = (load_bits(r.p + bit / 8, r.end) >> (bit % 8)) & mask;
@@ -38,8 +41,7 @@ static int decode_levels(const uint8_t *p, const uint8_t *end, int width, Py_ssi
                 c->valid[i] = level == top;
                 c->present += level == top;
             }
-            uint64_t run_bytes = groups * width;
-            r.p += run_bytes < (uint64_t)(r.end - r.p) ? run_bytes : (uint64_t)(r.end - r.p);
+            r.p += groups * (uint64_t)width;
         } else { /* repeated: (head >> 1) copies of one level in ceil(width / 8) bytes */
             uint64_t run = head >> 1, level = 0;
             int nbytes = (width + 7) / 8;
@@ -95,6 +97,7 @@ static int gather_indices(const uint8_t *p, const uint8_t *end, int width, Py_ss
     Reader r = {p, end, 0};
     Py_ssize_t i = 0;
     uint64_t mask = (1ULL << width) - 1, beyond = 0;
+    if (count > 0 && size <= 0) return ERR_CORRUPT;  /* values to look up in an empty dictionary */
     while (i < count) {
         uint64_t head = varint(&r);
         if (r.err) return ERR_CORRUPT;
@@ -157,6 +160,7 @@ static int levels_all(const uint8_t *p, const uint8_t *end, int level, Py_ssize_
         uint64_t head = varint(&r);
         if (r.err || (head & 1) || (head >> 1) == 0 || r.p >= r.end || *r.p != level) return 0;
         r.p++;
+        if ((head >> 1) >= (uint64_t)(count - seen)) return 1;  /* no signed overflow on huge runs */
         seen += (Py_ssize_t)(head >> 1);
     }
     return 1;

@@ -1,6 +1,15 @@
 /* Parquet page headers: the Thrift compact protocol, just enough for PageHeader.
  *
- * Bounds-checked; needs no GIL.  Part of l1stream/_pages.c (included once).
+ * Read exactly as Apache Thrift's C++ TCompactProtocol (what pyarrow uses) reads it, so that the
+ * C path and pyarrow see the same header or both refuse it:
+ * - field ids are 16-bit: a delta wraps as int16 arithmetic, a long-form id is an i16 (a varint
+ *   truncated to 32 bits, zigzag-decoded, truncated to 16 bits);
+ * - an i32 is a varint truncated to 32 bits, then zigzag-decoded; varints take at most 10 bytes;
+ * - a known field of an unexpected type is skipped, as generated code does, and a required field
+ *   that is missing makes the struct unreadable;
+ * - nesting is limited to 64 levels (Thrift's default recursion limit).
+ *
+ * Bounds-checked; needs no GIL.  Part of l1stream/parquet/_pages.c (included once).
  */
 #ifndef L1STREAM_THRIFT_H
 #define L1STREAM_THRIFT_H
@@ -18,6 +27,14 @@ typedef struct {
     int err;
 } Reader;
 
+enum {  /* which fields were read: required ones are checked after the struct */
+    SEEN_TYPE = 1 << 0, SEEN_UNCOMPRESSED = 1 << 1, SEEN_COMPRESSED = 1 << 2,
+    SEEN_NUM_VALUES = 1 << 3, SEEN_ENCODING = 1 << 4, SEEN_DEF_ENCODING = 1 << 5, SEEN_REP_ENCODING = 1 << 6,
+    SEEN_NUM_NULLS = 1 << 7, SEEN_NUM_ROWS = 1 << 8, SEEN_DEF_BYTES = 1 << 9, SEEN_REP_BYTES = 1 << 10,
+    SEEN_SUBHEADER = 1 << 11,
+};
+#define THRIFT_MAX_DEPTH 64
+
 typedef struct {
     int32_t type, uncompressed_size, compressed_size;
     int has_crc;
@@ -25,6 +42,8 @@ typedef struct {
     int32_t num_values, num_nulls, num_rows, encoding, level_encoding;
     int32_t def_bytes, rep_bytes;  /* v2 only */
     int is_compressed;             /* v2 only: default true */
+    uint32_t seen;                 /* SEEN_* bits of the struct being read */
+    int subheader;                 /* field id of the page-type header read (5, 7 or 8), 0 if none */
 } PageHeader;
 
 /* ---- Thrift compact protocol: just enough for PageHeader ------------------------------------ */
@@ -40,9 +59,10 @@ static uint64_t varint(Reader *r) {
     return 0;
 }
 
-static int64_t zigzag(Reader *r) {
-    uint64_t v = varint(r);
-    return (int64_t)(v >> 1) ^ -(int64_t)(v & 1);
+/* Thrift's readVarint32 + zigzagToI32: the varint truncated to 32 bits, then zigzag-decoded. */
+static int32_t zigzag32(Reader *r) {
+    uint32_t v = (uint32_t)varint(r);
+    return (int32_t)((v >> 1) ^ (0u - (v & 1u)));
 }
 
 static void skip(Reader *r, int type, int depth, int in_container);
@@ -52,13 +72,13 @@ static void skip_struct(Reader *r, int depth) {
         if (r->p >= r->end) { r->err = 1; return; }
         uint8_t head = *r->p++;
         if (head == 0) return;
-        if ((head >> 4) == 0) zigzag(r); /* long-form field id */
+        if ((head >> 4) == 0) (void)zigzag32(r); /* long-form field id */
         skip(r, head & 15, depth + 1, 0);
     }
 }
 
 static void skip(Reader *r, int type, int depth, int in_container) {
-    if (depth > 16) { r->err = 1; return; }
+    if (depth > THRIFT_MAX_DEPTH) { r->err = 1; return; }
     switch (type) {
     case 1: case 2:  /* booleans: in the field header, or one byte inside a list */
         if (in_container) { if (r->p >= r->end) r->err = 1; else r->p++; }
@@ -99,75 +119,91 @@ static void skip(Reader *r, int type, int depth, int in_container) {
 /* Read a struct's fields, calling field(r, id, type, out) for each; it returns 0 when it skipped. */
 typedef int (*FieldReader)(Reader *, int, int, PageHeader *);
 
-static void read_struct(Reader *r, FieldReader field, PageHeader *h) {
-    int id = 0;
+static void read_struct(Reader *r, FieldReader field, PageHeader *h, int depth) {
+    int16_t id = 0;
+    if (depth > THRIFT_MAX_DEPTH) { r->err = 1; return; }
     while (!r->err) {
         if (r->p >= r->end) { r->err = 1; return; }
         uint8_t head = *r->p++;
         if (head == 0) return;
-        id = (head >> 4) ? id + (head >> 4) : (int)zigzag(r);
+        /* int16 arithmetic, as Thrift's lastFieldId_ + modifier: unsigned, then truncated */
+        id = (head >> 4) ? (int16_t)(uint16_t)((uint16_t)id + (head >> 4)) : (int16_t)(uint16_t)(uint32_t)zigzag32(r);
         int type = head & 15;
-        if (!field(r, id, type, h)) skip(r, type, 1, 0);
+        if (r->err) return;
+        if (!field(r, id, type, h)) skip(r, type, depth + 1, 0);
     }
 }
 
-static int i32_field(Reader *r, int type, int32_t *out) {
-    if (type != 5) { r->err = 1; return 1; }
-    int64_t v = zigzag(r);
-    if (v < INT32_MIN || v > INT32_MAX) r->err = 1;
-    *out = (int32_t)v;
+/* An i32 field: read and marked seen; a field of another type is skipped (returns 0). */
+static int i32_field(Reader *r, int type, int32_t *out, PageHeader *h, uint32_t seen) {
+    if (type != 5) return 0;
+    *out = zigzag32(r);
+    h->seen |= seen;
     return 1;
 }
 
 static int data_page_field(Reader *r, int id, int type, PageHeader *h) {
     switch (id) {
-    case 1: return i32_field(r, type, &h->num_values);
-    case 2: return i32_field(r, type, &h->encoding);
-    case 3: return i32_field(r, type, &h->level_encoding);
+    case 1: return i32_field(r, type, &h->num_values, h, SEEN_NUM_VALUES);
+    case 2: return i32_field(r, type, &h->encoding, h, SEEN_ENCODING);
+    case 3: return i32_field(r, type, &h->level_encoding, h, SEEN_DEF_ENCODING);
+    case 4: { int32_t ignored; return i32_field(r, type, &ignored, h, SEEN_REP_ENCODING); }
     default: return 0;
     }
 }
 
 static int dictionary_page_field(Reader *r, int id, int type, PageHeader *h) {
     switch (id) {
-    case 1: return i32_field(r, type, &h->num_values);
-    case 2: return i32_field(r, type, &h->encoding);
+    case 1: return i32_field(r, type, &h->num_values, h, SEEN_NUM_VALUES);
+    case 2: return i32_field(r, type, &h->encoding, h, SEEN_ENCODING);
     default: return 0;
     }
 }
 
 static int data_page_v2_field(Reader *r, int id, int type, PageHeader *h) {
     switch (id) {
-    case 1: return i32_field(r, type, &h->num_values);
-    case 2: return i32_field(r, type, &h->num_nulls);
-    case 3: return i32_field(r, type, &h->num_rows);
-    case 4: return i32_field(r, type, &h->encoding);
-    case 5: return i32_field(r, type, &h->def_bytes);
-    case 6: return i32_field(r, type, &h->rep_bytes);
+    case 1: return i32_field(r, type, &h->num_values, h, SEEN_NUM_VALUES);
+    case 2: return i32_field(r, type, &h->num_nulls, h, SEEN_NUM_NULLS);
+    case 3: return i32_field(r, type, &h->num_rows, h, SEEN_NUM_ROWS);
+    case 4: return i32_field(r, type, &h->encoding, h, SEEN_ENCODING);
+    case 5: return i32_field(r, type, &h->def_bytes, h, SEEN_DEF_BYTES);
+    case 6: return i32_field(r, type, &h->rep_bytes, h, SEEN_REP_BYTES);
     case 7:
-        if (type != 1 && type != 2) { r->err = 1; return 1; }
+        if (type != 1 && type != 2) return 0;
         h->is_compressed = type == 1;
         return 1;
     default: return 0;
     }
 }
 
+static const uint32_t REQUIRED_DATA = SEEN_NUM_VALUES | SEEN_ENCODING | SEEN_DEF_ENCODING | SEEN_REP_ENCODING;
+static const uint32_t REQUIRED_DICTIONARY = SEEN_NUM_VALUES | SEEN_ENCODING;
+static const uint32_t REQUIRED_DATA_V2 = SEEN_NUM_VALUES | SEEN_NUM_NULLS | SEEN_NUM_ROWS | SEEN_ENCODING |
+                                         SEEN_DEF_BYTES | SEEN_REP_BYTES;
+
 static int page_header_field(Reader *r, int id, int type, PageHeader *h) {
     switch (id) {
-    case 1: return i32_field(r, type, &h->type);
-    case 2: return i32_field(r, type, &h->uncompressed_size);
-    case 3: return i32_field(r, type, &h->compressed_size);
+    case 1: return i32_field(r, type, &h->type, h, SEEN_TYPE);
+    case 2: return i32_field(r, type, &h->uncompressed_size, h, SEEN_UNCOMPRESSED);
+    case 3: return i32_field(r, type, &h->compressed_size, h, SEEN_COMPRESSED);
     case 4: {
         int32_t crc = 0;
-        i32_field(r, type, &crc);
+        if (!i32_field(r, type, &crc, h, 0)) return 0;
         h->has_crc = 1;
         h->crc = (uint32_t)crc;
         return 1;
     }
-    case 5: case 7: case 8:
-        if (type != 12) { r->err = 1; return 1; }
-        read_struct(r, id == 5 ? data_page_field : id == 7 ? dictionary_page_field : data_page_v2_field, h);
+    case 5: case 7: case 8: {
+        if (type != 12) return 0;
+        uint32_t outer = h->seen;
+        h->seen = 0;
+        read_struct(r, id == 5 ? data_page_field : id == 7 ? dictionary_page_field : data_page_v2_field, h, 2);
+        uint32_t required = id == 5 ? REQUIRED_DATA : id == 7 ? REQUIRED_DICTIONARY : REQUIRED_DATA_V2;
+        if ((h->seen & required) != required) r->err = 1;  /* a required field is missing */
+        h->seen = outer | SEEN_SUBHEADER;
+        h->subheader = id;
         return 1;
+    }
     default: return 0;
     }
 }
@@ -185,8 +221,10 @@ static Py_ssize_t parse_header_raw(const uint8_t *buf, Py_ssize_t size, Py_ssize
         return -1;
     }
     Reader r = {buf + offset, buf + size, 0};
-    read_struct(&r, page_header_field, h);
-    if (r.err || h->type < 0 || h->compressed_size < 0 || h->uncompressed_size < 0) {
+    read_struct(&r, page_header_field, h, 1);
+    const uint32_t required = SEEN_TYPE | SEEN_UNCOMPRESSED | SEEN_COMPRESSED;
+    if (r.err || (h->seen & required) != required || h->type < 0 || h->compressed_size < 0
+            || h->uncompressed_size < 0) {
         *why = "an unreadable page header";
         return -1;
     }

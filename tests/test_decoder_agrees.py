@@ -1,0 +1,94 @@
+"""Files the C decoder and pyarrow must judge alike: both read them the same, or both refuse.
+
+Each file is a real pyarrow-written file with one byte changed where the change keeps every
+length and offset valid, so that only the point under test differs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import l1stream
+from l1stream.errors import BadFileError
+from l1stream.parquet import pages
+
+if pages._pages is None:
+    pytest.skip("the C page decoder is not built", allow_module_level=True)
+from l1stream.parquet import _pages  # noqa: E402
+
+
+def both_paths(monkeypatch, path, **options):
+    outcomes = []
+    for native in ("1", "0"):
+        monkeypatch.setenv("L1STREAM_NATIVE", native)
+        try:
+            result = l1stream.evaluate(str(path), nan_policy="omit", **options)
+            outcomes.append(("ok", result.count, result.mae))
+        except BadFileError as exc:
+            outcomes.append(("refused", str(exc)))
+    return outcomes
+
+
+def test_a_bit_packed_level_run_shorter_than_declared_is_refused_by_both(tmp_path, monkeypatch):
+    """Definition levels of 8 values in one bit-packed group (header 0x03, 1 byte): declaring two
+    groups (0x05) with one byte present is refused by pyarrow ("Number of decoded rep / def levels
+    do not match"), so the C path must refuse it too instead of reading 8 levels."""
+    path = tmp_path / "levels.parquet"
+    actual = [1.0, None, 3.0, 4.0, None, 6.0, 7.0, 8.0]
+    pq.write_table(pa.table({"actual": pa.array(actual), "prediction": pa.array([0.0] * 8)}), str(path),
+                   compression="none", use_dictionary=False, write_statistics=False, data_page_version="1.0")
+    data = bytearray(path.read_bytes())
+    start = pq.ParquetFile(str(path)).metadata.row_group(0).column(0).data_page_offset
+    at = data.index(bytes.fromhex("0200000003"), start)  # level block length 2, one bit-packed group
+    data[at + 4] = 0x05
+    path.write_bytes(bytes(data))
+    with pytest.raises(OSError):
+        pq.read_table(str(path))
+    outcomes = both_paths(monkeypatch, path)
+    assert [o[0] for o in outcomes] == ["refused", "refused"], outcomes
+
+
+def test_the_untouched_file_reads_the_same_on_both_paths(tmp_path, monkeypatch):
+    path = tmp_path / "fine.parquet"
+    actual = [1.0, None, 3.0, 4.0, None, 6.0, 7.0, 8.0]
+    pq.write_table(pa.table({"actual": pa.array(actual), "prediction": pa.array([0.0] * 8)}), str(path),
+                   compression="none", use_dictionary=False, write_statistics=False, data_page_version="1.0")
+    assert both_paths(monkeypatch, path) == [("ok", 6, 29 / 6), ("ok", 6, 29 / 6)]
+
+
+def i32(value: int) -> bytes:
+    """A Thrift compact i32: zigzag, then a varint."""
+    z = (value << 1) ^ (value >> 31)
+    out = bytearray()
+    while z >> 7:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    return bytes(out + bytes([z]))
+
+
+def _dictionary_page(num_values: int) -> bytes:
+    # PageHeader{type=DICTIONARY_PAGE, sizes=8*n, dictionary_page_header{num_values=n, encoding=PLAIN}}
+    size = num_values * 8
+    header = (b"\x15" + i32(2) + b"\x15" + i32(size) + b"\x15" + i32(size) + b"\x4c"
+              + b"\x15" + i32(num_values) + b"\x15" + i32(0) + b"\x00" + b"\x00")
+    return header + bytes(size)
+
+
+def _dictionary_data_page(indices: bytes, num_values: int) -> bytes:
+    body = bytes([1]) + indices  # bit width 1, then the RLE / bit-packed runs
+    header = (b"\x15" + i32(0) + b"\x15" + i32(len(body)) + b"\x15" + i32(len(body)) + b"\x2c"
+              + b"\x15" + i32(num_values) + b"\x15" + i32(8) + b"\x15" + i32(3) + b"\x15" + i32(3) + b"\x00\x00")
+    return header + body
+
+
+def test_indices_into_an_empty_dictionary_are_corrupt():
+    """A dictionary page of 0 values, then bit-packed indices: nothing may be read from the empty
+    dictionary (it was a heap-buffer-overflow under ASan)."""
+    chunk = _dictionary_page(0) + _dictionary_data_page(b"\x03\x00", 8)
+    dictionary, out, scratch = np.empty(0), np.empty(8), bytearray(1 << 12)
+    _, offset = _pages.decode_page(chunk, 0, 0, True, 0, None, dictionary, None, scratch)
+    with pytest.raises(_pages.Corrupt):
+        _pages.decode_page(chunk, offset, 0, True, 0, dictionary, out, None, scratch)
