@@ -14,6 +14,8 @@ code  meaning
 4     a quality gate failed
 5     finished, but files were skipped and ``--allow-skipped`` was not given
 6     the Dask cluster could not be started or reached
+7     an output could not be written (disk full, read-only or missing
+      directory, permissions, missing bucket); previous outputs are intact
 ====  ==========================================================
 """
 
@@ -26,6 +28,7 @@ EXIT_DATA = 3
 EXIT_GATE = 4
 EXIT_SKIPPED = 5
 EXIT_CLUSTER = 6
+EXIT_OUTPUT = 7
 
 
 class L1StreamError(Exception):
@@ -106,3 +109,11 @@ class ClusterError(L1StreamError):
 
     exit_code = EXIT_CLUSTER
     kind = "cluster_error"
+
+
+class OutputError(L1StreamError):
+    """An output (JSON, report, loss dataset, store entry, history record) could not be written:
+    the message names the path and the cause; nothing half-written is left behind."""
+
+    exit_code = EXIT_OUTPUT
+    kind = "output_error"

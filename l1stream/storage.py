@@ -2,16 +2,27 @@
 
 A file is written to a temporary name in its target directory, flushed and
 fsynced, then renamed over the target (atomic on POSIX).  A directory output is
-built under a temporary sibling and swapped in at the end.  A failure or an
-interruption leaves the previous output intact and removes the temporary.
+built under a temporary sibling and swapped in at the end with one atomic
+exchange (Linux ``renameat2(RENAME_EXCHANGE)``), so a kill at any moment leaves
+either the old or the new directory at the path; where the exchange is not
+available, two renames are used and a directory left aside by a kill between
+them is put back by the next write.  A failure or an interruption leaves the
+previous output intact and removes the temporary.  A write that fails for a
+reason outside l1stream (disk full, read-only directory, permissions) raises
+:class:`~l1stream.errors.OutputError` naming the path and the cause.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import shutil
 import uuid
+
+from l1stream.errors import OutputError
 
 
 def is_local(fs) -> bool:
@@ -20,24 +31,97 @@ def is_local(fs) -> bool:
     return "file" in protocols or "local" in protocols
 
 
+def output_error(path: str, exc: OSError) -> OutputError:
+    """An :class:`OutputError` naming ``path`` and the system's cause."""
+    cause = exc.strerror or type(exc).__name__
+    hint = {28: "free space on that disk or write elsewhere", 30: "the file system is read-only; write elsewhere",
+            13: "l1stream may not write there; check its permissions or write elsewhere"}.get(exc.errno, "")
+    return OutputError(f"could not write {path}: {cause}" + (f" ({hint})" if hint else ""), path=path)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: str, b: str) -> bool:
+    """Swap two paths atomically (Linux renameat2); False where that is not available."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: this kernel or file system cannot
+        return False
+    raise OSError(errno, os.strerror(errno), b)
+
+
+def _restore_set_aside(path: str) -> None:
+    """Put back a directory that a kill between two renames left at ``.NAME.old-*``."""
+    if os.path.exists(path):
+        return
+    parent, name = os.path.dirname(path), os.path.basename(path)
+    with contextlib.suppress(OSError):
+        for entry in sorted(os.listdir(parent)):
+            if entry.startswith(f".{name}.old-"):
+                os.replace(os.path.join(parent, entry), path)
+                return
+
+
+_abandoned: set = set()  # staging directories of failed or interrupted outputs
+
+
+def abandon(staging: str) -> None:
+    """Remove a staging directory now, and again at exit: worker threads still finishing a task
+    when the run was interrupted may write into it after the first removal (Python joins those
+    threads before it runs exit handlers, so the second removal comes after the last write)."""
+    _abandoned.add(staging)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+@atexit.register
+def _remove_abandoned() -> None:
+    for staging in list(_abandoned):
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def staging_alive(staging: str) -> bool:
+    """False once :func:`abandon` gave up this staging directory: writers stop."""
+    return staging not in _abandoned
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str):
     """Yield a temporary directory that replaces ``path`` only if the block succeeds."""
     path = os.path.abspath(path.rstrip("/"))
     parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
     temporary = os.path.join(parent, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
-    os.makedirs(temporary)
+    try:
+        os.makedirs(parent, exist_ok=True)
+        _restore_set_aside(path)
+        os.makedirs(temporary)
+    except OSError as exc:
+        raise output_error(path, exc) from None
     try:
         yield temporary
     except BaseException:
-        shutil.rmtree(temporary, ignore_errors=True)
+        abandon(temporary)
         raise
-    old = None
-    if os.path.exists(path):
-        old = os.path.join(parent, f".{os.path.basename(path)}.old-{uuid.uuid4().hex}")
-        os.replace(path, old)
-    os.replace(temporary, path)
+    try:
+        if os.path.exists(path) and _exchange(temporary, path):
+            shutil.rmtree(temporary, ignore_errors=True)  # it now holds the old content
+            return
+        old = None
+        if os.path.exists(path):
+            old = os.path.join(parent, f".{os.path.basename(path)}.old-{uuid.uuid4().hex}")
+            os.replace(path, old)
+        os.replace(temporary, path)
+    except OSError as exc:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise output_error(path, exc) from None
     if old:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -45,20 +129,25 @@ def atomic_directory(path: str):
 def write_bytes(fs, path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` on ``fs`` whole or not at all (rename locally, one PUT remotely)."""
     if not is_local(fs):
-        fs.pipe(path, data)
+        try:
+            fs.pipe(path, data)
+        except (OSError, PermissionError) as exc:
+            raise output_error(path, exc) from None
         return
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
     temporary = os.path.join(directory, f".{os.path.basename(path)}.tmp-{uuid.uuid4().hex}")
     try:
+        os.makedirs(directory, exist_ok=True)
         with open(temporary, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.remove(temporary)
+        if isinstance(exc, OSError):
+            raise output_error(path, exc) from None
         raise
 
 

@@ -77,7 +77,10 @@ def test_cli_report_writes_html_json_and_gates(dated_log, tmp_path, capsys):
     assert document["report"]["quantiles"]["median"] > 0
     assert [g["status"] for g in document["gates"]] == ["passed"]
     page = html.read_text()
-    assert "MAE of past runs" in page and "passed" in page
+    assert "MAE of past runs" not in page and "passed" in page  # the history is appended after the report
+    assert main(["report", str(dated_log), "--by", "model", "--html", str(html), "--history", str(history),
+                 "--max-mae", "1e9", "--quiet"]) == 0
+    assert "MAE of past runs" in html.read_text()  # the first run, now in the history
     # a failing gate: exit 4, and the report still says which gate failed
     code = main(["report", str(dated_log), "--by", "model", "--html", str(html), "--max-mae", "1", "--gate-slices",
                  "--quiet"])

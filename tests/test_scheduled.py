@@ -49,7 +49,7 @@ def test_incremental_sequence_matches_full_recompute(tmp_path, rng):
         full = l1stream.evaluate(str(root), by="model")
         assert incremental.mae == full.mae == truth(days)[0]
         assert incremental.group_states == full.group_states
-        assert incremental.fragments == {"read": read, "reused": reused}
+        assert incremental.fragments == {"read": read, "reused": reused, "rejected": 0}
         assert incremental.count == truth(days)[1]
 
     run_and_check(6, 0)                       # first run: everything read
@@ -64,10 +64,10 @@ def test_incremental_sequence_matches_full_recompute(tmp_path, rng):
     shutil.rmtree(root / "date=2026-11-01")   # a day is deleted
     del days[1]
     run_and_check(0, 6)
-    entries = glob.glob(os.path.join(store, "v1", "*", "*.json"))
+    entries = glob.glob(os.path.join(store, "v2", "*", "*.json"))
     assert len(entries) == 6                  # stale entries of rewritten/deleted files are gone
     forced = l1stream.evaluate(str(root), by="model", store=store, full=True)
-    assert forced.fragments == {"read": 6, "reused": 0} and forced.mae == truth(days)[0]
+    assert forced.fragments == {"read": 6, "reused": 0, "rejected": 0} and forced.mae == truth(days)[0]
 
 
 def test_store_separates_evaluation_definitions(tmp_path, rng):
@@ -79,20 +79,20 @@ def test_store_separates_evaluation_definitions(tmp_path, rng):
     filtered = l1stream.evaluate(str(root), store=store, filters="actual>100000")  # row filter changes states
     assert filtered.fragments["reused"] == 0
     pruned = l1stream.evaluate(str(root), store=store, filters="model==v1")  # partition filter: reused
-    assert pruned.fragments == {"read": 0, "reused": 1}
+    assert pruned.fragments == {"read": 0, "reused": 1, "rejected": 0}
 
 
 def test_corrupted_entry_is_detected_and_recomputed(tmp_path, rng, caplog):
     root, store = tmp_path / "logs", str(tmp_path / "store")
     days = {1: make_day(root, 1, rng)}
     first = l1stream.evaluate(str(root), store=store)
-    entry = sorted(glob.glob(os.path.join(store, "v1", "*", "*.json")))[0]
+    entry = sorted(glob.glob(os.path.join(store, "v2", "*", "*.json")))[0]
     doc = json.loads(open(entry).read())
     doc["state"]["groups"][0][1]["count"] += 1          # a silent bit flip in the count
     open(entry, "w").write(json.dumps(doc))
     with caplog.at_level("WARNING", logger="l1stream"):
         again = l1stream.evaluate(str(root), store=store)
-    assert "corrupt" in caplog.text and again.fragments == {"read": 1, "reused": 1}
+    assert "checksum mismatch" in caplog.text and again.fragments == {"read": 1, "reused": 1, "rejected": 1}
     assert again.mae == first.mae == truth(days)[0] and again.count == first.count
     open(entry, "w").write("{not json")
     assert l1stream.evaluate(str(root), store=store).mae == first.mae
@@ -117,11 +117,11 @@ def test_run_killed_mid_way_leaves_a_valid_store(many_files, tmp_path):
     store = tmp_path / "store"
     proc = _cli_process(root, "--store", store, "--scheduler", "synchronous")
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(glob.glob(str(store / "v1" / "*" / "*.json"))) < 3:
+    while time.monotonic() < deadline and len(glob.glob(str(store / "v2" / "*" / "*.json"))) < 3:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    written = len(glob.glob(str(store / "v1" / "*" / "*.json")))
+    written = len(glob.glob(str(store / "v2" / "*" / "*.json")))
     assert 3 <= written < 56, "the run was not killed mid-way"
     result = l1stream.evaluate(str(root), store=str(store))
     assert result.fragments["reused"] >= written - 1 and result.fragments["read"] + result.fragments["reused"] == 56
@@ -137,7 +137,7 @@ def test_two_runs_at_once(many_files, tmp_path):
     maes = {json.loads(out)["mae"] for out, _ in outputs}
     assert maes == {expected[0]}
     third = l1stream.evaluate(str(root), store=str(store))
-    assert third.fragments == {"read": 0, "reused": 56} and third.mae == expected[0]
+    assert third.fragments == {"read": 0, "reused": 56, "rejected": 0} and third.mae == expected[0]
 
 
 # --- gates, paired comparison, history -----------------------------------------------------
@@ -285,7 +285,7 @@ gates:
     assert cli(capsys, "run", config, "--json")[0] == 0
     code, out, _ = cli(capsys, "run", config, "--json")
     doc = json.loads(out)
-    assert code == 0 and doc["fragments"] == {"read": 0, "reused": 2}
+    assert code == 0 and doc["fragments"] == {"read": 0, "reused": 2, "rejected": 0}
     assert {g["status"] for g in doc["gates"]} == {"passed"}
     bad = tmp_path / "bad.yaml"
     bad.write_text(f"sources: [{root}]\ngates:\n  - max_mae: 1\n    max_increase: 2\n")

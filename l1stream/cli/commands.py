@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 
 from l1stream.cli.parser import build_parser
 from l1stream.errors import EXIT_GATE, EXIT_OK, EXIT_SKIPPED, L1StreamError, SkippedFilesError, UsageError
@@ -20,6 +22,7 @@ def main(argv=None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in argv
+    previous = _stop_on_sigterm()
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
@@ -30,8 +33,11 @@ def main(argv=None) -> int:
         return _COMMANDS[args.command](args)
     except L1StreamError as exc:
         return _fail(exc, want_json)
+    except Terminated:
+        print("l1stream: terminated (SIGTERM); outputs left as they were", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print("l1stream: interrupted", file=sys.stderr)
+        print("l1stream: interrupted; outputs left as they were", file=sys.stderr)
         return 130
     except BrokenPipeError:  # stdout closed early (| head): stop quietly, as Unix tools do
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -46,6 +52,24 @@ def main(argv=None) -> int:
                               f"L1STREAM_DEBUG=1 for a traceback)")
         error.kind = "internal_error"
         return _fail(error, want_json)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C so that every output is unwound the same way."""
+
+
+def _stop_on_sigterm():
+    """Turn SIGTERM into :class:`Terminated` (main thread only); returns the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise Terminated()
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 def _fail(exc: L1StreamError, want_json: bool) -> int:
@@ -89,10 +113,19 @@ def _cmd_mae(args) -> int:
 
     gates = prepare_gates(_gates(args), args.history)
     storage = _key_values(args.storage_option) or None
+    _check_outputs(args, storage, {"--output": args.output})
     result = evaluate(args.sources, **_evaluation_options(args, storage), progress=_progress(args),
                       cluster=_cluster(args))
-    _finish(result, args, gates, storage)
-    return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage)
+    record = _check(result, args, gates, storage)
+    return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage, record=record)
+
+
+def _check_outputs(args, storage, outputs: dict) -> None:
+    """Refuse outputs, the store or the history inside a source, before any work."""
+    from l1stream.sources.discovery import check_outputs_outside_sources
+
+    outputs = {**outputs, "--store": getattr(args, "store", None), "--history": getattr(args, "history", None)}
+    check_outputs_outside_sources(args.sources, outputs, storage)
 
 
 def _evaluation_options(args, storage: dict | None) -> dict:
@@ -100,17 +133,20 @@ def _evaluation_options(args, storage: dict | None) -> dict:
     return {"actual": args.actual, "prediction": args.prediction, "weight": args.weight, "by": args.by or None,
             "filters": args.filters or None, "nan_policy": args.nan_policy, "on_bad_file": args.on_bad_file,
             "scheduler": args.scheduler, "num_workers": args.workers, "storage_options": storage,
-            "store": args.store, "full": args.full, "baseline_prediction": args.baseline_prediction}
+            "store": args.store, "full": args.full, "baseline_prediction": args.baseline_prediction,
+            "format": args.format, "table_version": args.table_version}
 
 
-def _finish(result, args, gates: list, storage) -> None:
-    """Check the gates and append the run to the history (``mae`` and ``report``)."""
-    from l1stream.scheduled.runner import finish_run
+def _check(result, args, gates: list, storage):
+    """Check the gates (``mae`` and ``report``); return what appends the run to the history, to be
+    called once every output is written."""
+    from l1stream.scheduled.runner import check_run, record_run
 
     definition = {"sources": args.sources, "columns": [args.actual, args.prediction, args.weight,
                                                        args.baseline_prediction],
                   "by": args.by, "filters": args.filters, "nan_policy": args.nan_policy}
-    finish_run(result, gates=gates, history=args.history, definition=definition, storage_options=storage)
+    checks = check_run(result, gates=gates, history=args.history, definition=definition, storage_options=storage)
+    return lambda: record_run(result, checks, history=args.history, definition=definition, storage_options=storage)
 
 
 def _cmd_report(args) -> int:
@@ -121,6 +157,7 @@ def _cmd_report(args) -> int:
     storage = _key_values(args.storage_option) or None
     if args.cluster:
         raise UsageError("report runs several passes: start the cluster yourself and pass --scheduler ADDRESS")
+    _check_outputs(args, storage, {"--output": args.output, "--html": args.html})
     bins = None
     if args.bins:
         try:
@@ -131,13 +168,13 @@ def _cmd_report(args) -> int:
                     bins=bins, time_key=None if args.time_key.lower() == "none" else args.time_key,
                     confidence=args.confidence, title=args.title)
     result = job.evaluate(_progress(args))
-    _finish(result, args, gates, storage)
+    record = _check(result, args, gates, storage)
     report = job.profile(result, history=args.history)
     report.write_html(args.html, storage)
     if not args.json:
         print(f"l1stream: report written to {args.html}", file=sys.stderr)
     return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage,
-                   document=report.to_dict())
+                   document=report.to_dict(), record=record)
 
 
 def _gates(args) -> list:
@@ -161,13 +198,17 @@ def _cluster(args):
 
 
 def _report(result, args, *, allow_skipped: bool, json_path: str | None = None,
-            storage_options: dict | None = None, document: dict | None = None) -> int:
+            storage_options: dict | None = None, document: dict | None = None, record=None) -> int:
+    """Write the JSON outputs, then ``record`` the run in the history (last: a run whose outputs
+    failed is not recorded), then print the result and choose the exit code."""
     from l1stream.storage import write_text
 
     document = document or result.to_dict(file_reports=args.per_file)
     text = json.dumps(document, indent=2, allow_nan=False)
     for path in filter(None, {args.output, json_path}):
         write_text(path, text + "\n", storage_options)
+    if record is not None:
+        record()
     print(text if args.json else result.summary())
     from l1stream.scheduled.gates import failed
 
@@ -189,11 +230,14 @@ def _report(result, args, *, allow_skipped: bool, json_path: str | None = None,
 
 def _cmd_losses(args) -> int:
     from l1stream.outputs.losses import write_losses
+    from l1stream.sources.discovery import check_outputs_outside_sources
 
+    storage = _key_values(args.storage_option) or None
+    check_outputs_outside_sources(args.sources, {"--output": args.output}, storage, directories=("--output",))
     summary = write_losses(args.sources, args.output, actual=args.actual, prediction=args.prediction,
                            by=args.by or None, keep=tuple(args.keep), filters=args.filters or None,
                            nan_policy=args.nan_policy, scheduler=args.scheduler, num_workers=args.workers,
-                           storage_options=_key_values(args.storage_option) or None, cluster=_cluster(args))
+                           storage_options=storage, cluster=_cluster(args))
     print(json.dumps(summary) if args.json else f"wrote {summary['rows']:,} losses from {summary['files']:,} "
                                                    f"file(s) to {summary['output']}")
     return EXIT_OK
@@ -202,10 +246,12 @@ def _cmd_losses(args) -> int:
 def _cmd_run(args) -> int:
     from l1stream.scheduled.config import load_config
     from l1stream.scheduled.runner import (
+        check_config_outputs,
+        check_run,
         config_report_job,
         definition_of,
-        finish_run,
         prepare_gates,
+        record_run,
         run_config,
         write_config_losses,
         write_config_report,
@@ -213,15 +259,21 @@ def _cmd_run(args) -> int:
 
     config = load_config(args.config, args.overrides)
     gates = prepare_gates(config["gates"], config["history"])
+    check_config_outputs(config)
     report_job = config_report_job(config)
     storage = config["storage_options"] or None
     result = run_config(config, progress=_progress(args), full=args.full)
-    finish_run(result, gates=gates, history=config["history"], definition=definition_of(config),
-               storage_options=storage)
-    write_config_losses(config)
-    write_config_report(report_job, result, config)
+    definition = definition_of(config)
+    checks = check_run(result, gates=gates, history=config["history"], definition=definition,
+                       storage_options=storage)
+    written = [write_config_losses(config), write_config_report(report_job, result, config)]
+    if not args.json:
+        for path in [config["output"]["json"], *(w["output"] if isinstance(w, dict) else w for w in written)]:
+            if path:
+                print(f"l1stream: wrote {path}", file=sys.stderr)
     return _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"],
-                   storage_options=storage)
+                   storage_options=storage, record=lambda: record_run(result, checks, history=config["history"],
+                                                                      definition=definition, storage_options=storage))
 
 
 def _cmd_demo(args) -> int:

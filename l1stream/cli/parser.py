@@ -132,6 +132,11 @@ def _add_evaluation_arguments(parser) -> None:
     parser.add_argument("--allow-skipped", action="store_true", help="exit 0 even if files were skipped")
     parser.add_argument("--store", metavar="DIR",
                         help="state store (dir or URL): re-runs read only new or changed files")
+    parser.add_argument("--format", choices=["auto", "parquet", "delta", "iceberg"], default="auto",
+                        help="how to read the sources: auto (default) reads Delta and Iceberg tables as their "
+                             "current snapshot; parquet reads every file as plain Parquet")
+    parser.add_argument("--table-version", type=int, metavar="N",
+                        help="the Delta version or Iceberg snapshot id to read (time travel)")
     parser.add_argument("--baseline-prediction", metavar="COL",
                         help="another model's predictions: both MAEs on the same rows and their exact difference")
     gates = parser.add_argument_group("quality gates (exit code 4 when one fails)")

@@ -15,7 +15,8 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
              num_workers: int | None = None, storage_options: dict | None = None, filesystem=None,
              chunk_rows: int = 1 << 20, task_bytes: int = DEFAULT_TASK_BYTES,
              progress: bool = False, cluster=None, store=None, full: bool = False,
-             baseline_prediction: str | None = None) -> EvaluationResult:
+             baseline_prediction: str | None = None, format: str | None = None,
+             table_version: int | None = None) -> EvaluationResult:
     """Evaluate the exact (weighted) MAE of a Parquet dataset or a Dask DataFrame.
 
     Parameters
@@ -64,6 +65,13 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
     baseline_prediction : str, optional
         Another model's prediction column: both MAEs on exactly the same rows, and their exact
         paired difference (``result.baseline_mae``, ``result.difference``).
+    format : {"auto", "parquet", "delta", "iceberg"}, optional
+        How to read the paths.  By default a directory holding ``_delta_log/`` is read as the
+        current snapshot of a Delta table, one holding ``metadata/*.metadata.json`` as an Iceberg
+        table (only their live files), and a path inside a table is an error; ``"parquet"`` reads
+        every file as plain Parquet.  ``result.source`` says what was read.
+    table_version : int, optional
+        The Delta table version or Iceberg snapshot id to read (time travel).
 
     Returns
     -------
@@ -81,7 +89,8 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
     options = validate_options(actual=actual, prediction=prediction, weight=weight, by=by, filters=filters,
                                nan_policy=nan_policy, on_bad_file=on_bad_file, scheduler=scheduler,
                                num_workers=num_workers, chunk_rows=chunk_rows, task_bytes=task_bytes,
-                               store=store, full=full, baseline_prediction=baseline_prediction)
+                               store=store, full=full, baseline_prediction=baseline_prediction, format=format,
+                               table_version=table_version)
     cluster = validate_cluster(cluster)
     if cluster is not None and scheduler is not None:
         raise UsageError("give either scheduler (an existing scheduler) or cluster (one to start), not both")

@@ -20,8 +20,9 @@ from l1stream.engine.scan_state import ScanState, merge_all
 from l1stream.engine.schedulers import delayed_tree, run_graph, scheduler_label, tree_graph, validate_scheduler
 from l1stream.errors import NoRowsError, SchemaError, UsageError
 from l1stream.exact.state import check_nan_policy
-from l1stream.sources.discovery import discover
+from l1stream.sources.discovery import check_outputs_outside_sources, discover
 from l1stream.sources.filters import bind_filters, parse_filters
+from l1stream.sources.tables import validate_format
 
 log = logging.getLogger("l1stream")
 
@@ -47,12 +48,14 @@ class Options:
     store: str | None = None
     full: bool = False
     baseline: str | None = None
+    source_format: str = "auto"  # auto | parquet | delta | iceberg
+    table_version: int | None = None
 
 
 def validate_options(*, actual="actual", prediction="prediction", weight=None, by=None, filters=None,
                      nan_policy="raise", on_bad_file="raise", scheduler=None, num_workers=None,
                      chunk_rows=1 << 20, task_bytes=DEFAULT_TASK_BYTES, store=None, full=False,
-                     baseline_prediction=None) -> Options:
+                     baseline_prediction=None, format=None, table_version=None) -> Options:
     """Check every option up front; raise :class:`UsageError` saying what was expected."""
     for name, value in (("actual", actual), ("prediction", prediction)):
         if not isinstance(value, str) or not value:
@@ -88,9 +91,16 @@ def validate_options(*, actual="actual", prediction="prediction", weight=None, b
         raise UsageError(f"store must be a directory path or URL; got {store!r}")
     if not isinstance(full, bool):
         raise UsageError(f"full must be true or false; got {full!r}")
+    source_format = validate_format(format)
+    if table_version is not None and (isinstance(table_version, bool) or not isinstance(table_version, int)
+                                      or table_version < 0):
+        raise UsageError(f"table_version must be a non-negative integer (a Delta version or an Iceberg snapshot id); "
+                         f"got {table_version!r}")
+    if table_version is not None and source_format == "parquet":
+        raise UsageError("table_version applies to Delta and Iceberg tables, not to format='parquet'")
     return Options(actual, prediction, weight, by, parse_filters(filters), nan_policy, on_bad_file, scheduler,
                    num_workers, chunk_rows, task_bytes, os.fspath(store) if store is not None else None, full,
-                   baseline_prediction)
+                   baseline_prediction, source_format, table_version)
 
 
 def evaluate_paths(source, options: Options, *, storage_options=None, filesystem=None,
@@ -126,12 +136,15 @@ class Prepared(NamedTuple):
 def prepare(source, options: Options, storage_options=None, filesystem=None) -> Prepared:
     """Discover, check names, bind filters and plan: everything before any task runs."""
     started = time.perf_counter()
-    found = discover(source, storage_options=storage_options, filesystem=filesystem)
+    if options.store is not None:
+        check_outputs_outside_sources(source, {"store": options.store}, storage_options)
+    found = discover(source, storage_options=storage_options, filesystem=filesystem,
+                     source_format=options.source_format, table_version=options.table_version)
     if found.duplicates:
         log.warning("%d file(s) reached more than once by the sources; each is counted once", len(found.duplicates))
     schema = _first_schema(found, options)
     _check_names(options, found.partition_types, schema)
-    bound = bind_filters(options.filters, found.partition_types, schema)
+    bound = bind_filters(options.filters, found.partition_types, schema, found.raw_partition_values)
     spec = ScanSpec(options.actual, options.prediction, options.weight, options.by,
                     tuple(k for k in options.by if k in found.partition_types), bound.row_expression,
                     bound.row_columns, options.nan_policy, options.on_bad_file, options.chunk_rows,
@@ -179,6 +192,7 @@ def _execute(prepared: Prepared, options: Options, progress: bool) -> Evaluation
         duplicates=found.duplicates, ignored=len(found.ignored), columns=_columns(options),
         elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
     result.inputs_fingerprint = _fingerprint(plan.tasks)
+    result.source = found.source_summary()
     return result
 
 

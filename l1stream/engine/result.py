@@ -60,7 +60,8 @@ class EvaluationResult:
         total_weight = self._overall.weight_sum
         self.weight_sum = correctly_rounded(total_weight) if weighted else None
         self.skipped = dict(sorted(scan.skipped.items()))
-        self.fragments = {"read": scan.fragments_read, "reused": scan.fragments_reused}
+        self.fragments = {"read": scan.fragments_read, "reused": scan.fragments_reused,
+                          "rejected": scan.fragments_rejected}
         self.baseline_column = self.columns.get("baseline_prediction")
         self.baseline_mae = self.difference = None
         if self.baseline_column:
@@ -69,6 +70,7 @@ class EvaluationResult:
             self.difference = paired_difference(self._overall, base)
         self.gates = None  # set by l1stream.scheduled.gates.check_gates
         self.inputs_fingerprint = ""
+        self.source = {"format": "parquet", "table_version": None, "tables": []}
         self.file_reports = dict(sorted(scan.files.items()))
 
     @property
@@ -124,6 +126,7 @@ class EvaluationResult:
             "columns": self.columns,
             "filters": list(self.filters),
             "by": list(self.by),
+            "source": {**self.source, "tables": [dict(t) for t in self.source["tables"]]},
             "files": {
                 "selected": self.files_selected,
                 "pruned_by_partition_filters": self.files_pruned,
@@ -259,6 +262,11 @@ def combine_results(results: list) -> EvaluationResult:
         elapsed=sum(r.elapsed for r in results), scheduler=first.scheduler)
     parts = "".join(sorted(r.inputs_fingerprint for r in results))
     combined.inputs_fingerprint = hashlib.sha256(parts.encode()).hexdigest()[:16]
+    tables = [t for r in results for t in r.source["tables"]]
+    formats = {r.source["format"] for r in results}
+    versions = {t["table_version"] for t in tables}
+    combined.source = {"format": formats.pop() if len(formats) == 1 else "mixed",
+                       "table_version": versions.pop() if len(versions) == 1 else None, "tables": tables}
     return combined
 
 

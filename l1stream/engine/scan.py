@@ -107,13 +107,14 @@ def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
                 result.fragments_read += 1
                 continue
             key = store.key(piece.identity)
-            state = store.load(key) if piece.stored else None
+            state, rejected = store.load(key, piece.identity) if piece.stored else (None, False)
             if state is not None:
                 state.fragments_reused += 1
             else:
                 state = _scan_piece(piece, spec, filesystem)
                 store.save(key, piece.identity, state)
                 state.fragments_read += 1
+                state.fragments_rejected += rejected
             result = result.merge(state)
         except (BadFileError, SchemaError) as exc:
             if spec.on_bad_file != "skip":

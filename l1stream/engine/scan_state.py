@@ -61,6 +61,7 @@ class ScanState:
     fragments_read: int = 0  # pieces decoded in this run
     fragments_reused: int = 0  # pieces taken from the state store
     baseline: dict = field(default_factory=dict)  # per-slice L1State of the baseline model (paired rows)
+    fragments_rejected: int = 0  # stored entries not used (corrupt, or made for another fragment): recomputed
 
     @classmethod
     def empty(cls) -> "ScanState":
@@ -81,7 +82,8 @@ class ScanState:
         for path, report in other.files.items():
             files[path] = report if path not in files else files[path].merge(report)
         return ScanState(groups, files, {**self.skipped, **other.skipped}, self.fragments_read + other.fragments_read,
-                         self.fragments_reused + other.fragments_reused, baseline)
+                         self.fragments_reused + other.fragments_reused, baseline,
+                         self.fragments_rejected + other.fragments_rejected)
 
     def overall(self, baseline: bool = False) -> L1State:
         """All slices merged (of the model, or of the baseline model); exact, so order is irrelevant."""

@@ -2,7 +2,7 @@
 
 Layout (a local directory or an fsspec URL)::
 
-    STORE/v1/<signature>/<path hash>-<identity hash>.json
+    STORE/v2/<signature>/<path hash>-<identity hash>.json
 
 ``signature`` hashes everything that shapes a fragment's state (columns, ``by`` and
 their types, row filters, ``nan_policy``); ``identity`` is the fragment's path,
@@ -13,7 +13,9 @@ used; a deleted file's entries are dropped by the clean-up at the end of a run.
 Safety: entries are content-addressed and written atomically (temporary name +
 rename locally, one PUT on object stores), so concurrent runs can only write the
 same bytes to the same name; an entry carries a SHA-256 of its state, and one that
-does not verify (or cannot be read) is recomputed and rewritten.  A run killed
+does not verify (or cannot be read) is recomputed and rewritten.  An entry also carries the
+identity and the signature it was computed for, checked on every load: an entry copied over
+another, or any other mix-up, is recomputed and reported (``fragments.rejected``), never used.  A run killed
 mid-way leaves only complete entries (and hidden temporaries, removed later).
 """
 
@@ -30,7 +32,7 @@ from l1stream.engine.scan_state import ScanState, state_from_json, state_to_json
 from l1stream.storage import is_local, write_bytes
 
 log = logging.getLogger("l1stream")
-FORMAT = 1
+FORMAT = 2  # 2: entries carry their identity and signature inside the checksum
 
 
 def json_digest(value) -> str:
@@ -67,25 +69,33 @@ class StateStore:
         bases = (os.path.basename(n) for n in names)
         return {b[:-5] for b in bases if b.endswith(".json") and not b.startswith(".")}
 
-    def load(self, key: str) -> ScanState | None:
-        """The stored state, or None if missing, unreadable or failing its checksum (logged)."""
+    def load(self, key: str, identity: list) -> tuple:
+        """``(state, rejected)``: the stored state of the fragment ``identity``, or ``(None, False)``
+        when there is no entry, or ``(None, True)`` when the entry is unreadable, fails its checksum,
+        or was computed for another fragment or signature (logged; the caller recomputes it)."""
         try:
             opener = open if is_local(self.fs) else self.fs.open  # fsspec's local open: ~0.1 ms more per entry
             with opener(self._entry(key), "rb") as handle:
                 doc = json.loads(handle.read())
             state = doc["state"]
-            if doc.get("format") != FORMAT or doc.get("checksum") != json_digest(state):
+            if doc.get("format") != FORMAT or doc.get("checksum") != json_digest(
+                    [doc.get("identity"), doc.get("signature"), state]):
                 raise ValueError("checksum mismatch")
-            return state_from_json(state)
+            if json_digest(doc["identity"]) != json_digest(identity) or doc["signature"] != self.signature:
+                theirs = json_digest(doc["identity"])[:12]
+                raise ValueError(f"it was computed for {doc['identity'][0]!r} (identity {theirs}, signature "
+                                 f"{doc['signature'][:12]}), not for this fragment of {identity[0]!r}")
+            return state_from_json(state), False
         except FileNotFoundError:
-            return None
-        except Exception as exc:  # corrupt entry: recompute it
-            log.warning("state store entry %s is corrupt (%s); recomputing it", key, exc)
-            return None
+            return None, False
+        except Exception as exc:  # corrupt or misplaced entry: recompute it
+            log.warning("state store entry %s is not used (%s); recomputing it", self._entry(key), exc)
+            return None, True
 
     def save(self, key: str, identity: list, state: ScanState) -> None:
         body = state_to_json(state)
-        data = json.dumps({"format": FORMAT, "identity": identity, "checksum": json_digest(body), "state": body},
+        data = json.dumps({"format": FORMAT, "identity": identity, "signature": self.signature,
+                           "checksum": json_digest([identity, self.signature, body]), "state": body},
                           sort_keys=True).encode()
         write_bytes(self.fs, self._entry(key), data)
 

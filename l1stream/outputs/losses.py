@@ -25,8 +25,8 @@ from l1stream.errors import NonFiniteError, UsageError
 from l1stream.exact.columns import as_numeric
 from l1stream.exact.metric import l1_loss
 from l1stream.exact.state import _row_reasons
-from l1stream.sources.discovery import _GLOB_CHARS, _glob_root
-from l1stream.storage import is_local, staged_directory
+from l1stream.sources.discovery import _GLOB_CHARS, _glob_root, check_outputs_outside_sources
+from l1stream.storage import is_local, output_error, staged_directory, staging_alive
 
 
 def write_losses(source, output: str, *, actual="actual", prediction="prediction", by=None, keep=(),
@@ -39,6 +39,7 @@ def write_losses(source, output: str, *, actual="actual", prediction="prediction
     from l1stream.engine.clusters import cluster_client, validate_cluster
 
     cluster = validate_cluster(cluster)
+    check_outputs_outside_sources(source, {"output": output}, storage_options, directories=("output",))
     keep = (keep,) if isinstance(keep, str) else tuple(keep)
     options = validate_options(actual=actual, prediction=prediction, by=by, filters=filters, nan_policy=nan_policy,
                                scheduler=scheduler, num_workers=num_workers, chunk_rows=chunk_rows)
@@ -82,14 +83,20 @@ def _write_pieces(pieces, spec: ScanSpec, filesystem, out_fs, staging: str, root
                   for _, _, table in iter_piece_chunks(piece, spec, filesystem)]
         if not tables:
             continue
+        if not staging_alive(staging):
+            break  # the run was interrupted or failed: write nothing more
         target = posixpath.join(staging, _relative_dir(piece.path, roots))
-        out_fs.makedirs(target, exist_ok=True)
         stem = posixpath.splitext(posixpath.basename(piece.path))[0]
-        with out_fs.open(posixpath.join(target, f"{stem}-l1-{piece.split}.parquet"), "wb") as handle:
-            with pq.ParquetWriter(handle, tables[0].schema) as writer:
-                for t in tables:
-                    writer.write_table(t)
-                    written += t.num_rows
+        name = posixpath.join(target, f"{stem}-l1-{piece.split}.parquet")
+        try:
+            out_fs.makedirs(target, exist_ok=True)
+            with out_fs.open(name, "wb") as handle:
+                with pq.ParquetWriter(handle, tables[0].schema) as writer:
+                    for t in tables:
+                        writer.write_table(t)
+        except OSError as exc:  # disk full, permissions: the staging is removed by the caller
+            raise output_error(name, exc) from None
+        written += sum(t.num_rows for t in tables)
     return written
 
 

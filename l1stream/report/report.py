@@ -255,7 +255,8 @@ class ReportJob:
                  num_workers: int | None = None, storage_options: dict | None = None, filesystem=None,
                  chunk_rows: int = 1 << 20, task_bytes: int | None = None, store=None, full: bool = False,
                  baseline_prediction: str | None = None, quantiles=(0.9, 0.99), bins=None, time_key="auto",
-                 confidence: float = 0.95, top_fraction: float = 0.01, title: str | None = None) -> None:
+                 confidence: float = 0.95, top_fraction: float = 0.01, title: str | None = None,
+                 format: str | None = None, table_version: int | None = None) -> None:
         from l1stream.engine.api import _is_dataframe
         from l1stream.engine.job import prepare, validate_options
         from l1stream.engine.planning import DEFAULT_TASK_BYTES
@@ -275,7 +276,8 @@ class ReportJob:
                                         nan_policy=nan_policy, on_bad_file=on_bad_file, scheduler=scheduler,
                                         num_workers=num_workers, chunk_rows=chunk_rows,
                                         task_bytes=task_bytes or DEFAULT_TASK_BYTES, store=store, full=full,
-                                        baseline_prediction=baseline_prediction)
+                                        baseline_prediction=baseline_prediction, format=format,
+                                        table_version=table_version)
         if self.frame is None:
             self.prepared = prepare(source, self.options, storage_options, filesystem)
             found, schema = self.prepared.found.partition_types, self.prepared.schema

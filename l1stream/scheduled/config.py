@@ -35,7 +35,8 @@ import os
 from l1stream.errors import ConfigError
 
 _COLUMN_KEYS = {"actual": "str", "prediction": "str", "weight": "str|null", "baseline_prediction": "str|null"}
-_SOURCE_KEYS = {"path": "str|list[str]", "storage_options": "mapping", "columns": "columns", "filters": "filters"}
+_SOURCE_KEYS = {"path": "str|list[str]", "storage_options": "mapping", "columns": "columns", "filters": "filters",
+                "format": "enum:auto,parquet,delta,iceberg", "version": "int|null"}
 _OUTPUT_KEYS = {"json": "str|null", "losses": "str|null", "report": "str|null"}
 _REPORT_KEYS = {"quantiles": "list[number]", "bins": "list[number]|null", "time_key": "str|null",
                 "confidence": "number", "title": "str|null"}

@@ -10,16 +10,18 @@ from l1stream.errors import ConfigError
 
 
 def source_batches(config: dict) -> list:
-    """Sources grouped by (columns, filters, storage options): ``[(columns, filters, storage, paths)]``."""
+    """Sources grouped by (columns, filters, storage options, table format and version):
+    ``[(columns, filters, storage, paths, table)]`` where ``table`` is ``{"format", "table_version"}``."""
     batches: dict[str, tuple] = {}
     for source in config["sources"]:
         columns = {**config["columns"], **source.get("columns", {})}
         filters = list(config["filters"]) + list(source.get("filters", []))
         storage = {**config["storage_options"], **source.get("storage_options", {})}
-        key = json.dumps([columns, [list(f) if isinstance(f, tuple) else f for f in filters], storage],
+        table = {"format": source.get("format", "auto"), "table_version": source.get("version")}
+        key = json.dumps([columns, [list(f) if isinstance(f, tuple) else f for f in filters], storage, table],
                          sort_keys=True, default=str)
         paths = source["path"] if isinstance(source["path"], list) else [source["path"]]
-        batches.setdefault(key, (columns, filters, storage, []))[3].extend(paths)
+        batches.setdefault(key, (columns, filters, storage, [], table))[3].extend(paths)
     return list(batches.values())
 
 
@@ -30,7 +32,10 @@ def write_config_losses(config: dict) -> dict | None:
         return None
     from l1stream.outputs.losses import write_losses
 
-    (columns, filters, storage, paths), = source_batches(config)  # run_config checked there is one
+    (columns, filters, storage, paths, table), = source_batches(config)  # run_config checked there is one
+    if table["format"] not in ("auto", "parquet") or table["table_version"] is not None:
+        raise ConfigError("output.losses reads the sources' current files; a source's format/version is not "
+                          "supported there yet", path="output.losses")
     return write_losses(paths, target, actual=columns["actual"], prediction=columns["prediction"],
                         by=config["by"] or None, filters=filters or None, nan_policy=config["nan_policy"],
                         scheduler=config["scheduler"], num_workers=config["num_workers"],
@@ -52,19 +57,20 @@ def config_report_job(config: dict):
         raise ConfigError("output.report runs extra passes on the scheduler; with a cluster config use "
                           "scheduler: tcp://host:port (an existing cluster) instead of cluster:",
                           path="output.report")
-    (columns, filters, storage, paths), = batches
+    (columns, filters, storage, paths, table), = batches
     options = config["report"]
-    return ReportJob(paths, **_batch_options(config, columns, filters, storage), scheduler=config["scheduler"],
+    return ReportJob(paths, **_batch_options(config, columns, filters, storage, table), scheduler=config["scheduler"],
                      quantiles=tuple(options["quantiles"]), bins=options["bins"], time_key=options["time_key"],
                      confidence=options["confidence"], title=options["title"])
 
 
-def _batch_options(config: dict, columns: dict, filters: list, storage: dict) -> dict:
+def _batch_options(config: dict, columns: dict, filters: list, storage: dict, table: dict) -> dict:
     """The options of ``evaluate`` for one batch of sources (see :func:`source_batches`)."""
     return {"actual": columns["actual"], "prediction": columns["prediction"], "weight": columns["weight"],
             "by": config["by"] or None, "filters": filters or None, "nan_policy": config["nan_policy"],
             "on_bad_file": config["on_bad_file"], "num_workers": config["num_workers"],
-            "storage_options": storage or None, "chunk_rows": config["chunk_rows"], "task_bytes": config["task_bytes"]}
+            "storage_options": storage or None, "chunk_rows": config["chunk_rows"], "task_bytes": config["task_bytes"],
+            "format": table["format"], "table_version": table["table_version"]}
 
 
 def write_config_report(job, result: EvaluationResult, config: dict) -> str | None:
@@ -91,10 +97,10 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
 
     def run(scheduler):
         return [
-            evaluate(paths, **_batch_options(config, columns, filters, storage), scheduler=scheduler,
+            evaluate(paths, **_batch_options(config, columns, filters, storage, table), scheduler=scheduler,
                      progress=progress, store=config["store"], full=full,
                      baseline_prediction=columns.get("baseline_prediction"))
-            for columns, filters, storage, paths in batches
+            for columns, filters, storage, paths, table in batches
         ]
 
     if config.get("cluster"):
@@ -105,6 +111,16 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
     else:
         results = run(config["scheduler"])
     return results[0] if len(results) == 1 else combine_results(results)
+
+
+def check_config_outputs(config: dict) -> None:
+    """Refuse outputs, store or history inside a source (before any work)."""
+    from l1stream.sources.discovery import check_outputs_outside_sources
+
+    outputs = {"output.json": config["output"]["json"], "output.report": config["output"]["report"],
+               "output.losses": config["output"]["losses"], "store": config["store"], "history": config["history"]}
+    for _, _, storage, paths, _ in source_batches(config):
+        check_outputs_outside_sources(paths, outputs, storage or None, directories=("output.losses",))
 
 
 def prepare_gates(gates, history: str | None) -> list:
@@ -125,24 +141,45 @@ def _wants_history(gates: list) -> bool:
 def finish_run(result: EvaluationResult, *, gates: list, history: str | None = None, definition: dict,
                storage_options: dict | None = None) -> list | None:
     """Check quality gates (as returned by :func:`prepare_gates`) and append the run to the metrics
-    history, in that order.
+    history, in that order: :func:`check_run` then :func:`record_run`.
 
-    Returns the gate checks (``None`` without gates).  The history gets the run whether or not
-    its gates passed (``gates_passed`` says which); errors before this point append nothing.
+    Returns the gate checks (``None`` without gates).  A caller that writes outputs (JSON, a report,
+    losses) calls the two steps itself, with every output written in between, so that a run
+    whose outputs fail is never in the history.
     """
-    from l1stream.outputs import history as metrics_history
-    from l1stream.scheduled.gates import check_gates, failed
-
-    digest = metrics_history.config_hash(definition)
-    wants_history = _wants_history(gates)
-    values = metrics_history.previous_values(history, digest, storage_options) if wants_history else {}
-    checks = check_gates(result, gates, history_values=values) if gates else None
-    if history:
-        passed = None if checks is None else not failed(checks)
-        rows = metrics_history.records(result, run_id=metrics_history.new_run_id(), config=digest,
-                                       gates_passed=passed)
-        metrics_history.append(history, rows, storage_options)
+    checks = check_run(result, gates=gates, history=history, definition=definition, storage_options=storage_options)
+    record_run(result, checks, history=history, definition=definition, storage_options=storage_options)
     return checks
+
+
+def check_run(result: EvaluationResult, *, gates: list, history: str | None, definition: dict,
+              storage_options: dict | None = None) -> list | None:
+    """Check the quality gates (against the history's previous passing run where asked); sets
+    ``result.gates``; returns the checks (``None`` without gates).  Appends nothing."""
+    from l1stream.outputs import history as metrics_history
+    from l1stream.scheduled.gates import check_gates
+
+    if not gates:
+        return None
+    digest = metrics_history.config_hash(definition)
+    values = metrics_history.previous_values(history, digest, storage_options) if _wants_history(gates) else {}
+    return check_gates(result, gates, history_values=values)
+
+
+def record_run(result: EvaluationResult, checks: list | None, *, history: str | None, definition: dict,
+               storage_options: dict | None = None) -> None:
+    """Append the run to the metrics history (if one is configured): the last step of a run, after
+    every output was written.  The run is recorded whether or not its gates passed
+    (``gates_passed`` says which)."""
+    from l1stream.outputs import history as metrics_history
+    from l1stream.scheduled.gates import failed
+
+    if not history:
+        return
+    passed = None if checks is None else not failed(checks)
+    rows = metrics_history.records(result, run_id=metrics_history.new_run_id(),
+                                   config=metrics_history.config_hash(definition), gates_passed=passed)
+    metrics_history.append(history, rows, storage_options)
 
 
 def definition_of(config: dict) -> dict:

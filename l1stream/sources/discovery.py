@@ -25,22 +25,14 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from l1stream.errors import SourceError, UsageError
+from l1stream.sources.source_file import SourceFile
+from l1stream.sources.tables import enclosing_table, snapshot, table_kind
 from l1stream.storage import is_local
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _INT = re.compile(r"[+-]?\d+\Z")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """One data file: its path on the filesystem, size in bytes and raw partition values."""
-
-    path: str
-    size: int
-    partition: tuple = ()  # ((key, raw string value or None), ...)
-    version: str = ""  # what the store tells a rewritten file by: ETag / generation / mtime + inode
 
 
 @dataclass
@@ -52,11 +44,24 @@ class Discovery:
     partition_types: dict = field(default_factory=dict)  # key -> "int" | "date" | "string"
     duplicates: list = field(default_factory=list)
     ignored: list = field(default_factory=list)
+    tables: list = field(default_factory=list)  # TableSnapshot of each Delta / Iceberg source
+
+    def source_summary(self) -> dict:
+        """The JSON ``source`` object: format, and for tables the version read of each."""
+        tables = [{"format": t.format, "root": t.root, "table_version": t.version} for t in self.tables]
+        formats = {t["format"] for t in tables} | ({"parquet"} if len(self.tables) == 0 else set())
+        versions = {t["table_version"] for t in tables}
+        return {"format": formats.pop() if len(formats) == 1 else "mixed",
+                "table_version": versions.pop() if len(versions) == 1 else None, "tables": tables}
 
     def partition_values(self, file: SourceFile) -> dict:
         """Typed partition values of ``file`` (missing keys are None)."""
         raw = dict(file.partition)
         return {k: _typed(raw.get(k), t) for k, t in self.partition_types.items()}
+
+    def raw_partition_values(self, key: str) -> set:
+        """Every value of partition key ``key`` as written in the directory names."""
+        return {value for f in self.files for k, value in f.partition if k == key}
 
 
 def is_ignored_name(name: str) -> bool:
@@ -70,7 +75,8 @@ def is_ignored_name(name: str) -> bool:
     return name.startswith(("_", ".")) or name.endswith((".crc", ".tmp"))
 
 
-def discover(sources, *, storage_options: dict | None = None, filesystem=None) -> Discovery:
+def discover(sources, *, storage_options: dict | None = None, filesystem=None, source_format: str = "auto",
+             table_version: int | None = None) -> Discovery:
     """List the data files of one or more sources, deduplicated, in a stable order.
 
     Parameters
@@ -81,6 +87,12 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None) -
         Passed to fsspec for URLs (``{"endpoint_url": ...}`` for S3, ...).
     filesystem : fsspec.AbstractFileSystem, optional
         Use this filesystem instead of inferring one from the URLs.
+    source_format : {"auto", "parquet", "delta", "iceberg"}, default "auto"
+        ``auto`` reads a directory holding ``_delta_log/`` as a Delta table and one holding
+        ``metadata/*.metadata.json`` as an Iceberg table (their live files only), and refuses a path
+        inside a table; ``parquet`` reads every path as plain Parquet files.
+    table_version : int, optional
+        The Delta version or Iceberg snapshot id to read (default: the current one).
 
     Raises
     ------
@@ -96,6 +108,7 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None) -
     found: dict[str, SourceFile] = {}
     duplicates, ignored, links = [], [], []
     resolve = len(sources) > 1  # one plain source cannot reach a file twice, unless through a link
+    tables = []
     for source in sources:
         source_fs, path = _resolve(source, fs, storage_options)
         if fs is None:
@@ -103,7 +116,14 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None) -
         elif _protocol(source_fs) != _protocol(fs):
             raise UsageError(f"all sources must be on one filesystem; {source!r} is on {_protocol(source_fs)!r}, "
                              f"earlier ones on {_protocol(fs)!r}")
-        for file in _expand(fs, path, source, ignored, links):
+        kind = _table_kind(fs, path, source, source_format)
+        if kind is not None:
+            table = snapshot(kind, fs, path, source, table_version, storage_options)
+            tables.append(table)
+            expanded = table.files
+        else:
+            expanded = _expand(fs, path, source, ignored, links)
+        for file in expanded:
             if links and not resolve:  # the first link: from now on, files are told apart by real path
                 resolve = True
                 found = {_real_path(fs, f.path): f for f in found.values()}
@@ -112,11 +132,51 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None) -
                 duplicates.append(file.path)
             else:
                 found[identity] = file
+    if table_version is not None and not tables:
+        raise UsageError(f"table_version={table_version} was given, but no source is a Delta or Iceberg table")
+    if source_format == "auto":
+        _refuse_tables_inside(ignored, found.values(), sources)
+    if not found and tables:
+        found_nothing = ", ".join(f"{t.format} table {t.root!r} (version {t.version})" for t in tables)
+        raise SourceError(f"no live data files in {found_nothing}", path=sources[0])
     if not found:
         hint = f" ({len(ignored)} hidden or temporary file(s) ignored)" if ignored else ""
         raise SourceError(f"no data files found in {', '.join(map(repr, sources))}{hint}", path=sources[0])
     files = sorted(found.values(), key=lambda f: f.path)
-    return Discovery(fs, files, _infer_partition_types(files), sorted(set(duplicates)), ignored)
+    return Discovery(fs, files, _infer_partition_types(files), sorted(set(duplicates)), ignored, tables)
+
+
+def _table_kind(fs, path: str, source: str, source_format: str) -> str | None:
+    """The table format of a source, refusing a path inside a table (see :func:`discover`)."""
+    if source_format == "parquet" or _GLOB_CHARS.search(path):
+        return None
+    kind = table_kind(fs, path)
+    if source_format in ("delta", "iceberg"):
+        if kind != source_format:
+            raise SourceError(f"{source!r} is not a {source_format} table (found no "
+                              f"{'_delta_log/' if source_format == 'delta' else 'metadata/*.metadata.json'})",
+                              path=source)
+        return kind
+    if kind is None:
+        inside = enclosing_table(fs, path)
+        if inside is not None:
+            table_format, root = inside
+            raise SourceError(f"{source!r} is inside the {table_format} table {root!r}: its directories keep files "
+                              f"the table no longer holds, so read the table itself and filter to that partition "
+                              f"(e.g. l1stream mae {root} --filter 'KEY==VALUE'), or pass --format parquet to "
+                              f"read these files as plain Parquet anyway", path=source)
+    return kind
+
+
+def _refuse_tables_inside(ignored: list, files, sources) -> None:
+    """A plain directory that holds a table below it: never read that table's files as a pile."""
+    for path in list(ignored) + [f.path for f in files]:
+        for marker, kind in (("/_delta_log/", "Delta"), ("/metadata/", "Iceberg")):
+            if marker in path and (kind == "Delta" or path.endswith(".metadata.json")):
+                root = path.split(marker)[0]
+                raise SourceError(f"{root!r} (under {', '.join(map(repr, sources))}) is a {kind} table: pass it as a "
+                                  f"source of its own so that only its live files are read, or pass --format parquet "
+                                  f"to read every file as plain Parquet", path=root)
 
 
 def _resolve(source: str, fs, storage_options):
@@ -291,3 +351,62 @@ def _typed(value, kind: str):
     if kind == "date":
         return dt.date.fromisoformat(value)
     return value
+
+
+def check_outputs_outside_sources(sources, outputs: dict, storage_options: dict | None = None, *,
+                                  directories: tuple = ()) -> None:
+    """Refuse, before any work, an output that would write into its own input.
+
+    ``outputs`` maps the option's name as the user wrote it (``"--output"``, ``"output.losses"``)
+    to a path or URL, or ``None``.  Every output is refused when it is a source, or lies inside a
+    source's directory (the next run would read it, or the write would change the input); an
+    output named in ``directories`` is also refused when it contains a source (replacing the
+    directory would replace the input).
+
+    >>> check_outputs_outside_sources(["logs/"], {"--output": "results/mae.json"})
+    >>> check_outputs_outside_sources(["logs/"], {"--output": "logs/losses"})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    l1stream.errors.UsageError: --output logs/losses is inside the source logs/: writing there would change...
+    """
+    from fsspec.core import url_to_fs
+
+    sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
+    roots = []
+    for source in sources:
+        if not isinstance(source, (str, os.PathLike)):
+            continue  # a DataFrame or table: nothing on disk to protect
+        key = _location(os.fspath(source), storage_options, url_to_fs)
+        if key is not None:
+            roots.append((os.fspath(source), key))
+    for option, target in outputs.items():
+        if not target:
+            continue
+        where = _location(os.fspath(target), storage_options, url_to_fs)
+        if where is None:
+            continue
+        for source, root in roots:
+            if where == root or _contains(root, where):
+                raise UsageError(f"{option} {target} is inside the source {source}: writing there would change the "
+                                 f"input (and the next run would read it); choose a location outside {source}")
+            if option in directories and _contains(where, root):
+                raise UsageError(f"{option} {target} contains the source {source}: replacing that directory would "
+                                 f"replace the input; choose a directory outside {source}")
+
+
+def _location(path: str, storage_options, url_to_fs):
+    """``(protocol, normalised path)`` of a path or URL; the part before any glob character."""
+    try:
+        fs, stripped = url_to_fs(path, **(storage_options or {}))
+    except (ImportError, ValueError):
+        return None
+    stripped = stripped.rstrip("/")
+    if _GLOB_CHARS.search(stripped):
+        stripped = _glob_root(stripped)
+    if is_local(fs):
+        stripped = os.path.realpath(stripped)
+    return _protocol(fs), stripped
+
+
+def _contains(outer: tuple, inner: tuple) -> bool:
+    return outer[0] == inner[0] and inner[1].startswith(outer[1].rstrip("/") + "/")

@@ -103,14 +103,21 @@ class BoundFilters:
         return all(_matches(values.get(key), op, value) for key, op, value in self.partition)
 
 
-def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema | None) -> BoundFilters:
-    """Type every filter value against its column; raise :class:`UsageError` on a mismatch."""
+def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema | None,
+                 partition_values=None) -> BoundFilters:
+    """Type every filter value against its column; raise :class:`UsageError` on a mismatch.
+
+    ``partition_values(key)``, when given, returns the raw values of a partition key: an error
+    about a key's type then names the values that made it so.
+    """
     import pyarrow.compute as pc
 
     partition, expressions, columns, comparisons = [], [], [], []
     for f in filters:
         if f.column in partition_types:
             kind = partition_types[f.column]
+            if kind != "date" and _relative_date(f):
+                raise UsageError(_relative_on_non_dates(f, kind, partition_values))
             value = _coerce_many(f, lambda v, kind=kind, f=f: _partition_value(v, kind, f))
             partition.append((f.column, f.op, value))
         elif schema is not None and f.column in schema.names:
@@ -211,6 +218,30 @@ def _matches(actual, op: str, value) -> bool:
     if op == "not in":
         return actual not in value
     return _COMPARE[op](actual, value)
+
+
+def _relative_date(f: Filter) -> bool:
+    values = f.value if f.op in ("in", "not in") else (f.value,)
+    return any(isinstance(v, str) and _RELATIVE_DATE.match(v.strip()) for v in values)
+
+
+def _relative_on_non_dates(f: Filter, kind: str, partition_values) -> str:
+    """The message for ``date<=today`` on a key whose values are not all dates."""
+    message = (f"filter {str(f)!r}: a relative date (today, today-30d) needs a partition key of dates, but "
+               f"{f.column!r} holds {_KIND_TEXT[kind]}")
+    if partition_values is not None:
+        odd = sorted(v for v in partition_values(f.column) if not _is_iso_date(v))
+        if odd:
+            shown = ", ".join(repr(v) for v in odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+            message += f": these values are not dates (YYYY-MM-DD): {shown}"
+    return message + "; move or rename those directories, or filter with an explicit date"
+
+
+def _is_iso_date(text: str) -> bool:
+    try:
+        return len(text) == 10 and dt.date.fromisoformat(text).isoformat() == text
+    except ValueError:
+        return False
 
 
 def _partition_value(value, kind: str, f: Filter):

@@ -1,0 +1,240 @@
+"""Table sources: Delta Lake and Apache Iceberg, read as one snapshot, never as a pile of files.
+
+A table directory keeps the files of removed and rewritten data until a VACUUM or a snapshot
+expiry; only the Delta log or the Iceberg metadata says which files are live.  Each function
+here returns the live data files of one snapshot as :class:`~l1stream.sources.source_file.SourceFile`
+entries (path, size, partition values, a version that identifies the file's bytes) plus the
+snapshot's version, so the engine scans them exactly as it scans plain Parquet files.
+
+- Delta through ``deltalake`` (delta-rs; ``pip install "l1stream[delta]"``): partition values come
+  from the log (Delta data files do not hold them).  Column mapping and deletion vectors are
+  refused by name (not yet applied), as is any reader feature l1stream does not know.
+- Iceberg through ``pyiceberg`` (``pip install "l1stream[iceberg]"``): the data files of a
+  snapshot from its manifests.  Iceberg data files hold their partition columns, so they are
+  read as columns.  Position and equality delete files are refused by name (not yet applied).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from l1stream.errors import SourceError, UsageError
+from l1stream.sources.source_file import SourceFile
+
+FORMATS = ("auto", "parquet", "delta", "iceberg")
+# Delta reader features that do not change which rows a file holds or how its columns are named
+_HARMLESS_DELTA_FEATURES = {"timestampNtz", "v2Checkpoint", "vacuumProtocolCheck", "typeWidening",
+                            "typeWidening-preview"}
+
+
+@dataclass(frozen=True)
+class TableSnapshot:
+    """What a table source resolved to: its format, root, version, and live files."""
+
+    format: str
+    root: str
+    version: int | None
+    files: list  # SourceFile
+
+
+def validate_format(value) -> str:
+    if value is None:
+        return "auto"
+    if value not in FORMATS:
+        raise UsageError(f"format must be one of {', '.join(FORMATS)}; got {value!r}")
+    return value
+
+
+def table_kind(fs, path: str) -> str | None:
+    """``"delta"`` for a directory holding ``_delta_log/``, ``"iceberg"`` for one holding
+    ``metadata/*.metadata.json`` (or a ``*.metadata.json`` file itself), else None."""
+    path = path.rstrip("/")
+    if path.endswith(".metadata.json"):
+        return "iceberg"
+    try:
+        if fs.isdir(posixpath.join(path, "_delta_log")):
+            return "delta"
+        if fs.isdir(posixpath.join(path, "metadata")) and fs.glob(posixpath.join(path, "metadata", "*.metadata.json")):
+            return "iceberg"
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def enclosing_table(fs, path: str) -> tuple | None:
+    """``(kind, root)`` when ``path`` lies inside a table (a partition directory or a data file
+    under a Delta table's root, or anything under an Iceberg table's root)."""
+    path = path.rstrip("/")
+    parent = posixpath.dirname(path)
+    while parent and parent != path:
+        kind = table_kind(fs, parent)
+        if kind:
+            return kind, parent
+        path, parent = parent, posixpath.dirname(parent)
+    return None
+
+
+def snapshot(kind: str, fs, path: str, source: str, version=None, storage_options=None) -> TableSnapshot:
+    """The live files of table ``path`` at ``version`` (None: the current one)."""
+    if kind == "delta":
+        return _delta(fs, path, source, version, storage_options)
+    return _iceberg(fs, path, source, version)
+
+
+def _uri(fs, path: str) -> str:
+    from l1stream.storage import is_local
+
+    if is_local(fs):
+        return path
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return f"{protocol}://{path}"
+
+
+def _delta(fs, path: str, source: str, version, storage_options) -> TableSnapshot:
+    try:
+        import deltalake
+    except ImportError:
+        raise UsageError(f"{source!r} is a Delta Lake table (it has _delta_log/); reading it needs deltalake: "
+                         f"pip install \"l1stream[delta]\"") from None
+    options = _delta_storage_options(storage_options)
+    try:
+        table = deltalake.DeltaTable(_uri(fs, path), version=version, storage_options=options or None)
+    except Exception as exc:  # delta-rs raises its own TableNotFoundError, DeltaError, ...
+        at = f" at version {version}" if version is not None else ""
+        raise SourceError(f"Delta table {source!r}{at} cannot be read: {exc}", path=source) from None
+    protocol = table.protocol()
+    features = set(protocol.reader_features or ())
+    mapping = (table.metadata().configuration or {}).get("delta.columnMapping.mode", "none")
+    if "columnMapping" in features or mapping not in ("none", None):
+        raise SourceError(f"Delta table {source!r} uses column mapping (mode {mapping!r}): its files name columns "
+                          f"by physical ids, which l1stream does not translate yet", path=source)
+    actions = _add_actions(table)
+    if "deletionVectors" in features and _has_deletion_vectors(actions):
+        raise SourceError(f"Delta table {source!r} (version {table.version()}) has deletion vectors: rows deleted "
+                          f"without rewriting files, which l1stream does not apply yet; run OPTIMIZE/PURGE "
+                          f"to rewrite them, or read it with deltalake", path=source)
+    unknown = features - _HARMLESS_DELTA_FEATURES - {"deletionVectors"}
+    if unknown:
+        raise SourceError(f"Delta table {source!r} needs reader feature(s) l1stream does not implement: "
+                          f"{', '.join(sorted(unknown))}", path=source)
+    keys = list(table.metadata().partition_columns)
+    files = []
+    for row in actions:
+        relative = row["path"]
+        file_path = relative if "://" in relative or relative.startswith("/") else posixpath.join(path, relative)
+        file_path = fs._strip_protocol(file_path) if "://" in file_path else file_path
+        partition = tuple((k, row.get(f"partition.{k}")) for k in keys)
+        version_id = f"delta;mtime={row.get('modification_time')};size={row['size_bytes']}"
+        files.append(SourceFile(file_path, int(row["size_bytes"]), partition, version_id))
+    missing = [f.path for f in files[:50] if not fs.exists(f.path)] if files else []
+    if missing:
+        raise SourceError(f"Delta table {source!r} (version {table.version()}) lists data files that do not "
+                          f"exist, e.g. {missing[0]!r}: the table is damaged or was vacuumed past this version",
+                          path=missing[0])
+    return TableSnapshot("delta", path, table.version(), sorted(files, key=lambda f: f.path))
+
+
+def _delta_storage_options(storage_options) -> dict:
+    """fsspec's S3 options in delta-rs's spelling (the ones an S3-compatible endpoint needs)."""
+    options = dict(storage_options or {})
+    out = {}
+    client = options.pop("client_kwargs", {}) or {}
+    endpoint = options.pop("endpoint_url", None) or client.get("endpoint_url")
+    if endpoint:
+        out["AWS_ENDPOINT_URL"] = endpoint
+        if endpoint.startswith("http://"):
+            out["AWS_ALLOW_HTTP"] = "true"
+    for ours, theirs in (("key", "AWS_ACCESS_KEY_ID"), ("secret", "AWS_SECRET_ACCESS_KEY"),
+                         ("token", "AWS_SESSION_TOKEN")):
+        if options.get(ours):
+            out[theirs] = options.pop(ours)
+    region = client.get("region_name") or options.pop("region_name", None)
+    if region:
+        out["AWS_REGION"] = region
+    out.update({k: str(v) for k, v in options.items() if k.isupper()})  # delta-rs options given as is
+    return out
+
+
+def _add_actions(table) -> list:
+    import pyarrow as pa
+
+    actions = pa.table(table.get_add_actions(flatten=True))
+    return actions.to_pylist()
+
+
+def _has_deletion_vectors(actions: list) -> bool:
+    if not actions:
+        return False
+    columns = [c for c in actions[0] if c.startswith("deletionVector")]
+    if not columns:
+        return True  # the feature is on and l1stream cannot tell which files carry one: refuse
+    return any(row[c] is not None for row in actions for c in columns)
+
+
+def _iceberg(fs, path: str, source: str, version) -> TableSnapshot:
+    try:
+        from pyiceberg.table import StaticTable
+    except ImportError:
+        raise UsageError(f"{source!r} is an Apache Iceberg table (it has metadata/*.metadata.json); reading it needs "
+                         f"pyiceberg: pip install \"l1stream[iceberg]\"") from None
+    metadata = path if path.endswith(".metadata.json") else _latest_metadata(fs, path, source)
+    root = posixpath.dirname(posixpath.dirname(metadata))
+    try:
+        table = StaticTable.from_metadata(_uri(fs, metadata))
+    except Exception as exc:
+        raise SourceError(f"Iceberg table {source!r}: metadata {metadata!r} cannot be read: {exc}",
+                          path=source) from None
+    snapshot_id = version
+    if snapshot_id is None:
+        current = table.current_snapshot()
+        if current is None:
+            return TableSnapshot("iceberg", root, None, [])
+        snapshot_id = current.snapshot_id
+    elif table.snapshot_by_id(int(snapshot_id)) is None:
+        known = ", ".join(str(s.snapshot_id) for s in table.metadata.snapshots) or "none"
+        raise SourceError(f"Iceberg table {source!r} has no snapshot {snapshot_id}; snapshots: {known}", path=source)
+    try:
+        tasks = list(table.scan(snapshot_id=int(snapshot_id)).plan_files())
+    except Exception as exc:
+        raise SourceError(f"Iceberg table {source!r} (snapshot {snapshot_id}): its manifests cannot be read: {exc}",
+                          path=source) from None
+    files = []
+    for task in tasks:
+        if task.delete_files:
+            raise SourceError(f"Iceberg table {source!r} (snapshot {snapshot_id}) has delete files (row-level "
+                              f"deletes) for {task.file.file_path!r}, which l1stream does not apply yet; rewrite "
+                              f"the table's data files (rewrite_data_files) first", path=source)
+        data = task.file
+        if str(data.file_format).upper().endswith("PARQUET") is False:
+            raise SourceError(f"Iceberg table {source!r}: data file {data.file_path!r} is {data.file_format}, not "
+                              f"Parquet", path=data.file_path)
+        file_path = fs._strip_protocol(data.file_path)
+        if not fs.exists(file_path):
+            raise SourceError(f"Iceberg table {source!r} (snapshot {snapshot_id}) lists a data file that does not "
+                              f"exist: {data.file_path!r}", path=data.file_path)
+        files.append(SourceFile(file_path, int(data.file_size_in_bytes), (), f"iceberg;size={data.file_size_in_bytes}"))
+    return TableSnapshot("iceberg", root, int(snapshot_id), sorted(files, key=lambda f: f.path))
+
+
+def _latest_metadata(fs, path: str, source: str) -> str:
+    """The newest ``metadata/*.metadata.json`` (by the version-hint file, else by version number)."""
+    directory = posixpath.join(path, "metadata")
+    hint = posixpath.join(directory, "version-hint.text")
+    if fs.exists(hint):
+        with fs.open(hint, "rb") as handle:
+            number = handle.read().decode().strip()
+        for candidate in (f"v{number}.metadata.json", f"{number}.metadata.json"):
+            if fs.exists(posixpath.join(directory, candidate)):
+                return posixpath.join(directory, candidate)
+    names = sorted(fs.glob(posixpath.join(directory, "*.metadata.json")), key=_metadata_order)
+    if not names:
+        raise SourceError(f"Iceberg table {source!r} has no metadata/*.metadata.json", path=source)
+    return names[-1]
+
+
+def _metadata_order(name: str):
+    """``00012-<uuid>.metadata.json`` and ``v12.metadata.json`` sort by their number."""
+    base = posixpath.basename(name)
+    digits = base.split("-")[0].split(".")[0].lstrip("v")
+    return (int(digits) if digits.isdigit() else -1, base)

@@ -1,0 +1,262 @@
+"""Delta Lake and Iceberg tables, written by the table libraries themselves, read as one snapshot.
+
+Oracle: the table library's own read of the same snapshot (``DeltaTable.to_pyarrow_table``,
+pyiceberg's ``scan().to_arrow()``), then exact Fraction arithmetic (tests/helpers.py) overall and
+per slice.  A table directory also holds the files of removed data: reading it as plain Parquet
+would count them (the defect these tests pin).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from helpers import exact_mae
+
+import l1stream
+from l1stream.errors import SourceError
+
+deltalake = pytest.importorskip("deltalake") if os.environ.get("L1STREAM_REQUIRE_SERVICES") != "1" else \
+    __import__("deltalake")
+
+
+def batch(rng, rows, models=("v1", "v2"), scale=1.0):
+    actual = np.round(rng.lognormal(10, 0.5, rows), 2)
+    return pa.table({"actual": actual, "prediction": np.round(actual * rng.lognormal(0, 0.1 * scale, rows), 2),
+                     "model": rng.choice(list(models), rows)})
+
+
+def assert_exact(result, table: pa.Table, by=None):
+    actual, prediction = table["actual"].to_pylist(), table["prediction"].to_pylist()
+    assert result.count == len(actual)
+    assert result.mae == exact_mae(actual, prediction)
+    if by:
+        keys = table[by].to_pylist()
+        groups = {}
+        for k, a, p in zip(keys, actual, prediction):
+            groups.setdefault(k, ([], []))
+            groups[k][0].append(a)
+            groups[k][1].append(p)
+        got = {row[by]: (row["mae"], row["count"]) for row in result.groups.to_dict("records")}
+        assert got == {k: (exact_mae(a, p), len(a)) for k, (a, p) in groups.items()}
+
+
+# -- Delta ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def delta_table(tmp_path, rng):
+    from deltalake import write_deltalake
+
+    path = str(tmp_path / "delta")
+    write_deltalake(path, batch(rng, 500), partition_by=["model"])                      # version 0
+    write_deltalake(path, batch(rng, 300), partition_by=["model"], mode="append")       # 1
+    write_deltalake(path, batch(rng, 400), partition_by=["model"], mode="overwrite")    # 2: whole overwrite
+    write_deltalake(path, batch(rng, 200), partition_by=["model"], mode="append")       # 3
+    return path
+
+
+def test_delta_reads_the_current_snapshot_only(delta_table):
+    from deltalake import DeltaTable
+
+    truth = DeltaTable(delta_table).to_pyarrow_table()
+    assert truth.num_rows == 600
+    parquet_files = [os.path.join(d, f) for d, _, fs in os.walk(delta_table) for f in fs if f.endswith(".parquet")]
+    assert len(parquet_files) > len(DeltaTable(delta_table).file_uris())  # removed files are still there
+    result = l1stream.evaluate(delta_table, by="model")
+    assert_exact(result, truth, by="model")
+    assert result.source["format"] == "delta" and result.source["table_version"] == 3
+    assert result.to_dict()["source"]["table_version"] == 3
+
+
+def test_delta_time_travel(delta_table):
+    from deltalake import DeltaTable
+
+    for version in (0, 1, 2):
+        truth = DeltaTable(delta_table, version=version).to_pyarrow_table()
+        result = l1stream.evaluate(delta_table, table_version=version, by="model")
+        assert_exact(result, truth, by="model")
+        assert result.source["table_version"] == version
+
+
+def test_delta_overwrite_by_predicate_and_delete(tmp_path, rng):
+    from deltalake import DeltaTable, write_deltalake
+
+    path = str(tmp_path / "delta")
+    write_deltalake(path, batch(rng, 600), partition_by=["model"])
+    write_deltalake(path, batch(rng, 100, models=("v1",)), partition_by=["model"], mode="overwrite",
+                    predicate="model = 'v1'")
+    DeltaTable(path).delete("actual > 30000")
+    truth = DeltaTable(path).to_pyarrow_table()
+    assert_exact(l1stream.evaluate(path, by="model"), truth, by="model")
+
+
+def test_delta_partition_filters_prune_and_by_uses_log_values(delta_table):
+    from deltalake import DeltaTable
+
+    truth = DeltaTable(delta_table).to_pyarrow_table()
+    v2 = truth.filter(pa.compute.equal(truth["model"], "v2"))
+    result = l1stream.evaluate(delta_table, filters="model==v2")
+    assert_exact(result, v2)
+    assert result.files_pruned > 0
+
+
+def test_a_path_inside_a_delta_table_is_refused_naming_the_root(delta_table, capsys):
+    from l1stream.cli import main
+
+    with pytest.raises(SourceError, match="inside the delta table") as info:
+        l1stream.evaluate(os.path.join(delta_table, "model=v1"))
+    assert delta_table in str(info.value) and "--filter" in str(info.value)
+    assert main(["mae", os.path.join(delta_table, "model=v1")]) == 3
+    # the explicit override reads the pile of files, as asked
+    assert main(["mae", os.path.join(delta_table, "model=v1"), "--format", "parquet", "--json"]) == 0
+
+
+def test_a_directory_holding_a_delta_table_is_refused(delta_table, tmp_path):
+    with pytest.raises(SourceError, match="is a Delta table"):
+        l1stream.evaluate(str(tmp_path))
+
+
+def test_the_store_reuses_files_that_stay_live_across_versions(tmp_path, rng):
+    from deltalake import DeltaTable, write_deltalake
+
+    path, store = str(tmp_path / "delta"), str(tmp_path / "store")
+    write_deltalake(path, batch(rng, 500), partition_by=["model"])
+    first = l1stream.evaluate(path, store=store)
+    live = len(DeltaTable(path).file_uris())
+    assert first.fragments["read"] == live
+    write_deltalake(path, batch(rng, 300), partition_by=["model"], mode="append")
+    second = l1stream.evaluate(path, store=store)
+    assert second.fragments["reused"] == live and second.fragments["read"] == len(DeltaTable(path).file_uris()) - live
+    assert_exact(second, DeltaTable(path).to_pyarrow_table())
+    write_deltalake(path, batch(rng, 50), partition_by=["model"], mode="overwrite")
+    third = l1stream.evaluate(path, store=store)
+    assert third.fragments["reused"] == 0
+    assert_exact(third, DeltaTable(path).to_pyarrow_table())
+
+
+def test_delta_bad_tables_are_located_errors(delta_table, capsys):
+    from l1stream.cli import main
+
+    assert main(["mae", delta_table, "--table-version", "99"]) == 3
+    assert "99" in capsys.readouterr().err
+    from deltalake import DeltaTable
+
+    victim = DeltaTable(delta_table).file_uris()[0]
+    os.remove(victim)
+    with pytest.raises(SourceError, match="do not exist"):
+        l1stream.evaluate(delta_table)
+
+
+def test_delta_reader_features_it_does_not_apply_are_refused_by_name(tmp_path, rng):
+    from deltalake import write_deltalake
+
+    path = str(tmp_path / "delta")
+    write_deltalake(path, batch(rng, 100))
+    log = os.path.join(path, "_delta_log", "00000000000000000000.json")
+    actions = [json.loads(line) for line in open(log)]
+    for action in actions:
+        if "protocol" in action:
+            action["protocol"] = {"minReaderVersion": 3, "minWriterVersion": 7,
+                                  "readerFeatures": ["deletionVectors"], "writerFeatures": ["deletionVectors"]}
+    with open(log, "w") as handle:
+        handle.write("\n".join(json.dumps(a) for a in actions) + "\n")
+    with pytest.raises(SourceError, match="deletion vectors"):
+        l1stream.evaluate(path)
+
+
+# -- Iceberg --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def iceberg(tmp_path):
+    pyiceberg = pytest.importorskip("pyiceberg") if os.environ.get("L1STREAM_REQUIRE_SERVICES") != "1" else None
+    del pyiceberg
+    from pyiceberg.catalog.sql import SqlCatalog
+
+    warehouse = tmp_path / "warehouse"
+    warehouse.mkdir()
+    catalog = SqlCatalog("t", uri=f"sqlite:///{tmp_path / 'catalog.db'}", warehouse=f"file://{warehouse}")
+    catalog.create_namespace("logs")
+    return catalog
+
+
+def _iceberg_table(catalog, rng, partitioned: bool):
+    from pyiceberg.partitioning import PartitionField, PartitionSpec
+    from pyiceberg.schema import Schema
+    from pyiceberg.transforms import IdentityTransform
+    from pyiceberg.types import DoubleType, NestedField, StringType
+
+    schema = Schema(NestedField(1, "actual", DoubleType(), required=False),
+                    NestedField(2, "prediction", DoubleType(), required=False),
+                    NestedField(3, "model", StringType(), required=False))
+    spec = PartitionSpec(PartitionField(3, 1000, IdentityTransform(), "model")) if partitioned else PartitionSpec()
+    table = catalog.create_table("logs.preds", schema=schema, partition_spec=spec)
+    table.append(batch(rng, 400))
+    table.append(batch(rng, 300))
+    first_two = table.current_snapshot().snapshot_id
+    table.overwrite(batch(rng, 250))
+    table.append(batch(rng, 150))
+    return table, first_two
+
+
+@pytest.mark.parametrize("partitioned", [False, True])
+def test_iceberg_reads_the_current_snapshot_only(iceberg, rng, partitioned):
+    table, _ = _iceberg_table(iceberg, rng, partitioned)
+    root = table.location().removeprefix("file://")
+    truth = table.scan().to_arrow()
+    assert truth.num_rows == 400
+    result = l1stream.evaluate(root, by="model")
+    assert_exact(result, truth, by="model")
+    assert result.source["format"] == "iceberg"
+    assert result.source["table_version"] == table.current_snapshot().snapshot_id
+    # the metadata file itself is a source too
+    metadata = table.metadata_location.removeprefix("file://")
+    assert_exact(l1stream.evaluate(metadata), truth)
+
+
+def test_iceberg_time_travel_and_a_missing_snapshot(iceberg, rng):
+    table, first_two = _iceberg_table(iceberg, rng, partitioned=True)
+    root = table.location().removeprefix("file://")
+    truth = table.scan(snapshot_id=first_two).to_arrow()
+    assert truth.num_rows == 700
+    assert_exact(l1stream.evaluate(root, table_version=first_two, by="model"), truth, by="model")
+    with pytest.raises(SourceError, match="no snapshot 12345"):
+        l1stream.evaluate(root, table_version=12345)
+
+
+def test_iceberg_deletes_are_applied_or_refused_never_ignored(iceberg, rng):
+    table, _ = _iceberg_table(iceberg, rng, partitioned=True)
+    table.delete("model == 'v1'")  # a whole partition: files dropped from the snapshot
+    root = table.location().removeprefix("file://")
+    try:
+        result = l1stream.evaluate(root)
+    except SourceError as exc:
+        assert "delete files" in str(exc)
+    else:
+        assert_exact(result, table.scan().to_arrow())
+
+
+def test_a_path_inside_an_iceberg_table_is_refused(iceberg, rng):
+    table, _ = _iceberg_table(iceberg, rng, partitioned=False)
+    data = os.path.join(table.location().removeprefix("file://"), "data")
+    with pytest.raises(SourceError, match="inside the iceberg table"):
+        l1stream.evaluate(data)
+
+
+def test_an_iceberg_data_file_that_is_missing_is_a_located_error(iceberg, rng):
+    table, _ = _iceberg_table(iceberg, rng, partitioned=False)
+    victim = next(iter(table.scan().plan_files())).file.file_path.removeprefix("file://")
+    os.remove(victim)
+    with pytest.raises(SourceError, match="does not exist"):
+        l1stream.evaluate(table.location().removeprefix("file://"))
+
+
+def test_plain_parquet_is_unchanged(tmp_path, rng):
+    t = batch(rng, 100)
+    pq.write_table(t, str(tmp_path / "x.parquet"))
+    result = l1stream.evaluate(str(tmp_path))
+    assert_exact(result, t)
+    assert result.source == {"format": "parquet", "table_version": None, "tables": []}
