@@ -260,3 +260,31 @@ def test_plain_parquet_is_unchanged(tmp_path, rng):
     result = l1stream.evaluate(str(tmp_path))
     assert_exact(result, t)
     assert result.source == {"format": "parquet", "table_version": None, "tables": []}
+
+
+def test_delta_on_object_storage(tmp_path, rng):
+    """A Delta table on moto's S3 server (loopback), written by deltalake, read through s3fs."""
+    from deltalake import DeltaTable, write_deltalake
+    from services import start_moto, stop
+
+    pytest.importorskip("s3fs") if os.environ.get("L1STREAM_REQUIRE_SERVICES") != "1" else None
+    proc, endpoint = start_moto(tmp_path / "moto.log")
+    try:
+        import s3fs
+
+        options = {"endpoint_url": endpoint, "key": "testing", "secret": "testing"}
+        s3fs.S3FileSystem(**options).mkdir("tables")
+        delta_options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", "AWS_ACCESS_KEY_ID": "testing",
+                         "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
+                         "AWS_S3_ALLOW_UNSAFE_RENAME": "true"}
+        url = "s3://tables/preds"
+        write_deltalake(url, batch(rng, 300), partition_by=["model"], storage_options=delta_options)
+        write_deltalake(url, batch(rng, 200), partition_by=["model"], mode="overwrite", storage_options=delta_options)
+        truth = DeltaTable(url, storage_options=delta_options).to_pyarrow_table()
+        result = l1stream.evaluate(url, by="model", storage_options=options)
+        assert_exact(result, truth, by="model")
+        assert result.source["table_version"] == 1
+        old = l1stream.evaluate(url, storage_options=options, table_version=0)
+        assert_exact(old, DeltaTable(url, version=0, storage_options=delta_options).to_pyarrow_table())
+    finally:
+        stop(proc)
