@@ -192,3 +192,52 @@ def staged_directory(url: str, storage_options: dict | None = None):
     with contextlib.suppress(Exception):
         fs.rm(staging, recursive=True)
     fs.pipe(f"{path}/_SUCCESS", b"")
+
+
+def check_writable(outputs: dict, storage_options: dict | None = None) -> None:
+    """Refuse, before any work, outputs that cannot be written: a read-only file system or a
+    directory l1stream may not write to (local), a bucket that does not exist (object storage).
+
+    ``outputs`` maps the option's name as the user wrote it to a path or URL (or ``None``).
+    """
+    from fsspec.core import url_to_fs
+
+    for option, target in outputs.items():
+        if not target:
+            continue
+        try:
+            fs, path = url_to_fs(os.fspath(target), **(storage_options or {}))
+        except (ImportError, ValueError):
+            continue  # the write itself will say what is missing
+        if is_local(fs):
+            _check_local_writable(option, target, os.path.abspath(path))
+            continue
+        bucket = path.split("/", 1)[0]
+        try:
+            exists = fs.exists(bucket)
+        except Exception as exc:  # connection errors, credentials: say where
+            raise OutputError(f"{option} {target}: cannot check the bucket {bucket!r} ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})", path=str(target)) from None
+        if not exists:
+            raise OutputError(f"{option} {target}: the bucket {bucket!r} does not exist; create it or write "
+                              f"elsewhere", path=str(target))
+
+
+def _check_local_writable(option: str, target, path: str) -> None:
+    existing = path
+    while not os.path.exists(existing):
+        parent = os.path.dirname(existing)
+        if parent == existing:
+            break
+        existing = parent
+    directory = existing if os.path.isdir(existing) else os.path.dirname(existing)
+    try:
+        read_only = bool(os.statvfs(directory).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        raise OutputError(f"{option} {target}: {directory} is on a read-only file system; write elsewhere",
+                          path=str(target))
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise OutputError(f"{option} {target}: l1stream may not write in {directory} (permissions); write "
+                          f"elsewhere or change them", path=str(target))

@@ -270,3 +270,154 @@ def test_a_kill_between_the_two_renames_loses_nothing(tmp_path, monkeypatch):
         with atomic_directory(str(target)):
             raise RuntimeError("the next run fails too")
     assert tree(target) == {"content.txt": b"old"}
+
+
+# -- environment faults outside l1stream: located errors, never "internal error" -------------------
+
+def test_a_dangling_symlink_is_a_located_error_or_skipped(tmp_path, rng, capsys):
+    logs = tmp_path / "logs"
+    data = make_logs(logs, rng, days=(1,))
+    os.symlink(tmp_path / "gone.parquet", logs / "date=2026-11-01" / "part-1.parquet")
+    code, _, err = cli(capsys, "mae", logs)
+    assert code == 3 and "part-1.parquet" in err and "symbolic link to a file that does not exist" in err
+    code, out, _ = cli(capsys, "mae", logs, "--on-bad-file", "skip", "--allow-skipped", "--json")
+    doc = json.loads(out)
+    assert code == 0 and doc["mae"] == truth(data)
+    assert [s["path"] for s in doc["files"]["skipped"]] == [str(logs / "date=2026-11-01" / "part-1.parquet")]
+
+
+@pytest.mark.parametrize("address, words", [("tcp://", "no host"), ("tcp://host:notaport", "port must be a number"),
+                                             ("tcp://host:0", "port must be a number")])
+def test_a_malformed_scheduler_address_is_a_usage_error(tmp_path, capsys, address, words):
+    path = write_parquet(tmp_path / "x.parquet", actual=[1.0], prediction=[2.0])
+    code, _, err = cli(capsys, "mae", path, "--scheduler", address)
+    assert code == 2 and words in err and "internal error" not in err
+
+
+def test_an_unreachable_object_store_says_where_and_how_long(tmp_path, capsys):
+    pytest.importorskip("s3fs") if not REQUIRE else None
+    started = time.monotonic()
+    code, _, err = cli(capsys, "mae", "s3://bucket/logs/", "--storage-option", "endpoint_url=http://127.0.0.1:1",
+                       "--storage-option", "key=a", "--storage-option", "secret=b")
+    assert code == 3 and "http://127.0.0.1:1" in err and "failed after" in err and "endpoint_url" in err
+    assert err.count("\n") == 1 and time.monotonic() - started < 60
+
+
+def test_history_on_a_directory_that_is_not_one_says_so(tmp_path, rng, capsys):
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "a.txt").write_text("x")
+    code, out, err = cli(capsys, "history", tmp_path / "notes")
+    assert code == 3 and "is not a metrics history" in err and out == ""
+    code, _, err = cli(capsys, "history", tmp_path / "missing")
+    assert code == 3 and "does not exist" in err
+
+
+def test_a_damaged_history_record_is_named(tmp_path, rng, capsys):
+    logs, history = tmp_path / "logs", tmp_path / "history"
+    make_logs(logs, rng)
+    assert cli(capsys, "mae", logs, "--history", history)[0] == 0
+    record = glob.glob(str(history / "run-*.parquet"))[0]
+    with open(record, "r+b") as handle:
+        handle.truncate(30)
+    code, _, err = cli(capsys, "history", history)
+    assert code == 3 and os.path.basename(record) in err and "damaged" in err
+    code, _, err = cli(capsys, "mae", logs, "--history", history, "--max-increase", "1")
+    assert code == 3 and "damaged" in err
+
+
+# -- hostile configs ------------------------------------------------------------------------------
+
+BOMB = "\n".join([
+    'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]',
+    *(f"{x}: &{x} [{','.join([f'*{p}'] * 9)}]" for p, x in zip("abcdefgh", "bcdefghi")),
+])
+
+
+def test_a_yaml_alias_bomb_is_refused_quickly(tmp_path, capsys):
+    config = tmp_path / "bomb.yaml"
+    config.write_text("report:\n  bins: [1]\nanchors:\n" + "\n".join("  " + line for line in BOMB.splitlines())
+                      + "\nsources: [x.parquet]\n")
+    started = time.monotonic()
+    code, _, err = cli(capsys, "run", config)
+    assert code == 2 and "alias bomb" in err and time.monotonic() - started < 5
+    many = tmp_path / "many.yaml"
+    many.write_text("a: &a 1\nb: [" + ", ".join(["*a"] * 500) + "]\nsources: [x.parquet]\n")
+    code, _, err = cli(capsys, "run", many)
+    assert code == 2 and "aliases" in err
+
+
+@pytest.mark.parametrize("line, key", [("num_workers: 1000000000000000000000000000000", "num_workers"),
+                                       ("chunk_rows: 0", "chunk_rows"), ("task_bytes: -5", "task_bytes")])
+def test_integers_out_of_range_name_their_key(tmp_path, capsys, line, key):
+    config = tmp_path / "job.yaml"
+    config.write_text(f"sources: [x.parquet]\n{line}\n")
+    code, _, err = cli(capsys, "run", config)
+    assert code == 2 and err.startswith(f"l1stream: error: {key}: expected an integer from")
+
+
+@pytest.mark.parametrize("override", ["..=1", ".a=1", "a..b=1", "sources[x].path=1", "=1"])
+def test_odd_set_paths_are_usage_errors(tmp_path, capsys, override):
+    config = tmp_path / "job.yaml"
+    config.write_text("sources: [x.parquet]\n")
+    code, _, err = cli(capsys, "run", config, "--set", override)
+    assert code == 2 and "--set" in err
+
+
+def test_a_scheduler_that_dies_mid_run_is_exit_6_in_one_line(big_logs, tmp_path):
+    from services import start, stop, wait_for
+
+    scheduler_file = tmp_path / "scheduler.json"
+    log = tmp_path / "scheduler.log"
+    scheduler = start([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
+                       "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)], log_path=log)
+    worker = None
+    try:
+        wait_for(lambda: scheduler_file.exists() and scheduler_file.stat().st_size > 0, 60, "the scheduler", log)
+        address = json.loads(scheduler_file.read_text())["address"]
+        worker = start([sys.executable, "-m", "distributed.cli.dask_worker", address, "--host", "127.0.0.1",
+                        "--nthreads", "1", "--dashboard-address", "127.0.0.1:0", "--local-directory",
+                        str(tmp_path / "w"), "--death-timeout", "10"], log_path=tmp_path / "worker.log")
+        wait_for(lambda: "Register worker" in log.read_text(errors="replace"), 60, "a worker", log)
+        job = subprocess.Popen([sys.executable, "-m", "l1stream", "mae", str(big_logs), "--scheduler", address,
+                                "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: "Receive client connection" in log.read_text(errors="replace"), 60, "the client", log)
+        stop(scheduler, timeout=0.1)
+        _, err = job.communicate(timeout=120)
+        assert job.returncode == 6, err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "went away" in lines[0] and address in lines[0], err
+    finally:
+        for proc in (worker, scheduler):
+            if proc is not None:
+                stop(proc)
+
+
+@pytest.mark.skipif(not IS_ROOT and not REQUIRE, reason="mounting a tmpfs needs root")
+def test_a_read_only_output_location_is_refused_before_the_scan(tmp_path, rng, capsys):
+    logs = tmp_path / "logs"
+    make_logs(logs, rng)
+    frozen = tmp_path / "frozen"
+    frozen.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,ro", "tmpfs", str(frozen)], check=True)
+    try:
+        code, _, err = cli(capsys, "mae", logs, "--output", frozen / "results" / "mae.json")
+        assert code == 7 and "read-only file system" in err and str(frozen) in err
+        code, _, err = cli(capsys, "losses", logs, "--output", frozen / "losses")
+        assert code == 7 and "read-only" in err
+    finally:
+        subprocess.run(["umount", "-l", str(frozen)], check=False)
+
+
+@pytest.mark.skipif(not IS_ROOT and not REQUIRE, reason="dropping root's file capabilities needs setpriv as root")
+def test_a_directory_without_write_permission_is_refused_before_the_scan(tmp_path, rng):
+    if shutil.which("setpriv") is None:
+        pytest.fail("setpriv (util-linux) is missing") if REQUIRE else pytest.skip("setpriv is missing")
+    logs = tmp_path / "logs"
+    make_logs(logs, rng)
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    proc = subprocess.run(["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--inh-caps",
+                           "-dac_override,-dac_read_search", sys.executable, "-m", "l1stream", "mae", str(logs),
+                           "--output", str(locked / "mae.json")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 7, proc.stderr
+    assert "permissions" in proc.stderr and str(locked) in proc.stderr

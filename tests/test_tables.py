@@ -286,5 +286,46 @@ def test_delta_on_object_storage(tmp_path, rng):
         assert result.source["table_version"] == 1
         old = l1stream.evaluate(url, storage_options=options, table_version=0)
         assert_exact(old, DeltaTable(url, version=0, storage_options=delta_options).to_pyarrow_table())
+        # an output bucket that does not exist is known before the scan
+        from l1stream.cli import main
+
+        args = ["mae", url, "--output", "s3://no-such-bucket/mae.json"]
+        args += [f"--storage-option={k}={v}" for k, v in options.items()]
+        assert main(args) == 7
     finally:
         stop(proc)
+
+
+def test_the_history_records_the_table_version(delta_table, tmp_path, capsys):
+    from l1stream.cli import main
+    from l1stream.outputs.history import read
+
+    history = tmp_path / "history"
+    assert main(["mae", delta_table, "--history", str(history), "--quiet"]) == 0
+    assert main(["mae", delta_table, "--table-version", "1", "--history", str(history), "--quiet"]) == 0
+    versions = [r["table_version"] for r in read(str(history)) if r["slice"] == ""]
+    assert versions == [3, 1]
+
+
+def test_iceberg_from_a_catalog_by_name_in_python_and_in_a_config(iceberg, rng, tmp_path, capsys):
+    from l1stream.cli import main
+
+    table, _ = _iceberg_table(iceberg, rng, partitioned=True)
+    properties = {"name": "t", "type": "sql", "uri": iceberg.properties["uri"],
+                  "warehouse": iceberg.properties["warehouse"]}
+    truth = table.scan().to_arrow()
+    assert_exact(l1stream.evaluate("logs.preds", catalog=properties, by="model"), truth, by="model")
+    config = tmp_path / "job.yaml"
+    config.write_text("sources:\n  - path: logs.preds\n    format: iceberg\n    catalog: " + json.dumps(properties)
+                      + "\n")
+    code, out, _ = cli_json(capsys, main, "run", str(config), "--json")
+    assert code == 0 and out["mae"] == exact_mae(truth["actual"].to_pylist(), truth["prediction"].to_pylist())
+    assert out["source"]["format"] == "iceberg"
+    with pytest.raises(SourceError, match="cannot be loaded"):
+        l1stream.evaluate("logs.missing", catalog=properties)
+
+
+def cli_json(capsys, main, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err

@@ -123,9 +123,11 @@ def _cmd_mae(args) -> int:
 def _check_outputs(args, storage, outputs: dict) -> None:
     """Refuse outputs, the store or the history inside a source, before any work."""
     from l1stream.sources.discovery import check_outputs_outside_sources
+    from l1stream.storage import check_writable
 
     outputs = {**outputs, "--store": getattr(args, "store", None), "--history": getattr(args, "history", None)}
     check_outputs_outside_sources(args.sources, outputs, storage)
+    check_writable(outputs, storage)
 
 
 def _evaluation_options(args, storage: dict | None) -> dict:
@@ -234,6 +236,9 @@ def _cmd_losses(args) -> int:
 
     storage = _key_values(args.storage_option) or None
     check_outputs_outside_sources(args.sources, {"--output": args.output}, storage, directories=("--output",))
+    from l1stream.storage import check_writable
+
+    check_writable({"--output": args.output}, storage)
     summary = write_losses(args.sources, args.output, actual=args.actual, prediction=args.prediction,
                            by=args.by or None, keep=tuple(args.keep), filters=args.filters or None,
                            nan_policy=args.nan_policy, scheduler=args.scheduler, num_workers=args.workers,
@@ -315,7 +320,7 @@ def _cmd_quantiles(args) -> int:
 def _cmd_history(args) -> int:
     from l1stream.outputs.history import format_table, read
 
-    rows = read(args.path, _key_values(args.storage_option) or None)
+    rows = read(args.path, _key_values(args.storage_option) or None, must_exist=True)
     if args.overall:
         rows = [r for r in rows if r["slice"] == ""]
     if args.last:

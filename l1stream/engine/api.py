@@ -16,7 +16,7 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
              chunk_rows: int = 1 << 20, task_bytes: int = DEFAULT_TASK_BYTES,
              progress: bool = False, cluster=None, store=None, full: bool = False,
              baseline_prediction: str | None = None, format: str | None = None,
-             table_version: int | None = None) -> EvaluationResult:
+             table_version: int | None = None, catalog: dict | None = None) -> EvaluationResult:
     """Evaluate the exact (weighted) MAE of a Parquet dataset or a Dask DataFrame.
 
     Parameters
@@ -72,6 +72,9 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
         every file as plain Parquet.  ``result.source`` says what was read.
     table_version : int, optional
         The Delta table version or Iceberg snapshot id to read (time travel).
+    catalog : dict, optional
+        Iceberg catalog properties (pyiceberg's ``type``, ``uri``, ``warehouse``, ..., and ``name``):
+        ``source`` is then a table identifier such as ``"logs.predictions"``.
 
     Returns
     -------
@@ -90,7 +93,7 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
                                nan_policy=nan_policy, on_bad_file=on_bad_file, scheduler=scheduler,
                                num_workers=num_workers, chunk_rows=chunk_rows, task_bytes=task_bytes,
                                store=store, full=full, baseline_prediction=baseline_prediction, format=format,
-                               table_version=table_version)
+                               table_version=table_version, catalog=catalog)
     cluster = validate_cluster(cluster)
     if cluster is not None and scheduler is not None:
         raise UsageError("give either scheduler (an existing scheduler) or cluster (one to start), not both")

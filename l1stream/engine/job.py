@@ -50,12 +50,13 @@ class Options:
     baseline: str | None = None
     source_format: str = "auto"  # auto | parquet | delta | iceberg
     table_version: int | None = None
+    catalog: dict | None = None  # Iceberg catalog properties: sources are table identifiers
 
 
 def validate_options(*, actual="actual", prediction="prediction", weight=None, by=None, filters=None,
                      nan_policy="raise", on_bad_file="raise", scheduler=None, num_workers=None,
                      chunk_rows=1 << 20, task_bytes=DEFAULT_TASK_BYTES, store=None, full=False,
-                     baseline_prediction=None, format=None, table_version=None) -> Options:
+                     baseline_prediction=None, format=None, table_version=None, catalog=None) -> Options:
     """Check every option up front; raise :class:`UsageError` saying what was expected."""
     for name, value in (("actual", actual), ("prediction", prediction)):
         if not isinstance(value, str) or not value:
@@ -96,11 +97,18 @@ def validate_options(*, actual="actual", prediction="prediction", weight=None, b
                                       or table_version < 0):
         raise UsageError(f"table_version must be a non-negative integer (a Delta version or an Iceberg snapshot id); "
                          f"got {table_version!r}")
+    if catalog is not None:
+        if not isinstance(catalog, dict) or not catalog:
+            raise UsageError(f"catalog must be a mapping of Iceberg catalog properties (type, uri, warehouse, ...); "
+                             f"got {catalog!r}")
+        if source_format not in ("auto", "iceberg"):
+            raise UsageError(f"a catalog names Iceberg tables; format={source_format!r} does not fit it")
+        source_format = "iceberg"
     if table_version is not None and source_format == "parquet":
         raise UsageError("table_version applies to Delta and Iceberg tables, not to format='parquet'")
     return Options(actual, prediction, weight, by, parse_filters(filters), nan_policy, on_bad_file, scheduler,
                    num_workers, chunk_rows, task_bytes, os.fspath(store) if store is not None else None, full,
-                   baseline_prediction, source_format, table_version)
+                   baseline_prediction, source_format, table_version, catalog)
 
 
 def evaluate_paths(source, options: Options, *, storage_options=None, filesystem=None,
@@ -139,7 +147,8 @@ def prepare(source, options: Options, storage_options=None, filesystem=None) -> 
     if options.store is not None:
         check_outputs_outside_sources(source, {"store": options.store}, storage_options)
     found = discover(source, storage_options=storage_options, filesystem=filesystem,
-                     source_format=options.source_format, table_version=options.table_version)
+                     source_format=options.source_format, table_version=options.table_version,
+                     catalog=options.catalog)
     if found.duplicates:
         log.warning("%d file(s) reached more than once by the sources; each is counted once", len(found.duplicates))
     schema = _first_schema(found, options)

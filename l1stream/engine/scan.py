@@ -8,6 +8,7 @@ batch of a huge row group) at a time, so memory stays at about
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,6 +206,11 @@ def open_parquet(path: str, filesystem) -> pq.ParquetFile:
         if is_local(filesystem):
             return pq.ParquetFile(path, page_checksum_verification=True)  # buffered: no file pages in RSS
         return pq.ParquetFile(filesystem.open(path, "rb"), page_checksum_verification=True)
+    except FileNotFoundError as exc:
+        target = f" -> {os.readlink(path)}" if is_local(filesystem) and os.path.islink(path) else ""
+        what = "a symbolic link to a file that does not exist" if target else "the file no longer exists"
+        raise BadFileError(f"{path}{target}: {what}; remove it from the dataset, or pass on_bad_file='skip' "
+                           f"to leave it out and report it", path=path) from exc
     except PermissionError as exc:
         raise BadFileError(f"{path}: permission denied ({exc.strerror or exc}); make the file readable, or pass "
                            f"on_bad_file='skip' to leave it out", path=path) from exc

@@ -8,9 +8,11 @@ run and closed after).
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
 
-from l1stream.errors import UsageError
+from l1stream.errors import L1StreamError, UsageError
 
 LOCAL_SCHEDULERS = {
     "threads": "threads", "threading": "threads",
@@ -24,10 +26,35 @@ def validate_scheduler(scheduler) -> None:
     """Raise :class:`UsageError` unless ``scheduler`` is one of the accepted forms."""
     if scheduler is None or _is_client(scheduler):
         return
-    if isinstance(scheduler, str) and (scheduler in LOCAL_SCHEDULERS or scheduler.startswith(ADDRESS_PREFIXES)):
+    if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
+        return
+    if isinstance(scheduler, str) and scheduler.startswith(ADDRESS_PREFIXES):
+        _check_address(scheduler)
         return
     raise UsageError(f"scheduler must be one of {', '.join(sorted(set(LOCAL_SCHEDULERS)))}, a scheduler address "
                      f"like 'tcp://host:8786', or a distributed.Client; got {scheduler!r}")
+
+
+def _check_address(address: str) -> None:
+    """A scheduler address needs a host and a port in 1..65535 (``inproc://`` needs neither).
+
+    >>> _check_address("tcp://127.0.0.1:8786")
+    >>> _check_address("tcp://host:notaport")
+    Traceback (most recent call last):
+    ...
+    l1stream.errors.UsageError: scheduler address 'tcp://host:notaport': the port must be a number in 1..65535, like tcp://scheduler:8786
+    """
+    protocol, _, rest = address.partition("://")
+    if protocol == "inproc":
+        return
+    host, colon, port = rest.rpartition(":")
+    if not colon:
+        host, port = rest, ""
+    if not host.strip("[]"):
+        raise UsageError(f"scheduler address {address!r}: no host; give one like {protocol}://scheduler:8786")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"scheduler address {address!r}: the port must be a number in 1..65535, like "
+                         f"{protocol}://scheduler:8786")
 
 
 def scheduler_label(scheduler) -> str:
@@ -87,6 +114,36 @@ def delayed_tree(func, parts, shared: tuple, merge, split_every: int = 16):
     return level[0]
 
 
+@contextlib.contextmanager
+def _quiet_distributed():
+    """distributed logs a traceback per lost connection; l1stream raises one clear error instead.
+    Its logs stay on with ``--verbose`` (the ``l1stream`` logger at INFO or below)."""
+    import logging
+
+    if logging.getLogger("l1stream").getEffectiveLevel() <= logging.INFO:
+        yield
+        return
+    names = [n for n in list(logging.root.manager.loggerDict) if n.split(".")[0] in ("distributed", "tornado",
+                                                                                     "asyncio")]
+    loggers = [logging.getLogger(name) for name in ["distributed", "tornado", "asyncio", *names]]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def _comm_fault(exc: Exception) -> bool:
+    """A lost connection to the scheduler, as distributed reports it."""
+    import asyncio
+
+    return isinstance(exc, (OSError, TimeoutError, asyncio.CancelledError)) or type(exc).__name__ in (
+        "CommClosedError", "CancelledError", "FutureCancelledError")
+
+
 def run_graph(graph, scheduler, num_workers, progress: bool):
     """Compute a Dask delayed object, or a ``(graph dict, key)`` pair, on the chosen scheduler.
 
@@ -102,16 +159,31 @@ def run_graph(graph, scheduler, num_workers, progress: bool):
     if scheduler is not None and not isinstance(scheduler, str):
         return scheduler.get(dsk, key)
     if isinstance(scheduler, str) and scheduler.startswith(ADDRESS_PREFIXES):
+        import dask
         from distributed import Client
 
         from l1stream.errors import ClusterError
 
+        started = time.monotonic()
         try:
             client = Client(scheduler)  # waits distributed.comm.timeouts.connect (30 s by default)
         except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
-        with client:
-            return client.get(dsk, key)
+            limit = dask.config.get("distributed.comm.timeouts.connect")
+            waited = time.monotonic() - started
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler} (waited {waited:.0f} s; the limit is "
+                               f"distributed.comm.timeouts.connect = {limit}: set DASK_DISTRIBUTED__COMM__TIMEOUTS__"
+                               f"CONNECT=60s to wait longer): {exc}") from None
+        with _quiet_distributed(), client:
+            try:
+                return client.get(dsk, key)
+            except L1StreamError:
+                raise
+            except Exception as exc:
+                if client.status == "running" and not _comm_fault(exc):
+                    raise
+                raise ClusterError(f"the Dask scheduler at {scheduler} went away during the run "
+                                   f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                   f"nothing was written; run again when the cluster is back") from None
     name = LOCAL_SCHEDULERS[scheduler or "threads"]
     get = _local_get(name)
     if name == "threads" and not num_workers:

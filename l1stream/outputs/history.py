@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l1stream.engine.result import EvaluationResult, slice_json
+from l1stream.errors import DataError, SourceError
 
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")), ("l1stream_version", pa.string()),
@@ -24,6 +25,7 @@ SCHEMA = pa.schema([
     ("slice", pa.string()), ("mae", pa.float64()), ("count", pa.int64()), ("rows_read", pa.int64()),
     ("left_out_null", pa.int64()), ("left_out_nan", pa.int64()), ("left_out_inf", pa.int64()),
     ("weight_sum", pa.float64()), ("baseline_mae", pa.float64()), ("gates_passed", pa.bool_()),
+    ("table_version", pa.int64()),  # the Delta version / Iceberg snapshot evaluated (null for plain Parquet)
 ])
 OVERALL = ""  # the slice value of the overall record
 
@@ -49,7 +51,7 @@ def records(result: EvaluationResult, *, run_id: str, config: str, gates_passed:
     now = now or dt.datetime.now(dt.timezone.utc)
     common = {"run_id": run_id, "timestamp": now, "l1stream_version": __version__, "config_hash": config,
               "inputs_fingerprint": result.inputs_fingerprint, "window": "; ".join(result.filters),
-              "gates_passed": gates_passed}
+              "gates_passed": gates_passed, "table_version": result.source.get("table_version")}
     rows = [{**common, "slice": OVERALL, "mae": result.mae, "count": result.count, "rows_read": result.rows_read,
              **{f"left_out_{k}": v for k, v in result.left_out.items()}, "weight_sum": result.weight_sum,
              "baseline_mae": result.baseline_mae}]
@@ -77,22 +79,41 @@ def append(url: str, rows: list, storage_options: dict | None = None) -> str:
     return path
 
 
-def read(url: str, storage_options: dict | None = None) -> list:
-    """All records, oldest first (an empty list when there is no history yet)."""
+def read(url: str, storage_options: dict | None = None, *, must_exist: bool = False) -> list:
+    """All records, oldest first (an empty list when there is no history yet).
+
+    With ``must_exist``, a missing directory, or one that holds files but no history record, is a
+    :class:`~l1stream.errors.SourceError` (``l1stream history`` on the wrong directory).  A damaged
+    record file is always a :class:`~l1stream.errors.DataError` naming it.
+    """
     from fsspec.core import url_to_fs
 
     fs, root = url_to_fs(url, **(storage_options or {}))
     try:
-        names = sorted(n for n in fs.ls(root, detail=False) if n.rsplit("/", 1)[-1].startswith("run-")
-                       and n.endswith(".parquet"))
+        listing = fs.ls(root, detail=False)
     except FileNotFoundError:
+        if must_exist:
+            raise SourceError(f"{url}: no such metrics history (the directory does not exist)", path=url) from None
         return []
+    names = sorted(n for n in listing if n.rsplit("/", 1)[-1].startswith("run-") and n.endswith(".parquet"))
+    if must_exist and not names:
+        raise SourceError(f"{url} is not a metrics history: it holds no run-*.parquet records (written by "
+                          f"--history DIR or history: in a config)", path=url)
     out = []
     for name in names:
         # ParquetFile.read, not pq.read_table: the latter's dataset threads on an in-memory source
         # intermittently abort the interpreter at exit (std::terminate) with pyarrow 26
-        table = pq.ParquetFile(pa.BufferReader(fs.cat_file(name))).read()
-        out.extend(table.select(SCHEMA.names).cast(SCHEMA).to_pylist())
+        try:
+            table = pq.ParquetFile(pa.BufferReader(fs.cat_file(name))).read()
+            for field in SCHEMA:  # records written before a column existed: null there
+                if field.name not in table.column_names:
+                    table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
+            table = table.select(SCHEMA.names).cast(SCHEMA)
+        except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise DataError(f"metrics history record {name} is damaged ({why}); move it out of {url} to keep the "
+                            f"history usable", path=name) from None
+        out.extend(table.to_pylist())
     out.sort(key=lambda r: (r["timestamp"], r["run_id"], r["slice"]))
     return out
 

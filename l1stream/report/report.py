@@ -256,7 +256,7 @@ class ReportJob:
                  chunk_rows: int = 1 << 20, task_bytes: int | None = None, store=None, full: bool = False,
                  baseline_prediction: str | None = None, quantiles=(0.9, 0.99), bins=None, time_key="auto",
                  confidence: float = 0.95, top_fraction: float = 0.01, title: str | None = None,
-                 format: str | None = None, table_version: int | None = None) -> None:
+                 format: str | None = None, table_version: int | None = None, catalog: dict | None = None) -> None:
         from l1stream.engine.api import _is_dataframe
         from l1stream.engine.job import prepare, validate_options
         from l1stream.engine.planning import DEFAULT_TASK_BYTES
@@ -277,7 +277,7 @@ class ReportJob:
                                         num_workers=num_workers, chunk_rows=chunk_rows,
                                         task_bytes=task_bytes or DEFAULT_TASK_BYTES, store=store, full=full,
                                         baseline_prediction=baseline_prediction, format=format,
-                                        table_version=table_version)
+                                        table_version=table_version, catalog=catalog)
         if self.frame is None:
             self.prepared = prepare(source, self.options, storage_options, filesystem)
             found, schema = self.prepared.found.partition_types, self.prepared.schema

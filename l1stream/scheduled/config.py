@@ -36,7 +36,7 @@ from l1stream.errors import ConfigError
 
 _COLUMN_KEYS = {"actual": "str", "prediction": "str", "weight": "str|null", "baseline_prediction": "str|null"}
 _SOURCE_KEYS = {"path": "str|list[str]", "storage_options": "mapping", "columns": "columns", "filters": "filters",
-                "format": "enum:auto,parquet,delta,iceberg", "version": "int|null"}
+                "format": "enum:auto,parquet,delta,iceberg", "version": "int|null", "catalog": "mapping"}
 _OUTPUT_KEYS = {"json": "str|null", "losses": "str|null", "report": "str|null"}
 _REPORT_KEYS = {"quantiles": "list[number]", "bins": "list[number]|null", "time_key": "str|null",
                 "confidence": "number", "title": "str|null"}
@@ -82,17 +82,62 @@ def _parse_file(path: str) -> dict:
         import yaml
 
         try:
-            raw = yaml.safe_load(text)
+            raw = yaml.load(text, Loader=_bounded_loader())  # noqa: S506 (a SafeLoader with an alias limit)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             problem = getattr(exc, "problem", None) or str(exc)
             raise ConfigError(f"{path}: YAML syntax error{where}: {problem}", path=path) from exc
+        size = _expanded_size(raw)
+        if size > MAX_NODES:
+            raise ConfigError(f"{path}: the YAML expands to over {MAX_NODES:,} values through its aliases (*name); "
+                              f"refused as an alias bomb", path=path)
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a config must be a mapping of keys to values; got a {_type_name(raw)}", path=path)
     return raw
+
+
+MAX_ALIASES = 100  # a config needs a few; billion-laughs bombs need thousands
+MAX_NODES = 100_000  # values in the config once every alias is expanded
+
+
+def _expanded_size(value, memo=None) -> int:
+    """How many values ``value`` holds with aliases expanded (shared objects counted each time),
+    computed without expanding: each distinct object is sized once."""
+    memo = {} if memo is None else memo
+    if not isinstance(value, (list, dict)):
+        return 1
+    key = id(value)
+    if key not in memo:
+        memo[key] = 0  # a recursive alias: counted once
+        children = value.values() if isinstance(value, dict) else value
+        memo[key] = 1 + sum(_expanded_size(child, memo) for child in children)
+    return memo[key]
+
+
+def _bounded_loader():
+    """PyYAML's SafeLoader, refusing documents with more than :data:`MAX_ALIASES` aliases: an alias
+    bomb (billion laughs) expands exponentially when walked, so it is refused while parsing."""
+    import yaml
+
+    class BoundedLoader(yaml.SafeLoader):
+        aliases = 0
+
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                self.aliases += 1
+                if self.aliases > MAX_ALIASES:
+                    event = self.peek_event()
+                    raise yaml.YAMLError(f"more than {MAX_ALIASES} aliases (*name) near line "
+                                         f"{event.start_mark.line + 1}: refused as an alias bomb")
+            return super().compose_node(parent, index)
+
+    return BoundedLoader
+
+
+_KEY_PATH = __import__("re").compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*|\[\d+\])*\Z")
 
 
 def apply_override(raw: dict, item: str) -> None:
@@ -105,6 +150,9 @@ def apply_override(raw: dict, item: str) -> None:
     if not sep or not key:
         raise ConfigError(f"--set expects KEY=VALUE (e.g. nan_policy=omit, columns.actual=y); got {item!r}",
                           path=key or item)
+    if not _KEY_PATH.match(key):
+        raise ConfigError(f"--set {item!r}: {key!r} is not a key path; write keys separated by dots, with [N] for "
+                          f"list items (columns.actual=y, sources[0].path=logs/)", path=key)
     try:
         parsed = yaml.safe_load(value) if value else ""
     except yaml.YAMLError:
@@ -219,8 +267,22 @@ def _check(value, kind: str, path: str):
         return value
     for option in kind.split("|"):
         if _is(value, option):
+            if option == "int":
+                _check_range(value, path)
             return value
     raise ConfigError(_expected(path, _KIND_TEXT.get(kind, kind), value), path=path)
+
+
+# the largest value each integer key may take (a typo like 10**30 fails here, with its key)
+_INT_LIMITS = {"num_workers": 10_000, "chunk_rows": 1 << 31, "task_bytes": 1 << 48, "version": (1 << 63) - 1}
+
+
+def _check_range(value: int, path: str) -> None:
+    key = path.rsplit(".", 1)[-1]
+    limit = _INT_LIMITS.get(key, (1 << 63) - 1)
+    low = 0 if key == "version" else 1
+    if not low <= value <= limit:
+        raise ConfigError(f"{path}: expected an integer from {low} to {limit:,}; got {value:,}", path=path)
 
 
 _KIND_TEXT = {"str": "a string", "str|null": "a string or null", "str|list[str]": "a string or a list of strings",

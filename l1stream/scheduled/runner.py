@@ -17,7 +17,8 @@ def source_batches(config: dict) -> list:
         columns = {**config["columns"], **source.get("columns", {})}
         filters = list(config["filters"]) + list(source.get("filters", []))
         storage = {**config["storage_options"], **source.get("storage_options", {})}
-        table = {"format": source.get("format", "auto"), "table_version": source.get("version")}
+        table = {"format": source.get("format", "auto"), "table_version": source.get("version"),
+                 "catalog": source.get("catalog")}
         key = json.dumps([columns, [list(f) if isinstance(f, tuple) else f for f in filters], storage, table],
                          sort_keys=True, default=str)
         paths = source["path"] if isinstance(source["path"], list) else [source["path"]]
@@ -70,7 +71,7 @@ def _batch_options(config: dict, columns: dict, filters: list, storage: dict, ta
             "by": config["by"] or None, "filters": filters or None, "nan_policy": config["nan_policy"],
             "on_bad_file": config["on_bad_file"], "num_workers": config["num_workers"],
             "storage_options": storage or None, "chunk_rows": config["chunk_rows"], "task_bytes": config["task_bytes"],
-            "format": table["format"], "table_version": table["table_version"]}
+            "format": table["format"], "table_version": table["table_version"], "catalog": table["catalog"]}
 
 
 def write_config_report(job, result: EvaluationResult, config: dict) -> str | None:
@@ -119,8 +120,11 @@ def check_config_outputs(config: dict) -> None:
 
     outputs = {"output.json": config["output"]["json"], "output.report": config["output"]["report"],
                "output.losses": config["output"]["losses"], "store": config["store"], "history": config["history"]}
+    from l1stream.storage import check_writable
+
     for _, _, storage, paths, _ in source_batches(config):
         check_outputs_outside_sources(paths, outputs, storage or None, directories=("output.losses",))
+    check_writable(outputs, config["storage_options"] or None)
 
 
 def prepare_gates(gates, history: str | None) -> list:

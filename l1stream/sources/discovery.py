@@ -21,12 +21,13 @@ import datetime as dt
 import os
 import posixpath
 import re
+import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from l1stream.errors import SourceError, UsageError
+from l1stream.errors import L1StreamError, SourceError, UsageError
 from l1stream.sources.source_file import SourceFile
-from l1stream.sources.tables import enclosing_table, snapshot, table_kind
+from l1stream.sources.tables import catalog_snapshot, enclosing_table, snapshot, table_kind
 from l1stream.storage import is_local
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
@@ -76,7 +77,7 @@ def is_ignored_name(name: str) -> bool:
 
 
 def discover(sources, *, storage_options: dict | None = None, filesystem=None, source_format: str = "auto",
-             table_version: int | None = None) -> Discovery:
+             table_version: int | None = None, catalog: dict | None = None) -> Discovery:
     """List the data files of one or more sources, deduplicated, in a stable order.
 
     Parameters
@@ -93,6 +94,9 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
         inside a table; ``parquet`` reads every path as plain Parquet files.
     table_version : int, optional
         The Delta version or Iceberg snapshot id to read (default: the current one).
+    catalog : dict, optional
+        An Iceberg catalog's properties (pyiceberg's ``type``, ``uri``, ``warehouse``, ... and
+        optionally ``name``): the sources are then table identifiers (``namespace.table``).
 
     Raises
     ------
@@ -110,28 +114,17 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
     resolve = len(sources) > 1  # one plain source cannot reach a file twice, unless through a link
     tables = []
     for source in sources:
-        source_fs, path = _resolve(source, fs, storage_options)
-        if fs is None:
-            fs = source_fs
-        elif _protocol(source_fs) != _protocol(fs):
-            raise UsageError(f"all sources must be on one filesystem; {source!r} is on {_protocol(source_fs)!r}, "
-                             f"earlier ones on {_protocol(fs)!r}")
-        kind = _table_kind(fs, path, source, source_format)
-        if kind is not None:
-            table = snapshot(kind, fs, path, source, table_version, storage_options)
-            tables.append(table)
-            expanded = table.files
-        else:
-            expanded = _expand(fs, path, source, ignored, links)
-        for file in expanded:
-            if links and not resolve:  # the first link: from now on, files are told apart by real path
-                resolve = True
-                found = {_real_path(fs, f.path): f for f in found.values()}
-            identity = _real_path(fs, file.path) if resolve else file.path
-            if identity in found:
-                duplicates.append(file.path)
-            else:
-                found[identity] = file
+        started = time.monotonic()
+        try:
+            fs = _discover_one(source, fs, storage_options, source_format, table_version, tables, found, duplicates,
+                               ignored, links, resolve, catalog)
+        except (L1StreamError, PermissionError):
+            raise
+        except Exception as exc:
+            if not _is_storage_fault(exc):
+                raise
+            raise _storage_error(source, exc, time.monotonic() - started, storage_options) from None
+        resolve = resolve or bool(links)
     if table_version is not None and not tables:
         raise UsageError(f"table_version={table_version} was given, but no source is a Delta or Iceberg table")
     if source_format == "auto":
@@ -144,6 +137,65 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
         raise SourceError(f"no data files found in {', '.join(map(repr, sources))}{hint}", path=sources[0])
     files = sorted(found.values(), key=lambda f: f.path)
     return Discovery(fs, files, _infer_partition_types(files), sorted(set(duplicates)), ignored, tables)
+
+
+def _discover_one(source, fs, storage_options, source_format, table_version, tables, found, duplicates, ignored,
+                  links, resolve, catalog=None):
+    """Add one source's files to ``found`` (see :func:`discover`); returns the filesystem."""
+    if catalog is not None:
+        source_fs, table = catalog_snapshot(source, catalog, table_version, storage_options)
+        tables.append(table)
+        fs = fs or source_fs
+        for file in table.files:
+            if file.path in found:
+                duplicates.append(file.path)
+            else:
+                found[file.path] = file
+        return fs
+    source_fs, path = _resolve(source, fs, storage_options)
+    if fs is None:
+        fs = source_fs
+    elif _protocol(source_fs) != _protocol(fs):
+        raise UsageError(f"all sources must be on one filesystem; {source!r} is on {_protocol(source_fs)!r}, "
+                         f"earlier ones on {_protocol(fs)!r}")
+    kind = _table_kind(fs, path, source, source_format)
+    if kind is not None:
+        table = snapshot(kind, fs, path, source, table_version, storage_options)
+        tables.append(table)
+        expanded = table.files
+    else:
+        expanded = _expand(fs, path, source, ignored, links)
+    for file in expanded:
+        if links and not resolve:  # the first link: from now on, files are told apart by real path
+            resolve = True
+            renamed = {_real_path(fs, f.path): f for f in found.values()}
+            found.clear()
+            found.update(renamed)
+        identity = _real_path(fs, file.path) if resolve else file.path
+        if identity in found:
+            duplicates.append(file.path)
+        else:
+            found[identity] = file
+    return fs
+
+
+def _is_storage_fault(exc: Exception) -> bool:
+    """A connection or service error from object storage (botocore, aiohttp, gcsfs, adlfs, ...)."""
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    module = type(exc).__module__ or ""
+    return module.split(".")[0] in {"botocore", "aiobotocore", "aiohttp", "google", "azure", "requests", "urllib3"}
+
+
+def _storage_error(source: str, exc: Exception, elapsed: float, storage_options) -> SourceError:
+    endpoint = (storage_options or {}).get("endpoint_url") or \
+        ((storage_options or {}).get("client_kwargs") or {}).get("endpoint_url")
+    where = f" at {endpoint}" if endpoint else ""
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    hint = ("check --storage-option endpoint_url (storage_options in Python or a config) and the network"
+            if endpoint else "check the credentials, the bucket name and the network")
+    return SourceError(f"{source!r}: the object store{where} failed after {elapsed:.1f} s ({type(exc).__name__}: "
+                       f"{text}); {hint}", path=source)
 
 
 def _table_kind(fs, path: str, source: str, source_format: str) -> str | None:
@@ -237,7 +289,14 @@ def _walk(fs, path: str, root: str, ignored: list, links: list, seen: frozenset 
         if detail.get("type") not in ("file", None):
             # a symbolic link (fsspec's local find does not follow them): follow it once
             links.append(file_path)
-            detail = fs.info(file_path)
+            try:
+                detail = fs.info(file_path)
+            except FileNotFoundError:  # a dangling link: the scan reports it (or skips it, under skip)
+                relative = _relative(file_path, root)
+                if not any(is_ignored_name(p) for p in relative.split("/")):
+                    partition = tuple(_hive_pair(p) for p in relative.split("/")[:-1] if "=" in p)
+                    yield SourceFile(file_path, 0, partition, "dangling-link")
+                continue
             if detail["type"] == "directory":
                 target = (detail.get("destination") or file_path).rstrip("/")
                 if target in seen or len(seen) > 80:

@@ -172,6 +172,28 @@ def _has_deletion_vectors(actions: list) -> bool:
     return any(row[c] is not None for row in actions for c in columns)
 
 
+def catalog_snapshot(identifier: str, catalog: dict, version=None, storage_options=None) -> tuple:
+    """``(filesystem, TableSnapshot)`` of the Iceberg table ``identifier`` (``namespace.table``) in a
+    catalog: ``catalog`` holds pyiceberg's catalog properties (``type``, ``uri``, ``warehouse``, ...)
+    and optionally its ``name``."""
+    try:
+        from pyiceberg.catalog import load_catalog
+    except ImportError:
+        raise UsageError("reading an Iceberg table from a catalog needs pyiceberg: pip install "
+                         "\"l1stream[iceberg]\"") from None
+    from fsspec.core import url_to_fs
+
+    properties = {k: str(v) for k, v in catalog.items() if k != "name"}
+    name = str(catalog.get("name", "default"))
+    try:
+        table = load_catalog(name, **properties).load_table(identifier)
+    except Exception as exc:
+        raise SourceError(f"Iceberg table {identifier!r} in catalog {name!r} cannot be loaded "
+                          f"({type(exc).__name__}: {exc})", path=identifier) from None
+    fs, root = url_to_fs(table.location(), **(storage_options or {}))
+    return fs, _iceberg_files(table, fs, root, identifier, version)
+
+
 def _iceberg(fs, path: str, source: str, version) -> TableSnapshot:
     try:
         from pyiceberg.table import StaticTable
@@ -185,6 +207,10 @@ def _iceberg(fs, path: str, source: str, version) -> TableSnapshot:
     except Exception as exc:
         raise SourceError(f"Iceberg table {source!r}: metadata {metadata!r} cannot be read: {exc}",
                           path=source) from None
+    return _iceberg_files(table, fs, root, source, version)
+
+
+def _iceberg_files(table, fs, root: str, source: str, version) -> TableSnapshot:
     snapshot_id = version
     if snapshot_id is None:
         current = table.current_snapshot()
