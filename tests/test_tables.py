@@ -329,3 +329,21 @@ def cli_json(capsys, main, *args):
     code = main(list(args))
     out, err = capsys.readouterr()
     return code, json.loads(out), err
+
+
+def test_delta_partitions_of_int_and_date_type_act_as_hive_keys(tmp_path, rng):
+    import datetime as dt
+
+    from deltalake import DeltaTable, write_deltalake
+
+    path = str(tmp_path / "delta")
+    t = batch(rng, 600)
+    t = t.append_column("shard", pa.array(np.arange(600) % 3, pa.int32()))
+    t = t.append_column("day", pa.array([dt.date(2026, 11, 1 + i % 4) for i in range(600)]))
+    write_deltalake(path, t, partition_by=["shard", "day"])
+    truth = DeltaTable(path).to_pyarrow_table()
+    assert_exact(l1stream.evaluate(path, by="shard"), truth, by="shard")
+    recent = truth.filter(pa.compute.greater_equal(truth["day"], pa.scalar(dt.date(2026, 11, 3))))
+    result = l1stream.evaluate(path, filters=["day>=2026-11-03", "shard>=0"])
+    assert_exact(result, recent)
+    assert result.files_pruned == 6

@@ -124,7 +124,7 @@ def _delta(fs, path: str, source: str, version, storage_options) -> TableSnapsho
         relative = row["path"]
         file_path = relative if "://" in relative or relative.startswith("/") else posixpath.join(path, relative)
         file_path = fs._strip_protocol(file_path) if "://" in file_path else file_path
-        partition = tuple((k, row.get(f"partition.{k}")) for k in keys)
+        partition = tuple((k, _raw_value(row.get(f"partition.{k}"))) for k in keys)
         version_id = f"delta;mtime={row.get('modification_time')};size={row['size_bytes']}"
         files.append(SourceFile(file_path, int(row["size_bytes"]), partition, version_id))
     missing = [f.path for f in files[:50] if not fs.exists(f.path)] if files else []
@@ -133,6 +133,17 @@ def _delta(fs, path: str, source: str, version, storage_options) -> TableSnapsho
                           f"exist, e.g. {missing[0]!r}: the table is damaged or was vacuumed past this version",
                           path=missing[0])
     return TableSnapshot("delta", path, table.version(), sorted(files, key=lambda f: f.path))
+
+
+def _raw_value(value):
+    """A partition value as hive directories write it (delta-rs hands back typed values)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def _delta_storage_options(storage_options) -> dict:
