@@ -382,3 +382,14 @@ def test_iceberg_overwrite_by_predicate(iceberg, rng):
         assert "delete files" in str(exc)
     else:
         assert_exact(result, table.scan().to_arrow(), by="model")
+
+
+def test_a_corrupt_delta_log_entry_is_a_located_error(delta_table, capsys):
+    from l1stream.cli import main
+
+    entry = os.path.join(delta_table, "_delta_log", "00000000000000000003.json")
+    with open(entry, "w") as handle:
+        handle.write("{not json\n")
+    assert main(["mae", delta_table]) == 3
+    err = capsys.readouterr().err
+    assert "Delta table" in err and delta_table in err and "internal error" not in err
