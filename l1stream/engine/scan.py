@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 from l1stream.engine.scan_state import FileReport, ScanState
 from l1stream.errors import BadFileError, DataError, SchemaError
 from l1stream.exact.state import chunk_state, paired_chunk_states
+from l1stream.parquet.footer import TAIL_BYTES, check_footer
 from l1stream.parquet.pages import NativeRowGroups, native_decoder_enabled
 from l1stream.sources.filters import statistics_may_match
 from l1stream.storage import is_local
@@ -204,8 +205,16 @@ def open_parquet(path: str, filesystem) -> pq.ParquetFile:
     """Open a Parquet file (buffered reads), as a :class:`BadFileError` on failure."""
     try:
         if is_local(filesystem):
+            with open(path, "rb") as handle:
+                size = os.fstat(handle.fileno()).st_size
+                check_footer(os.pread(handle.fileno(), min(size, TAIL_BYTES), max(0, size - TAIL_BYTES)), path)
             return pq.ParquetFile(path, page_checksum_verification=True)  # buffered: no file pages in RSS
-        return pq.ParquetFile(filesystem.open(path, "rb"), page_checksum_verification=True)
+        handle = filesystem.open(path, "rb")
+        size = handle.size
+        handle.seek(max(0, size - TAIL_BYTES))
+        check_footer(handle.read(), path)  # the handle's cache serves pyarrow's own footer read after
+        handle.seek(0)
+        return pq.ParquetFile(handle, page_checksum_verification=True)
     except FileNotFoundError as exc:
         target = f" -> {os.readlink(path)}" if is_local(filesystem) and os.path.islink(path) else ""
         what = "a symbolic link to a file that does not exist" if target else "the file no longer exists"

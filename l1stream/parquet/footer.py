@@ -1,0 +1,171 @@
+"""Check a Parquet footer before pyarrow's metadata accessors see it.
+
+pyarrow (25-26) can abort the whole process (a C++ exception, ``terminate``, exit 134) from
+``RowGroupMetaData.column(i)`` and friends on files with encrypted columns under a plaintext
+footer, or an unknown codec number: no ``except`` can catch that, and ``on_bad_file="skip"``
+cannot save a process that died.  So the footer's Thrift (compact protocol) is walked here first,
+just far enough to find those cases, and such a file is a clean, located
+:class:`~l1stream.errors.BadFileError` instead.
+
+>>> check_footer(b"PAR1" + bytes(4) + b"PAR1", "x.parquet")  # too short to hold metadata: pyarrow decides
+"""
+
+from __future__ import annotations
+
+from l1stream.errors import BadFileError
+
+KNOWN_CODECS = frozenset(range(8))  # UNCOMPRESSED, SNAPPY, GZIP, LZO, BROTLI, LZ4, ZSTD, LZ4_RAW
+TAIL_BYTES = 1 << 16  # read at once from the end of a file: the footer of most files fits
+
+
+class _Reader:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes):
+        self.data, self.pos = data, 0
+
+    def byte(self) -> int:
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def varint(self) -> int:
+        shift = value = 0
+        while True:
+            b = self.byte()
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise ValueError("varint too long")
+
+    def i32(self) -> int:
+        v = self.varint() & 0xFFFFFFFF
+        return (v >> 1) ^ -(v & 1)
+
+    def fields(self):
+        """``(id, type)`` of each field of a struct, int16 id arithmetic as Thrift C++ does."""
+        last = 0
+        while True:
+            head = self.byte()
+            if head == 0:
+                return
+            delta, kind = head >> 4, head & 15
+            if delta:
+                last = (last + delta) & 0xFFFF
+            else:
+                last = self.i32() & 0xFFFF
+            yield (last - 0x10000 if last & 0x8000 else last), kind
+
+    def list_header(self) -> tuple:
+        head = self.byte()
+        size = head >> 4
+        if size == 15:
+            size = self.varint()
+        return size, head & 15
+
+    def skip(self, kind: int, depth: int = 0) -> None:
+        if depth > 64:
+            raise ValueError("nesting too deep")
+        if kind in (1, 2):
+            return
+        if kind == 3:
+            self.pos += 1
+        elif kind in (4, 5, 6):
+            self.varint()
+        elif kind == 7:
+            self.pos += 8
+        elif kind == 8:
+            length = self.varint()  # read before pos is: `self.pos += self.varint()` would lose the varint
+            self.pos += length
+        elif kind in (9, 10):
+            size, inner = self.list_header()
+            for _ in range(size):
+                if inner in (1, 2):
+                    self.pos += 1
+                else:
+                    self.skip(inner, depth + 1)
+        elif kind == 11:
+            size = self.varint()
+            if size:
+                kinds = self.byte()
+                for _ in range(size):
+                    self.skip(kinds >> 4, depth + 1)
+                    self.skip(kinds & 15, depth + 1)
+        elif kind == 12:
+            for _, inner in self.fields():
+                self.skip(inner, depth + 1)
+        else:
+            raise ValueError(f"unknown Thrift type {kind}")
+        if self.pos > len(self.data):
+            raise IndexError("past the end")
+
+
+def footer_risks(metadata: bytes) -> dict:
+    """What in a serialized FileMetaData would make pyarrow abort: ``encryption`` (the footer names
+    an encryption algorithm), ``encrypted_columns``, ``codecs`` (the codec numbers used)."""
+    r = _Reader(metadata)
+    out = {"encryption": False, "encrypted_columns": False, "codecs": set()}
+    for fid, kind in r.fields():
+        if fid == 4 and kind == 9:  # row_groups: list<RowGroup>
+            size, inner = r.list_header()
+            for _ in range(size):
+                _row_group(r, out)
+        elif fid == 8 and kind == 12:  # encryption_algorithm
+            out["encryption"] = True
+            r.skip(kind)
+        else:
+            r.skip(kind)
+    return out
+
+
+def _row_group(r: _Reader, out: dict) -> None:
+    for fid, kind in r.fields():
+        if fid == 1 and kind == 9:  # columns: list<ColumnChunk>
+            size, _ = r.list_header()
+            for _ in range(size):
+                for cid, ckind in r.fields():
+                    if cid == 3 and ckind == 12:  # meta_data
+                        for mid, mkind in r.fields():
+                            if mid == 4 and mkind == 5:
+                                out["codecs"].add(r.i32())
+                            else:
+                                r.skip(mkind)
+                    elif cid in (8, 9):  # crypto_metadata, encrypted_column_metadata
+                        out["encrypted_columns"] = True
+                        r.skip(ckind)
+                    else:
+                        r.skip(ckind)
+        else:
+            r.skip(kind)
+
+
+def check_footer(tail: bytes, path: str) -> None:
+    """Raise :class:`BadFileError` for a footer pyarrow would abort on (see the module doc).
+
+    ``tail`` is the end of the file (at least the footer, its length and the magic bytes); when it
+    does not hold the whole footer, or the footer is not readable Thrift, pyarrow decides.
+    """
+    if len(tail) < 12:
+        return
+    if tail[-4:] == b"PARE":
+        raise BadFileError(f"{path}: an encrypted Parquet file (encrypted footer); l1stream cannot decrypt it: "
+                           f"read it with the keys and write a plain copy, or pass on_bad_file='skip'", path=path)
+    if tail[-4:] != b"PAR1":
+        return
+    length = int.from_bytes(tail[-8:-4], "little")
+    if length + 8 > len(tail) or length <= 0:
+        return
+    try:
+        risks = footer_risks(tail[-8 - length:-8])
+    except (IndexError, ValueError):
+        return  # not readable here: pyarrow's own error names it
+    if risks["encryption"] or risks["encrypted_columns"]:
+        raise BadFileError(f"{path}: encrypted columns (under a plaintext footer); l1stream cannot decrypt them: "
+                           f"read the file with the keys and write a plain copy, or pass on_bad_file='skip'",
+                           path=path)
+    unknown = sorted(risks["codecs"] - KNOWN_CODECS)
+    if unknown:
+        raise BadFileError(f"{path}: compression codec number {unknown[0]}, which no Parquet reader here knows; "
+                           f"rewrite the file with snappy or zstd, or pass on_bad_file='skip'", path=path)
