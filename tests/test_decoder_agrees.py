@@ -92,3 +92,71 @@ def test_indices_into_an_empty_dictionary_are_corrupt():
     _, offset = _pages.decode_page(chunk, 0, 0, True, 0, None, dictionary, None, scratch)
     with pytest.raises(_pages.Corrupt):
         _pages.decode_page(chunk, offset, 0, True, 0, dictionary, out, None, scratch)
+
+
+def _encoding_positions(metadata: bytes) -> list:
+    """Offsets (in the serialized FileMetaData) of every ColumnMetaData.encodings element."""
+    from l1stream.parquet.footer import _Reader
+
+    r, found = _Reader(metadata), []
+    for fid, kind in r.fields():
+        if fid != 4 or kind != 9:
+            r.skip(kind)
+            continue
+        for _ in range(r.list_header()[0]):
+            for gid, gkind in r.fields():
+                if gid != 1 or gkind != 9:
+                    r.skip(gkind)
+                    continue
+                for _ in range(r.list_header()[0]):
+                    for cid, ckind in r.fields():
+                        if cid != 3:
+                            r.skip(ckind)
+                            continue
+                        for mid, mkind in r.fields():
+                            if mid == 2 and mkind == 9:
+                                size, _ = r.list_header()
+                                for _ in range(size):
+                                    found.append((r.pos, r.i32()))
+                            else:
+                                r.skip(mkind)
+    return found
+
+
+def test_spark_style_bit_packed_in_chunk_encodings_stays_on_the_c_path(tmp_path, monkeypatch):
+    """parquet-mr lists BIT_PACKED for levels it does not store: the chunk must still be decoded in C
+    (a reader that refuses such chunks never reads Spark's output natively)."""
+    path = tmp_path / "spark-like.parquet"
+    rng = np.random.default_rng(4)
+    a = pa.array(rng.lognormal(5, 1, 5000), mask=rng.random(5000) < 0.1)
+    pq.write_table(pa.table({"actual": a, "prediction": pa.array(rng.lognormal(5, 1, 5000))}), str(path),
+                   use_dictionary=False, data_page_version="1.0")
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - length
+    rle = [pos for pos, value in _encoding_positions(bytes(data[start:-8])) if value == 3]
+    assert rle
+    for pos in rle:
+        data[start + pos] = 0x08  # RLE (3, zigzag 6) -> BIT_PACKED (4, zigzag 8)
+    path.write_bytes(bytes(data))
+    column = pq.ParquetFile(str(path)).metadata.row_group(0).column(0)
+    assert "BIT_PACKED" in column.encodings
+    handed = []
+    monkeypatch.setattr(pages.NativeRowGroups, "_reread", lambda self, index, exc: handed.append(exc))
+    original = pages._decodable
+    refused = []
+
+    def spy(column):
+        ok = original(column)
+        if not ok:
+            refused.append(column.encodings)
+        return ok
+
+    monkeypatch.setattr(pages, "_decodable", spy)
+    result = l1stream.evaluate(str(path), nan_policy="omit")
+    assert not refused and not handed
+    table = pq.read_table(str(path))
+    from helpers import clean_rows, exact_mae
+
+    x, y = clean_rows(table["actual"].to_pylist(), table["prediction"].to_pylist())
+    assert result.mae == exact_mae(x, y)

@@ -40,7 +40,9 @@ log = logging.getLogger("l1stream")
 
 DATA_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 2, 3
 CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1}
-ENCODINGS = frozenset({"PLAIN", "RLE", "PLAIN_DICTIONARY", "RLE_DICTIONARY", "BYTE_STREAM_SPLIT"})
+# BIT_PACKED: parquet-mr (Spark) lists it in every chunk for levels it does not store (repetition levels
+# of flat columns); stored definition levels are checked page by page (RLE only)
+ENCODINGS = frozenset({"PLAIN", "RLE", "PLAIN_DICTIONARY", "RLE_DICTIONARY", "BYTE_STREAM_SPLIT", "BIT_PACKED"})
 WINDOW_BYTES = 8 << 20  # file bytes held per column while streaming a large row group
 HEADER_BYTES = 64 << 10  # bytes read to parse a page header (DOUBLE statistics keep headers small)
 _buffers = threading.local()  # per thread, reused from file to file: fresh ones cost page faults
