@@ -6,6 +6,8 @@ length and offset valid, so that only the point under test differs.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -160,3 +162,11 @@ def test_spark_style_bit_packed_in_chunk_encodings_stays_on_the_c_path(tmp_path,
 
     x, y = clean_rows(table["actual"].to_pylist(), table["prediction"].to_pylist())
     assert result.mae == exact_mae(x, y)
+
+
+def test_the_c_parts_turn_off_on_a_big_endian_machine(monkeypatch):
+    from l1stream.exact import summation
+
+    assert summation.native_enabled() == (os.environ.get("L1STREAM_NATIVE", "1") != "0")
+    monkeypatch.setattr(summation.sys, "byteorder", "big")
+    assert not summation.native_enabled() and not pages.native_decoder_enabled()

@@ -16,6 +16,13 @@
 #include <math.h>
 #include <string.h>
 
+/* Values are copied from file bytes with memcpy: that reads little-endian doubles only on a
+   little-endian machine.  Elsewhere the build fails, the extension is optional, and l1stream
+   runs on pyarrow and numpy (native_enabled() also refuses at run time). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "l1stream's C parts assume a little-endian machine"
+#endif
+
 #ifndef __SIZEOF_INT128__
 #error "l1stream.exact._kernel needs a compiler with 128-bit integers (GCC or Clang on a 64-bit target)"
 #endif

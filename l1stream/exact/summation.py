@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -33,8 +34,10 @@ except ImportError:  # built without a C compiler
 
 
 def native_enabled() -> bool:
-    """False when ``L1STREAM_NATIVE=0`` asks for the pure numpy/pyarrow paths (read on each use)."""
-    return os.environ.get("L1STREAM_NATIVE", "1") != "0"
+    """False when ``L1STREAM_NATIVE=0`` asks for the pure numpy/pyarrow paths (read on each use),
+    and on big-endian machines, where the C parts' byte copies would misread Parquet's
+    little-endian values."""
+    return sys.byteorder == "little" and os.environ.get("L1STREAM_NATIVE", "1") != "0"
 
 UNITS_PER_ONE = 1 << 1074
 """Sums are integer counts of ``2**-1074``, the smallest subnormal float64."""

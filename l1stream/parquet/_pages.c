@@ -14,6 +14,13 @@
 #include <stdint.h>
 #include <string.h>
 
+/* Values are copied from file bytes with memcpy: that reads little-endian doubles only on a
+   little-endian machine.  Elsewhere the build fails, the extension is optional, and l1stream
+   runs on pyarrow and numpy (native_enabled() also refuses at run time). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "l1stream's C parts assume a little-endian machine"
+#endif
+
 #include "_crc32.h"
 #include "_snappy.h"
 #include "_thrift.h"
