@@ -170,3 +170,26 @@ def test_the_c_parts_turn_off_on_a_big_endian_machine(monkeypatch):
     assert summation.native_enabled() == (os.environ.get("L1STREAM_NATIVE", "1") != "0")
     monkeypatch.setattr(summation.sys, "byteorder", "big")
     assert not summation.native_enabled() and not pages.native_decoder_enabled()
+
+
+def test_a_column_chunk_claimed_past_the_end_of_the_file_allocates_nothing(tmp_path):
+    """A hostile footer claiming a 3 GiB column chunk in a tiny file: refused before allocating."""
+    import resource
+
+    from fsspec.implementations.local import LocalFileSystem
+
+    from l1stream.engine.scan import open_parquet
+
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(pa.table({"x": [1.0, 2.0]}), path)
+    fs = LocalFileSystem()
+    parquet = open_parquet(path, fs)
+    reader = pages.NativeRowGroups(parquet, path, fs, ["x"], file_size=os.path.getsize(path))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    buffer = bytearray()
+    with pytest.raises(_pages.Corrupt, match="byte file"):
+        reader._read(4, 3 << 30, buffer)
+    assert len(buffer) == 0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 << 10  # KiB: nothing allocated
+    reader.close()
+    parquet.close()

@@ -150,7 +150,8 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
         yield 0, 0, piece.table
         return
     parquet = open_parquet(piece.path, filesystem)
-    native = (NativeRowGroups(parquet, piece.path, filesystem, spec.columns, reuse=recycle)
+    native = (NativeRowGroups(parquet, piece.path, filesystem, spec.columns, reuse=recycle,
+                                 file_size=piece.size)
               if native_decoder_enabled() else None)
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)

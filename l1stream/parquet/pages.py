@@ -98,12 +98,14 @@ class NativeRowGroups:
     through a bounded window, so memory stays at about one chunk whatever the row group size.
     """
 
-    def __init__(self, parquet, path: str, filesystem, columns: list, reuse: bool = False):
+    def __init__(self, parquet, path: str, filesystem, columns: list, reuse: bool = False,
+                 file_size: int | None = None):
         self.reuse = reuse  # the caller is done with a chunk before asking for the next: recycle arrays
         self.parquet = parquet
         self.path = path
         self.filesystem = filesystem
         self.columns = list(columns)
+        self._size = file_size or None  # bytes in the file: what a column chunk may claim at most
         schema = parquet.metadata.schema
         names = [schema.column(i).path for i in range(len(schema))]
         self.leaf = {}
@@ -211,8 +213,21 @@ class NativeRowGroups:
                                f"pyarrow reads the row group; set L1STREAM_NATIVE=0 to read it with pyarrow, "
                                f"and please report the file", path=self.path) from exc
 
+    def _file_size(self) -> int:
+        if self._size is None:
+            self._size = (os.path.getsize(self.path) if is_local(self.filesystem)
+                          else int(self.filesystem.size(self.path)))
+        return self._size
+
     def _read(self, start: int, size: int, buffer: bytearray) -> memoryview:
-        """File bytes [start, start + size) into ``buffer`` (grown as needed)."""
+        """File bytes [start, start + size) into ``buffer`` (grown as needed).
+
+        A range the file cannot hold (a damaged or hostile footer claiming gigabytes) is corrupt
+        before anything is allocated for it.
+        """
+        if start < 0 or size < 0 or start + size > self._file_size():
+            raise _pages.Corrupt(f"a column chunk claimed at bytes [{start}, {start + size}) of a "
+                                 f"{self._file_size()}-byte file")
         if len(buffer) < size:
             buffer.extend(bytes(size - len(buffer)))
         view = memoryview(buffer)[:size]
