@@ -151,7 +151,9 @@ def test_delta_bad_tables_are_located_errors(delta_table, capsys):
         l1stream.evaluate(delta_table)
 
 
-def test_delta_reader_features_it_does_not_apply_are_refused_by_name(tmp_path, rng):
+def delta_with_first_commit(tmp_path, rng, edit) -> str:
+    """A one-commit Delta table written by deltalake, whose commit's actions ``edit`` rewrites
+    (to declare protocol features delta-rs cannot write)."""
     from deltalake import write_deltalake
 
     path = str(tmp_path / "delta")
@@ -159,13 +161,20 @@ def test_delta_reader_features_it_does_not_apply_are_refused_by_name(tmp_path, r
     log = os.path.join(path, "_delta_log", "00000000000000000000.json")
     actions = [json.loads(line) for line in open(log)]
     for action in actions:
+        edit(action)
+    with open(log, "w") as handle:
+        handle.write("\n".join(json.dumps(a) for a in actions) + "\n")
+    return path
+
+
+def test_delta_reader_features_it_does_not_apply_are_refused_by_name(tmp_path, rng):
+    def deletion_vectors(action):
         if "protocol" in action:
             action["protocol"] = {"minReaderVersion": 3, "minWriterVersion": 7,
                                   "readerFeatures": ["deletionVectors"], "writerFeatures": ["deletionVectors"]}
-    with open(log, "w") as handle:
-        handle.write("\n".join(json.dumps(a) for a in actions) + "\n")
+
     with pytest.raises(SourceError, match="deletion vectors"):
-        l1stream.evaluate(path)
+        l1stream.evaluate(delta_with_first_commit(tmp_path, rng, deletion_vectors))
 
 
 # -- Iceberg --------------------------------------------------------------------------------------
@@ -350,13 +359,7 @@ def test_delta_partitions_of_int_and_date_type_act_as_hive_keys(tmp_path, rng):
 
 
 def test_delta_column_mapping_is_refused_by_name(tmp_path, rng):
-    from deltalake import write_deltalake
-
-    path = str(tmp_path / "delta")
-    write_deltalake(path, batch(rng, 100))
-    log = os.path.join(path, "_delta_log", "00000000000000000000.json")
-    actions = [json.loads(line) for line in open(log)]
-    for action in actions:
+    def column_mapping(action):
         if "protocol" in action:
             action["protocol"] = {"minReaderVersion": 2, "minWriterVersion": 5}
         if "metaData" in action:
@@ -366,10 +369,9 @@ def test_delta_column_mapping_is_refused_by_name(tmp_path, rng):
             for i, field in enumerate(schema["fields"], start=1):
                 field["metadata"] = {"delta.columnMapping.id": i, "delta.columnMapping.physicalName": field["name"]}
             action["metaData"]["schemaString"] = json.dumps(schema)
-    with open(log, "w") as handle:
-        handle.write("\n".join(json.dumps(a) for a in actions) + "\n")
+
     with pytest.raises(SourceError, match="column mapping"):
-        l1stream.evaluate(path)
+        l1stream.evaluate(delta_with_first_commit(tmp_path, rng, column_mapping))
 
 
 def test_iceberg_overwrite_by_predicate(iceberg, rng):

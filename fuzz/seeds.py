@@ -1,0 +1,57 @@
+"""Write the seed corpora: real column chunks and whole files from pyarrow over writer options.
+
+    python fuzz/seeds.py fuzz/corpus
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+
+def files(directory: str) -> list:
+    rng = np.random.default_rng(0)
+    out = []
+    options = itertools.product(["snappy", "none"], [True, False], ["1.0", "2.0"], [True, False], [True, False])
+    for i, (codec, dictionary, version, checksum, nulls) in enumerate(options):
+        n = int(rng.integers(1, 300))
+        values = np.round(rng.lognormal(3, 1, n), int(rng.integers(0, 3)))
+        mask = rng.random(n) < 0.2 if nulls else None
+        table = pa.table({"actual": pa.array(values, mask=mask), "prediction": pa.array(values[::-1] * 1.1)})
+        path = os.path.join(directory, f"file-{i:03d}.parquet")
+        pq.write_table(table, path, compression=codec, use_dictionary=dictionary, data_page_version=version,
+                       write_page_checksum=checksum, data_page_size=int(rng.choice([64, 512, 1 << 20])),
+                       row_group_size=int(rng.choice([7, 100, 1000])))
+        out.append(path)
+    return out
+
+
+def chunks(paths: list, directory: str) -> None:
+    """The first column chunk of each file, prefixed by the harness's 2 option bytes."""
+    for i, path in enumerate(paths):
+        parquet = pq.ParquetFile(path)
+        column = parquet.metadata.row_group(0).column(0)
+        start = column.dictionary_page_offset or column.data_page_offset
+        with open(path, "rb") as handle:
+            handle.seek(start)
+            chunk = handle.read(column.total_compressed_size)
+        codec = 1 if column.compression == "SNAPPY" else 0
+        level = parquet.schema.column(0).max_definition_level
+        with open(os.path.join(directory, f"chunk-{i:03d}"), "wb") as handle:
+            handle.write(bytes([codec, level]) + chunk)
+
+
+def main(root: str) -> None:
+    for sub in ("scan", "pages"):
+        os.makedirs(os.path.join(root, sub), exist_ok=True)
+    paths = files(os.path.join(root, "scan"))
+    chunks(paths, os.path.join(root, "pages"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "corpus"))
