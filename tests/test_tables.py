@@ -395,3 +395,19 @@ def test_a_corrupt_delta_log_entry_is_a_located_error(delta_table, capsys):
     assert main(["mae", delta_table]) == 3
     err = capsys.readouterr().err
     assert "Delta table" in err and delta_table in err and "internal error" not in err
+
+
+def test_delta_partition_keys_are_typed_from_the_schema_not_guessed_from_values(tmp_path, rng):
+    """A string partition column holding digits stays a string: '01234' keeps its leading zero."""
+    from deltalake import DeltaTable, write_deltalake
+
+    path = str(tmp_path / "delta")
+    t = batch(rng, 300)
+    t = t.append_column("zip", pa.array(["01234", "00999", "10000"] * 100))
+    write_deltalake(path, t, partition_by=["zip"])
+    truth = DeltaTable(path).to_pyarrow_table()
+    result = l1stream.evaluate(path, by="zip")
+    assert sorted(result.groups["zip"]) == ["00999", "01234", "10000"]
+    assert_exact(result, truth, by="zip")
+    only = truth.filter(pa.compute.equal(truth["zip"], "01234"))
+    assert_exact(l1stream.evaluate(path, filters="zip==01234"), only)

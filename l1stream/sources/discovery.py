@@ -136,7 +136,10 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
         hint = f" ({len(ignored)} hidden or temporary file(s) ignored)" if ignored else ""
         raise SourceError(f"no data files found in {', '.join(map(repr, sources))}{hint}", path=sources[0])
     files = sorted(found.values(), key=lambda f: f.path)
-    return Discovery(fs, files, _infer_partition_types(files), sorted(set(duplicates)), ignored, tables)
+    types = _infer_partition_types(files)
+    for table in tables:  # a table's schema says what its partition keys are, not their values
+        types.update(table.partition_types or {})
+    return Discovery(fs, files, types, sorted(set(duplicates)), ignored, tables)
 
 
 def _discover_one(source, fs, storage_options, source_format, table_version, tables, found, duplicates, ignored,

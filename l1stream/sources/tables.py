@@ -36,6 +36,7 @@ class TableSnapshot:
     root: str
     version: int | None
     files: list  # SourceFile
+    partition_types: dict = None  # key -> "int" | "date" | "string", from the table's schema
 
 
 def validate_format(value) -> str:
@@ -119,6 +120,8 @@ def _delta(fs, path: str, source: str, version, storage_options) -> TableSnapsho
         raise SourceError(f"Delta table {source!r} needs reader feature(s) l1stream does not implement: "
                           f"{', '.join(sorted(unknown))}", path=source)
     keys = list(table.metadata().partition_columns)
+    kinds = {f.name: getattr(f.type, "type", "") for f in table.schema().fields if f.name in keys}
+    partition_types = {k: _DELTA_KINDS.get(kinds.get(k, ""), "string") for k in keys}
     files = []
     for row in actions:
         relative = row["path"]
@@ -132,7 +135,11 @@ def _delta(fs, path: str, source: str, version, storage_options) -> TableSnapsho
         raise SourceError(f"Delta table {source!r} (version {table.version()}) lists data files that do not "
                           f"exist, e.g. {missing[0]!r}: the table is damaged or was vacuumed past this version",
                           path=missing[0])
-    return TableSnapshot("delta", path, table.version(), sorted(files, key=lambda f: f.path))
+    return TableSnapshot("delta", path, table.version(), sorted(files, key=lambda f: f.path), partition_types)
+
+
+# Delta primitive types -> l1stream's partition key kinds (what filters compare as)
+_DELTA_KINDS = {"byte": "int", "short": "int", "integer": "int", "long": "int", "date": "date"}
 
 
 def _raw_value(value):
