@@ -421,3 +421,13 @@ def test_a_directory_without_write_permission_is_refused_before_the_scan(tmp_pat
                            "--output", str(locked / "mae.json")], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 7, proc.stderr
     assert "permissions" in proc.stderr and str(locked) in proc.stderr
+
+
+def test_an_unreachable_scheduler_says_how_long_it_waited_and_how_to_change_it(tmp_path):
+    path = write_parquet(tmp_path / "x.parquet", actual=[1.0], prediction=[2.0])
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "2s"}
+    proc = subprocess.run([sys.executable, "-m", "l1stream", "mae", path, "--scheduler", "tcp://127.0.0.1:1"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 6, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "waited" in lines[0] and "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT" in lines[0]
