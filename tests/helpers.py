@@ -69,3 +69,33 @@ def write_split(directory, actual, prediction, n_files, row_group_size=None, ext
     return paths
 
 
+
+
+class Oracle:
+    """The exact answer for data held in memory, computed without l1stream: overall and per slice.
+
+    ``slices`` maps a slice key tuple (``("v1",)``; ``()`` without ``by``) to lists of
+    ``(actual, prediction)`` array pairs.  Sums are exact integers of 2**-1074 (or Fractions), divided
+    once: :func:`exact_mae`.
+    """
+
+    def __init__(self, slices: dict):
+        self.groups = {}
+        everything_a, everything_p = [], []
+        for key, parts in slices.items():
+            a = [v for x, _ in parts for v in np.asarray(x).tolist()]
+            p = [v for _, y in parts for v in np.asarray(y).tolist()]
+            self.groups[tuple(key)] = (exact_mae(a, p), len(a))
+            everything_a += a
+            everything_p += p
+        self.mae = exact_mae(everything_a, everything_p)
+        self.count = len(everything_a)
+
+
+def assert_exact(result, oracle: Oracle) -> None:
+    """``result`` (an EvaluationResult) equals the oracle: MAE bits, count, and every slice."""
+    assert result.mae == oracle.mae, (result.mae, oracle.mae)
+    assert result.count == oracle.count
+    if result.by:
+        got = {tuple(k): (n["mae"], n["count"]) for k, n in result.slice_numbers().items()}
+        assert got == oracle.groups

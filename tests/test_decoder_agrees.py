@@ -193,3 +193,13 @@ def test_a_column_chunk_claimed_past_the_end_of_the_file_allocates_nothing(tmp_p
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 << 10  # KiB: nothing allocated
     reader.close()
     parquet.close()
+
+
+REGRESSIONS = sorted((__import__("pathlib").Path(__file__).parent / "data" / "fuzz-regressions" / "scan").glob("*"))
+
+
+@pytest.mark.parametrize("path", [p for p in REGRESSIONS if not p.name.startswith(".")], ids=lambda p: p.name)
+def test_fuzz_findings_stay_fixed_both_paths_agree(path, monkeypatch):
+    """Inputs the whole-file fuzzer found (fuzz/README.md): the C path and pyarrow must agree."""
+    outcomes = both_paths(monkeypatch, path)
+    assert outcomes[0] == outcomes[1] or [o[0] for o in outcomes] == ["refused", "refused"], outcomes

@@ -106,7 +106,10 @@ static int gather_indices(const uint8_t *p, const uint8_t *end, int width, Py_ss
             if (groups == 0) return ERR_CORRUPT;
             Py_ssize_t take = groups * 8 < (uint64_t)(count - i) ? (Py_ssize_t)(groups * 8) : count - i;
             Py_ssize_t available = r.end - r.p;
-            if (((uint64_t)take * width + 7) / 8 > (uint64_t)available) return ERR_CORRUPT;
+            /* the whole declared run must be there (groups * width bytes), as for levels: pyarrow
+               refuses a shorter one ("Unexpected end of stream"), so must we (found by fuzz_scan) */
+            if (width && (groups > (uint64_t)available || groups * (uint64_t)width > (uint64_t)available))
+                return ERR_CORRUPT;
             const uint8_t *q = r.p;
             double *o = out + i;
             Py_ssize_t j = 0;
