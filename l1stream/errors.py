@@ -31,6 +31,21 @@ EXIT_CLUSTER = 6
 EXIT_OUTPUT = 7
 
 
+def first_line(exc: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message, for a one-line error (``default``, else the
+    exception's type name, when it has none).
+
+    >>> first_line(ValueError("bad header\\nat byte 4"))
+    'bad header'
+    >>> first_line(OSError())
+    'OSError'
+    """
+    text = str(exc).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(exc).__name__ if default is None else default
+
+
 class L1StreamError(Exception):
     """Base class: a message, an optional location (``path``) and an exit code."""
 

@@ -22,7 +22,7 @@ import os
 import shutil
 import uuid
 
-from l1stream.errors import OutputError
+from l1stream.errors import OutputError, first_line
 
 
 def is_local(fs) -> bool:
@@ -217,7 +217,7 @@ def check_writable(outputs: dict, storage_options: dict | None = None) -> None:
             exists = fs.exists(bucket)
         except Exception as exc:  # connection errors, credentials: say where
             raise OutputError(f"{option} {target}: cannot check the bucket {bucket!r} ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})", path=str(target)) from None
+                              f"{first_line(exc, '')})", path=str(target)) from None
         if not exists:
             raise OutputError(f"{option} {target}: the bucket {bucket!r} does not exist; create it or write "
                               f"elsewhere", path=str(target))

@@ -120,13 +120,14 @@ def _cmd_mae(args) -> int:
     return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage, record=record)
 
 
-def _check_outputs(args, storage, outputs: dict) -> None:
-    """Refuse outputs, the store or the history inside a source, before any work."""
+def _check_outputs(args, storage, outputs: dict, directories: tuple = ()) -> None:
+    """Refuse, before any work, outputs (and the store and history) inside a source, and outputs
+    that cannot be written.  ``directories``: the options whose output replaces a whole directory."""
     from l1stream.sources.discovery import check_outputs_outside_sources
     from l1stream.storage import check_writable
 
     outputs = {**outputs, "--store": getattr(args, "store", None), "--history": getattr(args, "history", None)}
-    check_outputs_outside_sources(args.sources, outputs, storage)
+    check_outputs_outside_sources(args.sources, outputs, storage, directories=directories)
     check_writable(outputs, storage)
 
 
@@ -232,13 +233,9 @@ def _report(result, args, *, allow_skipped: bool, json_path: str | None = None,
 
 def _cmd_losses(args) -> int:
     from l1stream.outputs.losses import write_losses
-    from l1stream.sources.discovery import check_outputs_outside_sources
 
     storage = _key_values(args.storage_option) or None
-    check_outputs_outside_sources(args.sources, {"--output": args.output}, storage, directories=("--output",))
-    from l1stream.storage import check_writable
-
-    check_writable({"--output": args.output}, storage)
+    _check_outputs(args, storage, {"--output": args.output}, directories=("--output",))
     summary = write_losses(args.sources, args.output, actual=args.actual, prediction=args.prediction,
                            by=args.by or None, keep=tuple(args.keep), filters=args.filters or None,
                            nan_policy=args.nan_policy, scheduler=args.scheduler, num_workers=args.workers,

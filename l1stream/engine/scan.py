@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l1stream.engine.scan_state import FileReport, ScanState
-from l1stream.errors import BadFileError, DataError, SchemaError
+from l1stream.errors import BadFileError, DataError, SchemaError, first_line
 from l1stream.exact.state import chunk_state, paired_chunk_states
 from l1stream.parquet.footer import TAIL_BYTES, check_footer
 from l1stream.parquet.pages import NativeRowGroups, native_decoder_enabled
@@ -211,11 +211,14 @@ def open_parquet(path: str, filesystem) -> pq.ParquetFile:
                 check_footer(os.pread(handle.fileno(), min(size, TAIL_BYTES), max(0, size - TAIL_BYTES)), path)
             return pq.ParquetFile(path, page_checksum_verification=True)  # buffered: no file pages in RSS
         handle = filesystem.open(path, "rb")
-        size = handle.size
-        handle.seek(max(0, size - TAIL_BYTES))
-        check_footer(handle.read(), path)  # the handle's cache serves pyarrow's own footer read after
-        handle.seek(0)
-        return pq.ParquetFile(handle, page_checksum_verification=True)
+        try:
+            handle.seek(max(0, handle.size - TAIL_BYTES))
+            check_footer(handle.read(), path)  # the handle's cache serves pyarrow's own footer read after
+            handle.seek(0)
+            return pq.ParquetFile(handle, page_checksum_verification=True)
+        except BaseException:
+            handle.close()
+            raise
     except FileNotFoundError as exc:
         target = f" -> {os.readlink(path)}" if is_local(filesystem) and os.path.islink(path) else ""
         what = "a symbolic link to a file that does not exist" if target else "the file no longer exists"
@@ -225,13 +228,8 @@ def open_parquet(path: str, filesystem) -> pq.ParquetFile:
         raise BadFileError(f"{path}: permission denied ({exc.strerror or exc}); make the file readable, or pass "
                            f"on_bad_file='skip' to leave it out", path=path) from exc
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BadFileError(f"{path}: not a readable Parquet file ({_describe(exc)}); remove it from the dataset, "
+        raise BadFileError(f"{path}: not a readable Parquet file ({first_line(exc)}); remove it from the dataset, "
                            f"or pass on_bad_file='skip' to leave it out and report it", path=path) from exc
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text
 
 
 def _check_schema(schema: pa.Schema, path: str, spec: ScanSpec) -> None:
@@ -265,7 +263,7 @@ def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str, nati
     except DataError:
         raise
     except (pa.ArrowException, OSError) as exc:
-        raise BadFileError(f"{path}: row group {index} cannot be decoded ({_describe(exc)}); the file is probably "
+        raise BadFileError(f"{path}: row group {index} cannot be decoded ({first_line(exc)}); the file is probably "
                            f"truncated or corrupt: rewrite it, or pass on_bad_file='skip'", path=path) from exc
 
 

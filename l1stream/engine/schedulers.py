@@ -12,7 +12,7 @@ import contextlib
 import sys
 import time
 
-from l1stream.errors import L1StreamError, UsageError
+from l1stream.errors import L1StreamError, UsageError, first_line
 
 LOCAL_SCHEDULERS = {
     "threads": "threads", "threading": "threads",
@@ -182,7 +182,7 @@ def run_graph(graph, scheduler, num_workers, progress: bool):
                 if client.status == "running" and not _comm_fault(exc):
                     raise
                 raise ClusterError(f"the Dask scheduler at {scheduler} went away during the run "
-                                   f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                                   f"({type(exc).__name__}: {first_line(exc, '')}); "
                                    f"nothing was written; run again when the cluster is back") from None
     name = LOCAL_SCHEDULERS[scheduler or "threads"]
     get = _local_get(name)

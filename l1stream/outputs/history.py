@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from l1stream.engine.result import EvaluationResult, slice_json
-from l1stream.errors import DataError, SourceError
+from l1stream.errors import DataError, SourceError, first_line
 
 SCHEMA = pa.schema([
     ("run_id", pa.string()), ("timestamp", pa.timestamp("us", tz="UTC")), ("l1stream_version", pa.string()),
@@ -110,9 +110,8 @@ def read(url: str, storage_options: dict | None = None, *, must_exist: bool = Fa
                     table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
             table = table.select(SCHEMA.names).cast(SCHEMA)
         except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise DataError(f"metrics history record {name} is damaged ({why}); move it out of {url} to keep the "
-                            f"history usable", path=name) from None
+            raise DataError(f"metrics history record {name} is damaged ({first_line(exc)}); move it out of {url} "
+                            f"to keep the history usable", path=name) from None
         out.extend(table.to_pylist())
     out.sort(key=lambda r: (r["timestamp"], r["run_id"], r["slice"]))
     return out

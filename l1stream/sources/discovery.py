@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from l1stream.errors import L1StreamError, SourceError, UsageError
+from l1stream.errors import L1StreamError, SourceError, UsageError, first_line
 from l1stream.sources.source_file import SourceFile
 from l1stream.sources.tables import catalog_snapshot, enclosing_table, snapshot, table_kind
 from l1stream.storage import is_local
@@ -194,11 +194,10 @@ def _storage_error(source: str, exc: Exception, elapsed: float, storage_options)
     endpoint = (storage_options or {}).get("endpoint_url") or \
         ((storage_options or {}).get("client_kwargs") or {}).get("endpoint_url")
     where = f" at {endpoint}" if endpoint else ""
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     hint = ("check --storage-option endpoint_url (storage_options in Python or a config) and the network"
             if endpoint else "check the credentials, the bucket name and the network")
     return SourceError(f"{source!r}: the object store{where} failed after {elapsed:.1f} s ({type(exc).__name__}: "
-                       f"{text}); {hint}", path=source)
+                       f"{first_line(exc)}); {hint}", path=source)
 
 
 def _table_kind(fs, path: str, source: str, source_format: str) -> str | None:

@@ -250,7 +250,7 @@ def _iceberg_files(table, fs, root: str, source: str, version) -> TableSnapshot:
                               f"deletes) for {task.file.file_path!r}, which l1stream does not apply yet; rewrite "
                               f"the table's data files (rewrite_data_files) first", path=source)
         data = task.file
-        if str(data.file_format).upper().endswith("PARQUET") is False:
+        if not str(data.file_format).upper().endswith("PARQUET"):
             raise SourceError(f"Iceberg table {source!r}: data file {data.file_path!r} is {data.file_format}, not "
                               f"Parquet", path=data.file_path)
         file_path = fs._strip_protocol(data.file_path)
