@@ -6,10 +6,16 @@ uses its pure numpy/pyarrow paths (``l1stream --version`` says which are active)
 
 from setuptools import Extension, setup
 
+ZSTD = "l1stream/parquet/vendor/zstd/zstddeclib.c"
 FLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing", "-ffp-contract=off"]
 
 setup(ext_modules=[
     Extension("l1stream.exact._kernel", ["l1stream/exact/_kernel.c"], extra_compile_args=FLAGS, optional=True),
-    Extension("l1stream.parquet._pages", ["l1stream/parquet/_pages.c"], extra_compile_args=FLAGS, optional=True,
-              depends=[f"l1stream/parquet/_{name}.h" for name in ("crc32", "snappy", "thrift", "encodings")]),
+    # zstd's official decompressor (vendored, BSD) compiled in with hidden symbols: no clash with
+    # another zstd in the process (pyarrow's, the zstandard package's)
+    Extension("l1stream.parquet._pages", ["l1stream/parquet/_pages.c", ZSTD], optional=True,
+              extra_compile_args=FLAGS + ["-fvisibility=hidden"], define_macros=[("ZSTDLIB_VISIBLE", ""), ("ZSTDERRORLIB_VISIBLE", "")],
+              include_dirs=["l1stream/parquet/vendor/zstd"],
+              depends=[f"l1stream/parquet/_{name}.h" for name in ("crc32", "snappy", "thrift", "encodings")]
+              + ["l1stream/parquet/vendor/zstd/zstd.h"]),
 ])

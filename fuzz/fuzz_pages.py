@@ -1,10 +1,10 @@
 """libFuzzer harness (atheris): raw column chunks through the C page decoder.
 
-Input: byte 0 = codec (0 none, 1 snappy), byte 1 = max definition level (0 or 1), then a column
+Input: byte 0 = codec (0 none, 1 snappy, 2 zstd; modulo 3), byte 1 = max definition level (0 or 1), then a column
 chunk.  Every page is parsed and decoded as the reader does it, one by one (``decode_page``) and
 whole (``decode_column_chunks``, alone and paired); each call must return or raise
-Corrupt/Unsupported, never crash, and the two ways must agree.  Snappy streams are checked against
-pyarrow's codec (a reference implementation).  See fuzz/README.md.
+Corrupt/Unsupported, never crash, and the two ways must agree.  Snappy and zstd streams are checked
+against pyarrow's codecs (reference implementations).  See fuzz/README.md.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ with atheris.instrument_imports(include=["l1stream"]):
 
 ROWS = 4096
 SNAPPY = pa.Codec("snappy")
+ZSTD = pa.Codec("zstd")
+CODEC_OF_BYTE = (0, 1, 6)  # Parquet's UNCOMPRESSED, SNAPPY, ZSTD
 REFUSED = (_pages.Corrupt, _pages.Unsupported)
 
 
@@ -73,10 +75,29 @@ def check_snappy(data: bytes) -> None:
         raise AssertionError("snappy output differs from pyarrow's codec")
 
 
+def check_zstd(data: bytes) -> None:
+    """Where our zstd call returns bytes, pyarrow's zstd must return the same bytes.
+
+    The first 3 bytes are the stated size (as a page header states it), the rest the stream."""
+    if len(data) < 4:
+        return
+    size, stream = int.from_bytes(data[:3], "little") % (1 << 20), data[3:]
+    try:
+        ours = _pages.zstd_uncompress(stream, size)
+    except REFUSED + (ValueError,):
+        return
+    try:
+        expected = ZSTD.decompress(stream, decompressed_size=size, asbytes=True)
+    except (OSError, ValueError, pa.ArrowException):
+        raise AssertionError("the zstd decoder accepted a stream pyarrow's codec refuses") from None
+    if ours != expected:
+        raise AssertionError("zstd output differs from pyarrow's codec")
+
+
 def test_one_input(data: bytes) -> None:
     if len(data) < 3:
         return
-    codec, level, chunk = data[0] & 1, data[1] & 1, bytes(data[2:])
+    codec, level, chunk = CODEC_OF_BYTE[data[0] % 3], data[1] & 1, bytes(data[2:])
     try:
         rows = one_by_one(chunk, codec, level)
     except REFUSED:
@@ -90,8 +111,10 @@ def test_one_input(data: bytes) -> None:
             pass  # whole-chunk decoding may refuse what page-by-page took (no dictionary yet, counts)
         else:
             assert second[0] == second[1] == first[2][0], (second, first[2])
-    if codec:
+    if codec == 1:
         check_snappy(chunk[:4096])
+    elif codec == 6:
+        check_zstd(chunk[:4096])
 
 
 if __name__ == "__main__":

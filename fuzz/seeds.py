@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 def files(directory: str) -> list:
     rng = np.random.default_rng(0)
     out = []
-    options = itertools.product(["snappy", "none"], [True, False], ["1.0", "2.0"], [True, False], [True, False])
+    options = itertools.product(["snappy", "zstd", "none"], [True, False], ["1.0", "2.0"], [True, False], [True, False])
     for i, (codec, dictionary, version, checksum, nulls) in enumerate(options):
         n = int(rng.integers(1, 300))
         values = np.round(rng.lognormal(3, 1, n), int(rng.integers(0, 3)))
@@ -40,7 +40,7 @@ def chunks(paths: list, directory: str) -> None:
         with open(path, "rb") as handle:
             handle.seek(start)
             chunk = handle.read(column.total_compressed_size)
-        codec = 1 if column.compression == "SNAPPY" else 0
+        codec = {"SNAPPY": 1, "ZSTD": 2}.get(column.compression, 0)  # the harness's codec byte
         level = parquet.schema.column(0).max_definition_level
         with open(os.path.join(directory, f"chunk-{i:03d}"), "wb") as handle:
             handle.write(bytes([codec, level]) + chunk)

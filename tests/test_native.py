@@ -77,7 +77,7 @@ def values_strategy():
 
 
 WRITER_OPTIONS = st.fixed_dictionaries({
-    "compression": st.sampled_from(["snappy", "none"]),
+    "compression": st.sampled_from(["snappy", "zstd", "none"]),
     "use_dictionary": st.booleans(),
     "data_page_version": st.sampled_from(["1.0", "2.0"]),
     "write_page_checksum": st.booleans(),
@@ -120,7 +120,9 @@ def test_decoder_matches_pyarrow_bit_for_bit(tmp_path, values, options):
 def test_what_the_decoder_does_not_take_goes_to_pyarrow(tmp_path):
     x = np.arange(50, dtype=np.float64)
     cases = {
-        "zstd": (pa.table({"x": x}), {"compression": "zstd"}),
+        "gzip": (pa.table({"x": x}), {"compression": "gzip"}),
+        "lz4": (pa.table({"x": x}), {"compression": "lz4"}),
+        "brotli": (pa.table({"x": x}), {"compression": "brotli"}),
         "float32": (pa.table({"x": x.astype(np.float32)}), {}),
         "int64": (pa.table({"x": x.astype(np.int64)}), {}),
         "nested": (pa.table({"x": [[v] for v in x.tolist()]}), {}),
@@ -159,7 +161,9 @@ def test_large_row_groups_stream_in_chunks_equal_to_pyarrow(tmp_path, chunk_rows
 def test_a_streamed_row_group_that_fails_midway_is_an_error_not_a_fallback(tmp_path, monkeypatch):
     path = str(tmp_path / "big.parquet")
     n = 5000
-    pq.write_table(pa.table({"actual": np.arange(n, dtype=np.float64), "prediction": np.zeros(n)}), path,
+    # distinct values in both columns: pages of at most chunk_rows values (a one-page constant column
+    # would go to pyarrow whole, by design: test_memory_bounds.py)
+    pq.write_table(pa.table({"actual": np.arange(n, dtype=np.float64), "prediction": np.arange(n) * 0.5}), path,
                    data_page_size=1000)
     real, calls = _pages.decode_page, []
 
@@ -286,6 +290,32 @@ def test_snappy_equals_pyarrow_codec(kind):
                 _pages.snappy_uncompress(compressed[:-1], size)
             with pytest.raises(_pages.Corrupt):
                 _pages.snappy_uncompress(compressed, size + 1)
+
+
+@pytest.mark.parametrize("kind", ["random", "zeros", "text", "prices", "short-period"])
+def test_zstd_equals_pyarrow_codec(kind):
+    """The vendored zstd decompressor against pyarrow's zstd (another build of the reference library),
+    at several levels, with concatenated frames (a page may hold more than one), and refusing a stream
+    that does not fill the page's stated size exactly."""
+    rng = np.random.default_rng(5)
+    makers = {"random": lambda n: rng.bytes(n), "zeros": bytes, "text": lambda n: (b"the quick brown fox " * n)[:n],
+              "prices": lambda n: np.round(rng.lognormal(12, 0.3, n // 8 + 1), 2).tobytes()[:n],
+              "short-period": lambda n: (rng.bytes(3) * n)[:n]}
+    for size in [0, 1, 7, 100, 4097, 300_000]:
+        data = makers[kind](size)
+        for level in (1, 3, 19):
+            compressed = pa.Codec("zstd", compression_level=level).compress(data, asbytes=True)
+            assert _pages.zstd_uncompress(compressed, size) == data
+            assert _pages.zstd_uncompress(compressed + compressed, 2 * size) == data + data
+        with pytest.raises(_pages.Corrupt):
+            _pages.zstd_uncompress(compressed[:-1], size)
+        with pytest.raises(_pages.Corrupt):
+            _pages.zstd_uncompress(compressed, size + 1)
+        if size:
+            with pytest.raises(_pages.Corrupt):
+                _pages.zstd_uncompress(compressed, size - 1)
+    with pytest.raises(_pages.Corrupt):
+        _pages.zstd_uncompress(b"not zstd at all", 15)
 
 
 SNAPPY_INPUTS = st.one_of(

@@ -37,14 +37,30 @@ def values(seed=11, rows=30_000):
     return actual, prediction.tolist(), model
 
 
+# what the C decoder takes; other codecs (gzip, lz4, brotli) go through pyarrow
+C_CODECS = {"SNAPPY", "ZSTD", "UNCOMPRESSED"}
+
+
 def check(path, actual, prediction, monkeypatch):
+    from l1stream.parquet import pages
+
     a, p = clean_rows(actual, [None if isinstance(v, float) and math.isnan(v) else v for v in prediction])
     want = exact_mae(a, p)
+    refused, original = [], pages._decodable
+
+    def watch(column):
+        ok = original(column)
+        if not ok and column.compression in C_CODECS:
+            refused.append((column.compression, column.encodings))
+        return ok
+
+    monkeypatch.setattr(pages, "_decodable", watch)
     for native in ("1", "0"):
         monkeypatch.setenv("L1STREAM_NATIVE", native)
         result = l1stream.evaluate(str(path), nan_policy="omit")
         assert result.count == len(a), native
         assert result.mae == want, native
+    assert not refused, f"the C decoder handed these chunks to pyarrow: {refused}"
 
 
 @pytest.mark.parametrize("compression", ["zstd", "snappy", "lz4", "gzip", "uncompressed"])

@@ -2,12 +2,13 @@
  *
  * The subset that prediction logs use: flat DOUBLE columns (required or optional, no repetition),
  * data pages v1 and v2, PLAIN, PLAIN_DICTIONARY / RLE_DICTIONARY and BYTE_STREAM_SPLIT values,
- * RLE definition levels, UNCOMPRESSED or SNAPPY pages, page CRC-32 verified when present.
+ * RLE definition levels, UNCOMPRESSED, SNAPPY or ZSTD pages, page CRC-32 verified when present.
  * Anything else raises Unsupported (the caller reads that row group with pyarrow instead);
  * any inconsistency raises Corrupt.  Every read is bounds-checked.  The GIL is released while
  * pages decode: one page (decode_page, for streamed row groups) or every page of a row group's
  * columns (decode_column_chunks).  Page headers are in _thrift.h, encodings in _encodings.h,
- * Snappy in _snappy.h, CRC-32 in _crc32.h.  See l1stream/pages.py for the Python side.
+ * Snappy in _snappy.h, CRC-32 in _crc32.h; zstd is the official decompressor (vendor/zstd, BSD).
+ * See l1stream/parquet/pages.py for the Python side.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -25,6 +26,7 @@
 #include "_snappy.h"
 #include "_thrift.h"
 #include "_encodings.h"
+#include "zstd.h"
 
 static PyObject *Unsupported, *Corrupt;
 
@@ -59,12 +61,38 @@ typedef struct {
     const uint8_t *job_src;
     uint8_t *job_dst;
     Py_ssize_t job_n, job_size;
-    int job_snappy;
+    int job_codec;         /* CODEC_UNCOMPRESSED (a copy), CODEC_SNAPPY or CODEC_ZSTD */
 } Page;
+
+/* One zstd decompression context per thread, made on first use and kept (like slot_buffers). */
+static _Thread_local ZSTD_DCtx *zstd_context;
+
+static int zstd_uncompress(const uint8_t *src, size_t n, uint8_t *dst, size_t size, const char **why) {
+    if (!zstd_context && !(zstd_context = ZSTD_createDCtx())) {
+        *why = "no memory for a zstd context";
+        return ERR_UNSUPPORTED;
+    }
+    /* every frame of the page, into exactly the page's stated size: more is dstSize_tooSmall */
+    size_t got = ZSTD_decompressDCtx(zstd_context, dst, size, src, n);
+    if (ZSTD_isError(got) || got != size) {
+        *why = "zstd data that does not decompress to the page's stated size";
+        return ERR_CORRUPT;
+    }
+    return OK;
+}
 
 static int run_job(Page *g) {
     if (!g->job_dst) return OK;
-    if (!g->job_snappy) {
+    switch (g->job_codec) {
+    case CODEC_SNAPPY:
+        if (snappy_uncompress(g->job_src, (size_t)g->job_n, g->job_dst, (size_t)g->job_size) != 0) {
+            g->why = "Snappy data that does not decompress to the page's stated size";
+            return ERR_CORRUPT;
+        }
+        return OK;
+    case CODEC_ZSTD:
+        return zstd_uncompress(g->job_src, (size_t)g->job_n, g->job_dst, (size_t)g->job_size, &g->why);
+    default:
         if (g->job_n != g->job_size) {
             g->why = "an uncompressed page whose compressed and uncompressed sizes differ";
             return ERR_CORRUPT;
@@ -72,11 +100,6 @@ static int run_job(Page *g) {
         memcpy(g->job_dst, g->job_src, (size_t)g->job_n);
         return OK;
     }
-    if (snappy_uncompress(g->job_src, (size_t)g->job_n, g->job_dst, (size_t)g->job_size) != 0) {
-        g->why = "Snappy data that does not decompress to the page's stated size";
-        return ERR_CORRUPT;
-    }
-    return OK;
 }
 
 static void set_job(Page *g, const uint8_t *src, Py_ssize_t n, uint8_t *dst, Py_ssize_t size, int compressed) {
@@ -84,7 +107,7 @@ static void set_job(Page *g, const uint8_t *src, Py_ssize_t n, uint8_t *dst, Py_
     g->job_n = n;
     g->job_dst = dst;
     g->job_size = size;
-    g->job_snappy = compressed && g->codec == CODEC_SNAPPY;
+    g->job_codec = compressed ? g->codec : CODEC_UNCOMPRESSED;
 }
 
 /* First half of a page: checksum, checks, and the decompression it needs (g->job_*). */
@@ -97,6 +120,10 @@ static int page_begin(Page *g) {
     if (g->verify && h->has_crc && crc32_zlib(body, (size_t)n) != h->crc) {
         g->why = "a page checksum (CRC-32) mismatch";
         return ERR_CORRUPT;
+    }
+    if (!plausible_page_size(h->num_values, total, n, h->type == PAGE_DATA_V2 && !h->is_compressed ? 0 : g->codec)) {
+        g->why = "a page stating more decoded bytes than its values can need";
+        return ERR_UNSUPPORTED;
     }
     if (total > g->scratch_size) { g->why = "a page larger than the scratch buffer"; return ERR_UNSUPPORTED; }
     uint8_t *data = g->scratch;
@@ -188,7 +215,7 @@ static int decode_two_pages(Page *a, Page *b, int *which) {
     if ((status = page_begin(a))) return status;
     *which = 1;
     if ((status = page_begin(b))) return status;
-    if (a->job_dst && b->job_dst && a->job_snappy && b->job_snappy) {
+    if (a->job_dst && b->job_dst && a->job_codec == CODEC_SNAPPY && b->job_codec == CODEC_SNAPPY) {
         int bad[2];
         if (snappy_uncompress2(a->job_src, (size_t)a->job_n, a->job_dst, (size_t)a->job_size, b->job_src,
                                (size_t)b->job_n, b->job_dst, (size_t)b->job_size, bad)) {
@@ -258,7 +285,7 @@ static int prepare_call(PyObject *args, PageCall *c) {
     if (!PyArg_ParseTuple(args, "OniipOOOO", &chunk, &offset, &codec, &verify, &max_level, &dictionary, &out,
                           &valid, &scratch))
         return -1;
-    if (codec != CODEC_UNCOMPRESSED && codec != CODEC_SNAPPY) {
+    if (!known_codec(codec)) {
         PyErr_Format(Unsupported, "compression codec %d", codec);
         return -1;
     }
@@ -335,6 +362,34 @@ static PyObject *py_crc32(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLong(crc);
 }
 
+static PyObject *py_plausible_page_size(PyObject *self, PyObject *args) {
+    long long values, uncompressed, compressed;
+    int codec;
+    if (!PyArg_ParseTuple(args, "LLLi", &values, &uncompressed, &compressed, &codec)) return NULL;
+    return PyBool_FromLong(plausible_page_size(values, uncompressed, compressed, codec));
+}
+
+static PyObject *py_zstd_uncompress(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    Py_ssize_t size;
+    const char *why = "";
+    if (!PyArg_ParseTuple(args, "y*n", &view, &size)) return NULL;
+    if (size < 0) { PyBuffer_Release(&view); PyErr_SetString(PyExc_ValueError, "negative size"); return NULL; }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, size);
+    if (out) {
+        int status;
+        Py_BEGIN_ALLOW_THREADS
+        status = zstd_uncompress(view.buf, (size_t)view.len, (uint8_t *)PyBytes_AS_STRING(out), (size_t)size, &why);
+        Py_END_ALLOW_THREADS
+        if (status) {
+            Py_CLEAR(out);
+            PyErr_SetString(status == ERR_CORRUPT ? Corrupt : PyExc_MemoryError, why);
+        }
+    }
+    PyBuffer_Release(&view);
+    return out;
+}
+
 static PyObject *py_snappy_uncompress(PyObject *self, PyObject *args) {
     Py_buffer view;
     Py_ssize_t size;
@@ -394,6 +449,11 @@ static int next_page(Chunk *c, const char **why) {
             continue;
         }
         if (h->num_values < 0) { *why = "a negative value count"; return ERR_CORRUPT; }
+        if (!plausible_page_size(h->num_values, h->uncompressed_size, h->compressed_size,
+                                 h->type == PAGE_DATA_V2 && !h->is_compressed ? 0 : c->codec)) {
+            *why = "a page stating more decoded bytes than its values can need";
+            return ERR_UNSUPPORTED;
+        }
         g->buf = c->chunk.buf; g->size = c->chunk.len; g->offset = c->offset; g->codec = c->codec;
         g->verify = 1; g->max_level = c->max_level;
         if (reserve((void **)&c->buffers->scratch, &c->buffers->scratch_capacity, h->uncompressed_size + 64)) {
@@ -489,7 +549,7 @@ static PyObject *py_decode_column_chunks(PyObject *self, PyObject *args) {
         PyObject *chunk, *out, *valid;
         if (!PyArg_ParseTuple(PyList_GET_ITEM(list, ready), "OiiOO", &chunk, &c->codec, &c->max_level, &out, &valid))
             goto done;
-        if ((c->codec != CODEC_UNCOMPRESSED && c->codec != CODEC_SNAPPY) || (c->max_level != 0 && c->max_level != 1)) {
+        if (!known_codec(c->codec) || (c->max_level != 0 && c->max_level != 1)) {
             PyErr_Format(Unsupported, "column %zd: codec %d, maximum definition level %d", ready, c->codec, c->max_level);
             goto done;
         }
@@ -560,6 +620,10 @@ static PyMethodDef methods[] = {
     {"decode_page", py_decode_page, METH_VARARGS, decode_page_doc},
     {"decode_column_chunks", py_decode_column_chunks, METH_VARARGS, decode_column_chunks_doc},
     {"crc32", py_crc32, METH_VARARGS, "crc32(data) -> int: zlib's CRC-32 (for tests)"},
+    {"plausible_page_size", py_plausible_page_size, METH_VARARGS,
+     "plausible_page_size(num_values, uncompressed, compressed, codec) -> bool: the decoder's bound on a page"},
+    {"zstd_uncompress", py_zstd_uncompress, METH_VARARGS,
+     "zstd_uncompress(data, size) -> bytes: exactly size bytes or Corrupt (for tests)"},
     {"snappy_uncompress", py_snappy_uncompress, METH_VARARGS, "snappy_uncompress(data, size) -> bytes (for tests)"},
     {"snappy_uncompress2", py_snappy_uncompress2, METH_VARARGS,
      "snappy_uncompress2(a, size_a, b, size_b) -> (bytes, bytes): two streams interleaved (for tests)"},
@@ -576,7 +640,8 @@ PyMODINIT_FUNC PyInit__pages(void) {
     Unsupported = PyErr_NewException("l1stream.parquet._pages.Unsupported", PyExc_ValueError, NULL);
     Corrupt = PyErr_NewException("l1stream.parquet._pages.Corrupt", PyExc_ValueError, NULL);
     if (!Unsupported || !Corrupt || PyModule_AddObjectRef(m, "Unsupported", Unsupported) < 0
-        || PyModule_AddObjectRef(m, "Corrupt", Corrupt) < 0) {
+        || PyModule_AddObjectRef(m, "Corrupt", Corrupt) < 0
+        ) {
         Py_DECREF(m);
         return NULL;
     }

@@ -19,7 +19,11 @@
 
 enum { PAGE_DATA = 0, PAGE_INDEX = 1, PAGE_DICTIONARY = 2, PAGE_DATA_V2 = 3 };
 enum { ENC_PLAIN = 0, ENC_PLAIN_DICTIONARY = 2, ENC_RLE = 3, ENC_RLE_DICTIONARY = 8, ENC_BYTE_STREAM_SPLIT = 9 };
-enum { CODEC_UNCOMPRESSED = 0, CODEC_SNAPPY = 1 };
+enum { CODEC_UNCOMPRESSED = 0, CODEC_SNAPPY = 1, CODEC_ZSTD = 6 };
+
+static inline int known_codec(int codec) {
+    return codec == CODEC_UNCOMPRESSED || codec == CODEC_SNAPPY || codec == CODEC_ZSTD;
+}
 enum { OK = 0, ERR_CORRUPT = 1, ERR_UNSUPPORTED = 2 };
 
 typedef struct {
@@ -45,6 +49,20 @@ typedef struct {
     uint32_t seen;                 /* SEEN_* bits of the struct being read */
     int subheader;                 /* field id of the page-type header read (5, 7 or 8), 0 if none */
 } PageHeader;
+
+/* Whether a page's stated decoded size is one its values and codec allow.  A flat DOUBLE page needs
+   at most 6 bytes per value of RLE levels (a one-value run: a varint header and a byte) plus 9 per
+   value (PLAIN 8, an RLE-run dictionary index up to 9), and a little slack; Snappy expands at most
+   ~21x (64 bytes from a 3-byte copy).  zstd has no such ratio (an RLE block states 128 KiB in 4
+   bytes), so the value count is the bound that holds for every codec.  A header stating more is a
+   hostile or damaged claim: refused before anything is allocated for it. */
+enum { PAGE_BYTES_PER_VALUE = 16, PAGE_BYTES_SLACK = 1024, SNAPPY_MAX_RATIO = 24 };
+
+static inline int plausible_page_size(int64_t num_values, int64_t uncompressed, int64_t compressed, int codec) {
+    if (uncompressed < 0 || num_values < 0 || compressed < 0) return 0;
+    if (uncompressed > num_values * PAGE_BYTES_PER_VALUE + PAGE_BYTES_SLACK) return 0;
+    return codec != CODEC_SNAPPY || uncompressed <= SNAPPY_MAX_RATIO * compressed + PAGE_BYTES_SLACK;
+}
 
 /* ---- Thrift compact protocol: just enough for PageHeader ------------------------------------ */
 
@@ -226,12 +244,6 @@ static Py_ssize_t parse_header_raw(const uint8_t *buf, Py_ssize_t size, Py_ssize
     if (r.err || (h->seen & required) != required || h->type < 0 || h->compressed_size < 0
             || h->uncompressed_size < 0) {
         *why = "an unreadable page header";
-        return -1;
-    }
-    /* Snappy expands at most ~21x (64 bytes from a 3-byte copy); a corrupt header claiming more
-       must not make a reader allocate it */
-    if ((int64_t)h->uncompressed_size > 24 * (int64_t)h->compressed_size + 1024) {
-        *why = "a page whose uncompressed size is implausible for its compressed size";
         return -1;
     }
     if (h->type == PAGE_DICTIONARY && h->num_values >= 0 && (int64_t)h->num_values * 8 > h->uncompressed_size) {

@@ -3,13 +3,18 @@
 Decoding is most of the cost of an MAE over Parquet, and pyarrow's general reader spends
 about twice the CPU per row of a decoder that does only what is needed.  For the columns
 prediction logs are made of (flat ``DOUBLE``, required or optional; ``PLAIN``, dictionary
-or ``BYTE_STREAM_SPLIT`` values; Snappy or no compression; page CRC-32 verified when the
+or ``BYTE_STREAM_SPLIT`` values; Snappy, zstd or no compression; page CRC-32 verified when the
 writer stored one), :mod:`l1stream.parquet._pages` (C) decodes the raw column chunk instead.
 Every other column, and every row group it cannot take, goes through pyarrow as before:
 the table is the same either way (tests check it bit for bit).
 
 A row group of at most ``chunk_rows`` rows is decoded whole; a larger one is streamed page
-by page through a bounded window of file bytes per column.
+by page through a bounded window of file bytes per column.  Memory is bounded by what the file
+holds, never by what it claims: a column chunk past the end of the file is corrupt, a page stating
+more decoded bytes than its values can need is refused before anything is allocated, and a page
+of more than ``chunk_rows`` values (and more than ``WHOLE_PAGE_VALUES``; one RLE run can state 2**27
+in a few bytes) is not decoded whole: pyarrow, which decodes a page in batches, reads the rest of
+that row group from the row where the page begins (the same rows either way, none twice).
 
 A page the decoder finds corrupt is never trusted: the row group is read again with
 pyarrow, whose error then names the problem (or whose data is used, with a warning,
@@ -39,11 +44,14 @@ except ImportError:  # built without a C compiler: pyarrow reads everything
 log = logging.getLogger("l1stream")
 
 DATA_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 2, 3
-CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1}
+CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1, "ZSTD": 6}
 # BIT_PACKED: parquet-mr (Spark) lists it in every chunk for levels it does not store (repetition levels
 # of flat columns); stored definition levels are checked page by page (RLE only)
 ENCODINGS = frozenset({"PLAIN", "RLE", "PLAIN_DICTIONARY", "RLE_DICTIONARY", "BYTE_STREAM_SPLIT", "BIT_PACKED"})
 WINDOW_BYTES = 8 << 20  # file bytes held per column while streaming a large row group
+# a page of up to this many values decodes whole whatever chunk_rows says (1 MiB of doubles); a larger
+# one, larger than chunk_rows too, goes to pyarrow's batch reader
+WHOLE_PAGE_VALUES = 1 << 17
 HEADER_BYTES = 64 << 10  # bytes read to parse a page header (DOUBLE statistics keep headers small)
 _buffers = threading.local()  # per thread, reused from file to file: fresh ones cost page faults
 
@@ -191,6 +199,8 @@ class NativeRowGroups:
                         if count > meta.num_rows - offset - queue.rows:
                             raise _pages.Corrupt(f"a page of {count} values, past the row group's "
                                                  f"{meta.num_rows} rows")
+                        if count > max(chunk_rows, WHOLE_PAGE_VALUES):
+                            raise _HandOver(f"a page of {count:,} values in column {name!r}, above chunk_rows")
                         values = np.empty(count)
                         valid = np.empty(count, dtype=np.uint8) if pages.max_level else None
                         nulls = pages.decode(values, valid)
@@ -205,6 +215,11 @@ class NativeRowGroups:
                 raise _pages.Corrupt(f"column chunk holds more than the row group's {meta.num_rows} rows")
             for pages in columns.values():
                 pages.close()
+        except _HandOver as exc:
+            for pages in columns.values():
+                pages.close()
+            log.debug("%s: row group %d: pyarrow reads it from row %d on (%s)", self.path, index, offset, exc)
+            yield from self._pyarrow_from(index, offset, chunk_rows)
         except (_pages.Corrupt, _pages.Unsupported, ValueError, OSError) as exc:
             # Chunks may already be counted: never fall back silently.  pyarrow names the damage
             # if it sees it too; otherwise the two decoders disagree, which the user must hear of.
@@ -212,6 +227,17 @@ class NativeRowGroups:
             raise BadFileError(f"{self.path}: row group {index}: l1stream's page decoder failed ({exc}) where "
                                f"pyarrow reads the row group; set L1STREAM_NATIVE=0 to read it with pyarrow, "
                                f"and please report the file", path=self.path) from exc
+
+    def _pyarrow_from(self, index: int, offset: int, chunk_rows: int):
+        """Row group ``index`` from row ``offset`` on, through pyarrow's batch reader (bounded memory)."""
+        skip = offset
+        for batch in self.parquet.iter_batches(batch_size=chunk_rows, row_groups=[index], columns=self.columns):
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            batch, skip = batch.slice(skip), 0
+            yield offset, pa.Table.from_batches([batch])
+            offset += batch.num_rows
 
     def _file_size(self) -> int:
         if self._size is None:
@@ -290,6 +316,9 @@ class _ColumnPages:
         while self.page is None and self.position < self.end:
             at = self._bytes(HEADER_BYTES)
             kind, count, header, body, uncompressed = _pages.page_header(self.view, at)
+            if kind in (DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE) and not _pages.plausible_page_size(
+                    count, uncompressed, body, self.codec):
+                raise _HandOver(f"a page stating {uncompressed:,} decoded bytes for {count:,} values")
             at = self._bytes(header + body)
             if kind in (DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE):
                 self.page = (kind, count, at, uncompressed)
@@ -390,6 +419,10 @@ def float64_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Arr
 
 def _table(arrays: dict, names: list) -> pa.Table:
     return pa.Table.from_arrays([arrays[name] for name in names], names=list(names))
+
+
+class _HandOver(Exception):
+    """A streamed page the C decoder does not take whole: pyarrow reads on from the row it begins at."""
 
 
 def _chunk_range(column) -> tuple:
