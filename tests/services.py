@@ -21,6 +21,14 @@ import pytest
 REQUIRE = os.environ.get("L1STREAM_REQUIRE_SERVICES") == "1"
 
 
+def need_module(name: str):
+    """Import a test dependency, or skip (in CI: fail) naming what to install."""
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError as exc:
+        need(False, f"{name} is not installed ({exc}); pip install -e '.[test]'")
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip (or, in CI, fail) when a service cannot run here."""
     if condition:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
+import sys
 import threading
 import time
 
 import numpy as np
 import pytest
 from helpers import Oracle, assert_exact, write_parquet
-from services import need, start, start_moto, stop, wait_for
+from services import need_module, start, start_moto, stop, wait_for
 
 import l1stream
 
@@ -38,13 +38,12 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
-    """`dask scheduler` + two `dask worker` processes on 127.0.0.1 (port 0, dashboards on port 0)."""
-    need(shutil.which("dask") is not None, "the dask command-line tool is not installed")
+    """`python -m dask scheduler` + two `dask worker` processes on 127.0.0.1 (port 0, dashboards on port 0)."""
     from distributed import Client
 
     base = tmp_path_factory.mktemp("dask")
     scheduler_file = base / "scheduler.json"
-    procs = [start(["dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
+    procs = [start([sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
                     "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(scheduler_file)],
                    log_path=base / "scheduler.log")]
     try:
@@ -52,8 +51,9 @@ def dask_cluster(tmp_path_factory):
                  base / "scheduler.log")
         address = json.loads(scheduler_file.read_text())["address"]
         for i in range(2):
-            procs.append(start(["dask", "worker", address, "--host", "127.0.0.1", "--nthreads", "1",
-                                "--dashboard-address", "127.0.0.1:0", "--local-directory", str(base / f"w{i}"),
+            procs.append(start([sys.executable, "-m", "dask", "worker", address, "--host", "127.0.0.1",
+                                "--nthreads", "1", "--dashboard-address", "127.0.0.1:0",
+                                "--local-directory", str(base / f"w{i}"),
                                 "--death-timeout", "30", "--name", f"worker-{i}"],
                                log_path=base / f"worker-{i}.log"))
         with Client(address) as client:
@@ -81,39 +81,64 @@ def test_cli_against_the_cluster(dataset, dask_cluster, capsys):
     assert doc["mae"] == local.groups[("v1",)][0]
 
 
-def test_a_worker_killed_mid_job(dataset, dask_cluster):
-    """SIGKILL a worker while it runs scan tasks: the job completes, same bits, no row twice."""
+def _kill_inside_a_scan_task(marker: str):
+    """A worker plugin that SIGKILLs its own worker from inside a running scan task, once per cluster.
+
+    Defined in a function so that cloudpickle ships it by value (the workers cannot import this module).
+    The kill lands 50 ms into the task's execution, and only if the task is still executing then;
+    ``marker`` (created with O_EXCL: one kill across workers) records which task and worker."""
+    from distributed import WorkerPlugin
+
+    class KillInsideScanTask(WorkerPlugin):
+        name = "l1stream-test-kill-inside-scan-task"
+
+        def setup(self, worker):
+            self.worker = worker
+
+        def transition(self, key, start, finish, **kwargs):
+            if finish != "executing" or "l1stream-scan-" not in str(key) or "merge" in str(key):
+                return
+
+            def kill_if_still_running():
+                task = self.worker.state.tasks.get(key)
+                if task is None or task.state != "executing":
+                    return
+                try:
+                    fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    return
+                os.write(fd, json.dumps({"key": str(key), "worker": self.worker.address}).encode())
+                os.close(fd)
+                os.kill(os.getpid(), signal.SIGKILL)
+
+            threading.Timer(0.05, kill_if_still_running).start()
+
+    return KillInsideScanTask()
+
+
+def test_a_worker_killed_inside_a_running_scan_task(dataset, dask_cluster, tmp_path):
+    """SIGKILL a worker from inside a scan task it is running: that task runs again on the other
+    worker, the job completes with the exact bits, every file read once."""
     from distributed import Client
 
-    root, local = dataset
-    outcome = {}
-
-    def run():
-        try:
-            outcome["result"] = l1stream.evaluate(str(root), by="model", scheduler=dask_cluster,
-                                                  task_bytes=200_000, chunk_rows=2_000)
-        except BaseException as exc:  # reported below
-            outcome["error"] = exc
-
+    root, oracle = dataset
+    marker = str(tmp_path / "killed.json")
     with Client(dask_cluster) as client:
-        pids = client.run(os.getpid)
-        job = threading.Thread(target=run)
-        job.start()
-
-        def busy_worker():
-            return next((w for w, keys in client.processing().items()
-                         if any("l1stream-scan-" in str(k) and "merge" not in str(k) for k in keys)), None)
-
-        victim = wait_for(busy_worker, 60, "a worker running scan tasks")
-        assert job.is_alive()
-        os.kill(pids[victim], signal.SIGKILL)
-        killed_at = time.monotonic()
-        job.join(180)
-        assert not job.is_alive(), "the job did not finish after a worker was killed"
-    assert "error" not in outcome, outcome.get("error")
-    result = outcome["result"]
-    assert time.monotonic() - killed_at >= 0
-    assert_exact(result, local)
+        client.wait_for_workers(2, timeout=60)
+        client.register_plugin(_kill_inside_a_scan_task(marker))
+        try:
+            started = time.time()
+            result = l1stream.evaluate(str(root), by="model", scheduler=dask_cluster, task_bytes=200_000,
+                                       chunk_rows=2_000)
+            stream = client.get_task_stream(start=started)
+        finally:
+            client.unregister_worker_plugin(_kill_inside_a_scan_task(marker).name)
+        client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker for later tests
+    assert os.path.exists(marker), "no worker was killed inside a scan task"
+    killed = json.loads(open(marker).read())
+    finished_by = {entry["worker"] for entry in stream if str(entry["key"]) == killed["key"]}
+    assert finished_by and killed["worker"] not in finished_by, (killed, finished_by)
+    assert_exact(result, oracle)
     assert result.count == 2_000_000
     for path, report in result.file_reports.items():
         assert report.rows_read == 50_000 and report.row_groups == 5, path
@@ -137,8 +162,7 @@ def test_cluster_is_not_started_when_validation_fails(dataset):
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    pytest.importorskip("s3fs")
-    need(True, "")
+    need_module("s3fs")
     base = tmp_path_factory.mktemp("moto")
     proc, endpoint = start_moto(base / "moto.log")
     try:

@@ -21,6 +21,7 @@ import time
 import numpy as np
 import pytest
 from helpers import exact_mae, write_parquet
+from services import need_module
 
 import l1stream
 from l1stream.cli import main
@@ -295,7 +296,7 @@ def test_a_malformed_scheduler_address_is_a_usage_error(tmp_path, capsys, addres
 
 
 def test_an_unreachable_object_store_says_where_and_how_long(tmp_path, capsys):
-    pytest.importorskip("s3fs") if not REQUIRE else None
+    need_module("s3fs")
     started = time.monotonic()
     code, _, err = cli(capsys, "mae", "s3://bucket/logs/", "--storage-option", "endpoint_url=http://127.0.0.1:1",
                        "--storage-option", "key=a", "--storage-option", "secret=b")

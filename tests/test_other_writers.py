@@ -8,21 +8,13 @@ Fractions (helpers.exact_mae).  Each file is read with the C decoder and without
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 import pytest
 from helpers import clean_rows, exact_mae
+from services import need_module
 
 import l1stream
-
-REQUIRE = os.environ.get("L1STREAM_REQUIRE_SERVICES") == "1"
-
-
-def need_module(name):
-    if REQUIRE:
-        return __import__(name)
-    return pytest.importorskip(name)
 
 
 def values(seed=11, rows=30_000):

@@ -98,9 +98,42 @@ def test_corrupted_entry_is_detected_and_recomputed(tmp_path, rng, caplog):
     assert l1stream.evaluate(str(root), store=store).mae == first.mae
 
 
-def _cli_process(*args):
-    return subprocess.Popen([sys.executable, "-m", "l1stream", "mae", *map(str, args), "--json", "--quiet"],
+# A CLI process whose state store pauses at its Nth write until the test says go: the test then acts
+# while the run is provably mid-way (entries written, more to come), whatever the machine's speed.
+PAUSING_CLI = """
+import os, sys, time
+from l1stream.engine import store
+pause_at, arrived, release = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+original, saved = store.StateStore.save, []
+
+def save(self, key, identity, state):
+    original(self, key, identity, state)
+    saved.append(key)
+    if len(saved) == pause_at:
+        open(arrived + "." + str(os.getpid()), "w").close()
+        deadline = time.monotonic() + 120
+        while not os.path.exists(release) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+store.StateStore.save = save
+from l1stream.cli.commands import main
+sys.exit(main(["mae", *sys.argv[4:], "--json", "--quiet"]))
+"""
+
+
+def _pausing_cli(tmp_path, pause_at: int, *args):
+    arrived, release = str(tmp_path / "arrived"), str(tmp_path / "release")
+    proc = subprocess.Popen([sys.executable, "-c", PAUSING_CLI, str(pause_at), arrived, release, *map(str, args)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, arrived, release
+
+
+def _wait_for_arrivals(arrived: str, count: int, procs) -> None:
+    deadline = time.monotonic() + 120
+    while len(glob.glob(arrived + ".*")) < count:
+        assert time.monotonic() < deadline, [p.communicate() for p in procs]
+        assert all(p.poll() is None for p in procs), "a run ended before reaching its pause"
+        time.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -112,26 +145,41 @@ def many_files(tmp_path_factory):
     return root, days, expected
 
 
-def test_run_killed_mid_way_leaves_a_valid_store(many_files, tmp_path):
+@pytest.mark.parametrize("how, exit_code", [(signal.SIGKILL, -signal.SIGKILL), (signal.SIGTERM, 143),
+                                            (signal.SIGINT, 130)])
+def test_a_run_stopped_mid_way_leaves_a_valid_store(many_files, tmp_path, how, exit_code):
+    """Stopped after its 3rd of 56 store entries (paused there, so provably mid-way): the store keeps
+    exactly what was written whole, and the next run reuses it and gives the exact answer."""
     root, days, expected = many_files
     store = tmp_path / "store"
-    proc = _cli_process(root, "--store", store, "--scheduler", "synchronous")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(glob.glob(str(store / "v2" / "*" / "*.json"))) < 3:
-        time.sleep(0.01)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    written = len(glob.glob(str(store / "v2" / "*" / "*.json")))
-    assert 3 <= written < 56, "the run was not killed mid-way"
+    proc, arrived, _ = _pausing_cli(tmp_path, 3, root, "--store", store, "--scheduler", "synchronous")
+    _wait_for_arrivals(arrived, 1, [proc])
+    proc.send_signal(how)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == exit_code, err
+    entries = glob.glob(str(store / "v2" / "*" / "*.json"))
+    assert len(entries) == 3
+    for entry in entries:
+        json.loads(open(entry).read())  # whole entries only: no torn write
+    assert not [p for p in glob.glob(str(store / "**" / "*"), recursive=True)
+                if os.path.isfile(p) and not p.endswith(".json")], "staging files left behind"
     result = l1stream.evaluate(str(root), store=str(store))
-    assert result.fragments["reused"] >= written - 1 and result.fragments["read"] + result.fragments["reused"] == 56
+    assert result.fragments == {"read": 53, "reused": 3, "rejected": 0}
     assert (result.mae, result.count) == expected
 
 
 def test_two_runs_at_once(many_files, tmp_path):
+    """Two runs on one store, both paused at their 5th entry until both are there (a barrier): they
+    overlap for certain, then both finish with the exact answer and the store is whole."""
     root, days, expected = many_files
     store = tmp_path / "store"
-    procs = [_cli_process(root, "--store", store) for _ in range(2)]
+    procs, arrived, release = [], None, None
+    for _ in range(2):
+        proc, arrived, release = _pausing_cli(tmp_path, 5, root, "--store", store)
+        procs.append(proc)
+    _wait_for_arrivals(arrived, 2, procs)
+    assert all(p.poll() is None for p in procs)  # both mid-run at once
+    open(release, "w").close()
     outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1] for o in outputs]
     maes = {json.loads(out)["mae"] for out, _ in outputs}

@@ -17,7 +17,7 @@ import tempfile
 import numpy as np
 import pytest
 from helpers import Oracle, assert_exact, write_parquet
-from services import need, start, stop, wait_for
+from services import need, need_module, start, stop, wait_for
 
 import l1stream
 
@@ -122,7 +122,7 @@ def small_dataset(slurm):
 
 
 def test_dask_jobqueue_worker_job_matches_local_bits(slurm, small_dataset):
-    pytest.importorskip("dask_jobqueue")
+    need_module("dask_jobqueue")
     root, local = small_dataset
     spec = {"kind": "slurm", "workers": 1, "wait_timeout": 120,
             "options": {"queue": "debug", "cores": 1, "processes": 1, "memory": "1GiB", "walltime": "00:05:00",

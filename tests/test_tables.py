@@ -16,12 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import exact_mae
+from services import need_module
 
 import l1stream
 from l1stream.errors import SourceError
 
-deltalake = pytest.importorskip("deltalake") if os.environ.get("L1STREAM_REQUIRE_SERVICES") != "1" else \
-    __import__("deltalake")
+deltalake = need_module("deltalake")
 
 
 def batch(rng, rows, models=("v1", "v2"), scale=1.0):
@@ -181,8 +181,7 @@ def test_delta_reader_features_it_does_not_apply_are_refused_by_name(tmp_path, r
 
 @pytest.fixture
 def iceberg(tmp_path):
-    pyiceberg = pytest.importorskip("pyiceberg") if os.environ.get("L1STREAM_REQUIRE_SERVICES") != "1" else None
-    del pyiceberg
+    need_module("pyiceberg")
     from pyiceberg.catalog.sql import SqlCatalog
 
     warehouse = tmp_path / "warehouse"
@@ -276,7 +275,7 @@ def test_delta_on_object_storage(tmp_path, rng):
     from deltalake import DeltaTable, write_deltalake
     from services import start_moto, stop
 
-    pytest.importorskip("s3fs") if os.environ.get("L1STREAM_REQUIRE_SERVICES") != "1" else None
+    need_module("s3fs")
     proc, endpoint = start_moto(tmp_path / "moto.log")
     try:
         import s3fs

@@ -26,6 +26,7 @@
 #include "_snappy.h"
 #include "_thrift.h"
 #include "_encodings.h"
+#include "_footer.h"
 #include "zstd.h"
 
 static PyObject *Unsupported, *Corrupt;
@@ -362,6 +363,27 @@ static PyObject *py_crc32(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLong(crc);
 }
 
+static PyObject *py_footer_risks(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    FooterRisks f;
+    if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
+    int status = footer_risks(view.buf, view.len, &f);
+    PyBuffer_Release(&view);
+    if (status < 0 || f.too_many_codecs) {
+        PyErr_SetString(PyExc_ValueError, "not a readable FileMetaData");
+        return NULL;
+    }
+    PyObject *codecs = PyFrozenSet_New(NULL);
+    for (int i = 0; codecs && i < f.n_codecs; i++) {
+        PyObject *codec = PyLong_FromLong(f.codecs[i]);
+        if (!codec || PySet_Add(codecs, codec) < 0) Py_CLEAR(codecs);
+        Py_XDECREF(codec);
+    }
+    if (!codecs) return NULL;
+    return Py_BuildValue("{s:O,s:O,s:N}", "encryption", f.encryption ? Py_True : Py_False, "encrypted_columns",
+                         f.encrypted_columns ? Py_True : Py_False, "codecs", codecs);
+}
+
 static PyObject *py_plausible_page_size(PyObject *self, PyObject *args) {
     long long values, uncompressed, compressed;
     int codec;
@@ -620,6 +642,8 @@ static PyMethodDef methods[] = {
     {"decode_page", py_decode_page, METH_VARARGS, decode_page_doc},
     {"decode_column_chunks", py_decode_column_chunks, METH_VARARGS, decode_column_chunks_doc},
     {"crc32", py_crc32, METH_VARARGS, "crc32(data) -> int: zlib's CRC-32 (for tests)"},
+    {"footer_risks", py_footer_risks, METH_VARARGS,
+     "footer_risks(metadata) -> {encryption, encrypted_columns, codecs}: parquet/footer.py's walk, in C"},
     {"plausible_page_size", py_plausible_page_size, METH_VARARGS,
      "plausible_page_size(num_values, uncompressed, compressed, codec) -> bool: the decoder's bound on a page"},
     {"zstd_uncompress", py_zstd_uncompress, METH_VARARGS,

@@ -64,16 +64,25 @@ class _Buffers:
         self.scratch = bytearray(0)
         self.dictionary = np.empty(0)
         self.values, self.valid = np.empty(0), np.empty(0, dtype=np.uint8)
+        self.page_values, self.page_valid = np.empty(0), np.empty(0, dtype=np.uint8)
 
     @classmethod
-    def mine(cls, slot: int) -> "_Buffers":
-        """This thread's buffers for the ``slot``-th column of a row group."""
-        slots = getattr(_buffers, "slots", None)
+    def mine(cls, slot: int, streaming: bool = False) -> "_Buffers":
+        """This thread's buffers for the ``slot``-th column of a row group (decoded whole, or streamed)."""
+        name = "streaming" if streaming else "slots"
+        slots = getattr(_buffers, name, None)
         if slots is None:
-            slots = _buffers.slots = []
+            slots = []
+            setattr(_buffers, name, slots)
         while len(slots) <= slot:
             slots.append(cls())
         return slots[slot]
+
+    def page_for(self, count: int, max_level: int) -> tuple:
+        """Recycled ``(values, valid)`` for one page decoded aside (one that straddles a chunk's end)."""
+        if len(self.page_values) < count:
+            self.page_values, self.page_valid = np.empty(count), np.empty(count, dtype=np.uint8)
+        return self.page_values[:count], self.page_valid[:count] if max_level else None
 
     def dictionary_for(self, count: int) -> np.ndarray:
         if len(self.dictionary) < count:
@@ -181,31 +190,19 @@ class NativeRowGroups:
         rest = [c for c in self.columns if c not in native]
         batches = (iter(self.parquet.iter_batches(batch_size=chunk_rows, row_groups=[index], columns=rest))
                    if rest else None)
-        columns = {name: _ColumnPages(self, meta.column(position), level, _Buffers(), window=WINDOW_BYTES)
-                   for name, (position, level) in native.items()}  # own buffers: the columns advance together
-        queued = {name: _PageQueue() for name in columns}
+        # each column its own buffers (the columns advance together); recycled per thread when the
+        # caller is done with a chunk before asking for the next
+        columns = {name: _ColumnPages(self, meta.column(position), level,
+                                      _Buffers.mine(slot, streaming=True) if self.reuse else _Buffers(),
+                                      window=WINDOW_BYTES)
+                   for slot, (name, (position, level)) in enumerate(native.items())}
+        cutters = {name: _ChunkCutter(pages, meta.num_rows, max(chunk_rows, WHOLE_PAGE_VALUES), self.reuse)
+                   for name, pages in columns.items()}
         offset = 0
         try:
             while offset < meta.num_rows:
                 want = min(chunk_rows, meta.num_rows - offset)
-                arrays = {}
-                for name, pages in columns.items():
-                    queue = queued[name]
-                    while queue.rows < want:
-                        count = pages.next_count()
-                        if count is None:
-                            raise _pages.Corrupt(f"column chunk ends after {offset + queue.rows} values; the row "
-                                                 f"group has {meta.num_rows} rows")
-                        if count > meta.num_rows - offset - queue.rows:
-                            raise _pages.Corrupt(f"a page of {count} values, past the row group's "
-                                                 f"{meta.num_rows} rows")
-                        if count > max(chunk_rows, WHOLE_PAGE_VALUES):
-                            raise _HandOver(f"a page of {count:,} values in column {name!r}, above chunk_rows")
-                        values = np.empty(count)
-                        valid = np.empty(count, dtype=np.uint8) if pages.max_level else None
-                        nulls = pages.decode(values, valid)
-                        queue.add(values, valid if nulls else None)
-                    arrays[name] = queue.take(want)
+                arrays = {name: cutter.take(want, offset) for name, cutter in cutters.items()}
                 if batches is not None:
                     batch = next(batches)
                     arrays.update((name, batch.column(name)) for name in rest)
@@ -255,7 +252,7 @@ class NativeRowGroups:
             raise _pages.Corrupt(f"a column chunk claimed at bytes [{start}, {start + size}) of a "
                                  f"{self._file_size()}-byte file")
         if len(buffer) < size:
-            buffer.extend(bytes(size - len(buffer)))
+            buffer.extend(bytearray(size - len(buffer)))
         view = memoryview(buffer)[:size]
         if is_local(self.filesystem):
             if self._file is None:
@@ -371,34 +368,57 @@ class _Output:
         return float64_array(self.values, self.valid if nulls else None)
 
 
-class _PageQueue:
-    """Decoded pages of one column waiting to be cut into chunks."""
+class _ChunkCutter:
+    """Cuts one column's pages into chunks of the rows asked for.
 
-    def __init__(self):
-        self.parts = []  # (values, valid or None)
-        self.rows = 0
+    A page that fits in the chunk is decoded straight into the chunk's array; one that straddles
+    the chunk's end is decoded aside, its head copied in and its tail carried to the next chunk.
+    Chunk arrays are recycled when ``reuse`` (the buffers are the column's own, per thread).
+    """
 
-    def add(self, values: np.ndarray, valid) -> None:
-        self.parts.append((values, valid))
-        self.rows += len(values)
+    def __init__(self, pages: "_ColumnPages", rows: int, largest_page: int, reuse: bool):
+        self.pages, self.rows, self.largest_page, self.reuse = pages, rows, largest_page, reuse
+        self.carry = None  # (values, valid or None) decoded but not yet handed out
 
-    def take(self, rows: int) -> pa.Array:
-        taken, need = [], rows
-        while need:
-            values, valid = self.parts[0]
-            if len(values) <= need:
-                self.parts.pop(0)
-            else:
-                self.parts[0] = (values[need:], valid[need:] if valid is not None else None)
-                values, valid = values[:need], valid[:need] if valid is not None else None
-            taken.append((values, valid))
-            need -= len(values)
-        self.rows -= rows
-        values = taken[0][0] if len(taken) == 1 else np.concatenate([v for v, _ in taken])
-        if all(m is None for _, m in taken):
-            return float64_array(values)
-        valid = np.concatenate([m if m is not None else np.ones(len(v), np.uint8) for v, m in taken])
-        return float64_array(values, valid)
+    def take(self, want: int, offset: int) -> pa.Array:
+        pages, level = self.pages, self.pages.max_level
+        if self.reuse:
+            values, valid = pages.buffers.output_for(want, level)
+        else:
+            values, valid = np.empty(want), np.empty(want, dtype=np.uint8) if level else None
+        filled, nulls = 0, 0
+        if self.carry is not None:
+            carried, carried_valid = self.carry
+            n = min(len(carried), want)
+            values[:n] = carried[:n]
+            if valid is not None:
+                valid[:n] = carried_valid[:n]
+                nulls += n - int(np.count_nonzero(carried_valid[:n]))
+            self.carry = (carried[n:], carried_valid[n:] if valid is not None else None) if n < len(carried) else None
+            filled = n
+        while filled < want:
+            count = pages.next_count()
+            if count is None:
+                raise _pages.Corrupt(f"column chunk ends after {offset + filled} values; the row group has "
+                                     f"{self.rows} rows")
+            if count > self.rows - offset - filled:
+                raise _pages.Corrupt(f"a page of {count} values, past the row group's {self.rows} rows")
+            if count > self.largest_page:
+                raise _HandOver(f"a page of {count:,} values, above chunk_rows")
+            if count <= want - filled:
+                nulls += pages.decode(values[filled:filled + count],
+                                      valid[filled:filled + count] if valid is not None else None)
+                filled += count
+                continue
+            page_values, page_valid = pages.buffers.page_for(count, level)
+            nulls += pages.decode(page_values, page_valid)  # counted here, carried tail included
+            head = want - filled
+            values[filled:] = page_values[:head]
+            if valid is not None:
+                valid[filled:] = page_valid[:head]
+            self.carry = (page_values[head:], page_valid[head:] if valid is not None else None)
+            filled = want
+        return float64_array(values, valid if nulls else None)  # nulls may count a carried tail's: harmless
 
 
 def float64_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
