@@ -1,10 +1,23 @@
-"""Shared fixtures."""
+"""Shared fixtures, and the hypothesis profiles.
+
+Profiles (``L1STREAM_HYPOTHESIS``): ``ci`` (the default: derandomized, so a commit that passed
+passes again, with each test's own example count) and ``release`` (random, 20x the examples:
+``L1STREAM_HYPOTHESIS=release python -m pytest -k "hypothesis or property or matches"``, about 30
+minutes; run before a release).  Tests size their examples with ``helpers.examples(n)``.
+"""
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
 from helpers import write_parquet
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("release", derandomize=False, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("L1STREAM_HYPOTHESIS", "ci"))
 
 
 @pytest.fixture

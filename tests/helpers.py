@@ -10,6 +10,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+EXAMPLE_SCALE = {"ci": 1, "release": 20}[os.environ.get("L1STREAM_HYPOTHESIS", "ci")]
+
+
+def examples(n: int) -> int:
+    """A property test's example count under the active profile (tests/conftest.py)."""
+    return n * EXAMPLE_SCALE
+
 
 def _to_float(value: Fraction) -> float:
     """Round to nearest float64; past the largest float by half an ulp or more, IEEE gives infinity."""

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import clean_rows, exact_mae, write_parquet
+from helpers import clean_rows, exact_mae, examples, write_parquet
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -103,7 +103,7 @@ finite_or_not = st.one_of(st.floats(width=64, allow_nan=False, allow_infinity=Fa
                           st.sampled_from([NAN, INF, -INF, None]))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(st.lists(st.tuples(finite_or_not, finite_or_not), min_size=1, max_size=40))
 def test_omit_equals_exact_mae_of_clean_rows(rows):
     actual = pa.array([r[0] for r in rows], pa.float64())

@@ -10,7 +10,7 @@ from fractions import Fraction
 import numpy as np
 import pyarrow as pa
 import pytest
-from helpers import exact_mae
+from helpers import exact_mae, examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import mean_absolute_error as sklearn_mae
@@ -144,7 +144,7 @@ def test_accumulator_streams_and_merges(house_prices):
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.lists(st.tuples(finite, finite), min_size=1, max_size=60), st.data())
 def test_any_split_gives_the_same_bits(rows, data):
     a = np.array([r[0] for r in rows])
@@ -164,7 +164,7 @@ states_strategy = st.lists(st.tuples(finite, finite), max_size=8).map(
     lambda rows: chunk_state(np.array([r[0] for r in rows], dtype=float), np.array([r[1] for r in rows], dtype=float)))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(states_strategy, states_strategy, states_strategy)
 def test_merge_laws(x, y, z):
     assert x.merge(y) == y.merge(x)
@@ -172,7 +172,7 @@ def test_merge_laws(x, y, z):
     assert x.merge(L1State.empty()) == x == L1State.empty().merge(x)
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(st.lists(finite, min_size=1, max_size=300))
 def test_exact_sum_kernel(values):
     x = np.array(values)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -77,7 +78,7 @@ def _written(tmp_path_factory) -> bytes:
     return metadata_of(path.read_bytes())
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(data=st.data())
 def test_c_and_python_agree_on_damaged_footers(tmp_path_factory, data):
     metadata = bytearray(_FOOTER.setdefault("m", _written(tmp_path_factory)))

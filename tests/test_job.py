@@ -8,7 +8,7 @@ import os
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from helpers import exact_mae, write_parquet, write_split
+from helpers import exact_mae, examples, write_parquet, write_split
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -186,7 +186,7 @@ def test_row_groups_pruned_by_statistics(tmp_path):
 finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(finite, finite), min_size=1, max_size=300), st.data())
 def test_any_split_into_files_and_row_groups_gives_the_same_bits(tmp_path_factory, rows, data):
     """Hypothesis: the same rows, cut into random files with random row-group sizes and read with a

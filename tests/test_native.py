@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from fsspec.implementations.local import LocalFileSystem
-from helpers import exact_mae
+from helpers import exact_mae, examples
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -116,7 +116,7 @@ def _apply_examples(test):
     return test
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(values=values_strategy(), options=WRITER_OPTIONS, columns=st.sampled_from([1, 2, 8, 9, 17, 20]),
        reuse=st.booleans())
 @_apply_examples
@@ -360,7 +360,7 @@ SNAPPY_INPUTS = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(SNAPPY_INPUTS, SNAPPY_INPUTS)
 def test_two_snappy_streams_at_once_equal_one_by_one(first, second):
     """The interleaved decompression (two columns' pages together) against pyarrow's codec, including
@@ -390,7 +390,7 @@ def test_default_writer_row_groups_decode_in_pairs_bit_for_bit(tmp_path):
 FLOATS = st.floats(allow_nan=False, allow_infinity=False, width=64)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(st.tuples(FLOATS, FLOATS), max_size=70))
 def test_kernel_equals_fractions(pairs):
     a = np.array([x for x, _ in pairs], dtype=np.float64)
