@@ -8,8 +8,6 @@
 """
 
 from l1stream._version import __version__
-from l1stream.engine.api import error_quantiles, evaluate
-from l1stream.engine.result import EvaluationResult
 from l1stream.errors import (
     BadFileError,
     ClusterError,
@@ -23,16 +21,32 @@ from l1stream.errors import (
     SourceError,
     UsageError,
 )
-from l1stream.exact.metric import MeanAbsoluteError, l1_loss, mean_absolute_error
-from l1stream.exact.state import L1State, chunk_state
+
+# Everything else loads on first use (PEP 562): ``import l1stream``, ``l1stream --version`` and
+# ``-h`` pay for no numpy, pyarrow or Dask, and the report's modules wait until a report is asked for.
+_LAZY = {
+    "evaluate": "l1stream.engine.api", "error_quantiles": "l1stream.engine.api",
+    "EvaluationResult": "l1stream.engine.result",
+    "MeanAbsoluteError": "l1stream.exact.metric", "l1_loss": "l1stream.exact.metric",
+    "mean_absolute_error": "l1stream.exact.metric",
+    "L1State": "l1stream.exact.state", "chunk_state": "l1stream.exact.state",
+    "evaluate_report": "l1stream.report", "Report": "l1stream.report",
+}
 
 
-def __getattr__(name):  # the report's modules load on first use: the CLI's start-up does not pay for them
-    if name in ("evaluate_report", "Report"):
-        from . import report
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
 
-        return getattr(report, name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # once: later lookups skip this hook
+        return value
     raise AttributeError(f"module 'l1stream' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "evaluate", "evaluate_report", "Report", "error_quantiles", "mean_absolute_error", "l1_loss",

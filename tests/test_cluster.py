@@ -82,10 +82,11 @@ def test_cli_against_the_cluster(dataset, dask_cluster, capsys):
 
 
 def _kill_inside_a_scan_task(marker: str):
-    """A worker plugin that SIGKILLs its own worker from inside a running scan task, once per cluster.
+    """A worker plugin that SIGKILLs its own worker while a scan task is running on it, once per cluster.
 
     Defined in a function so that cloudpickle ships it by value (the workers cannot import this module).
-    The kill lands 50 ms into the task's execution, and only if the task is still executing then;
+    A watcher thread looks at the worker's executing tasks every half millisecond and kills the process
+    the moment a scan task is among them (its function is running in the worker's thread pool);
     ``marker`` (created with O_EXCL: one kill across workers) records which task and worker."""
     from distributed import WorkerPlugin
 
@@ -93,25 +94,24 @@ def _kill_inside_a_scan_task(marker: str):
         name = "l1stream-test-kill-inside-scan-task"
 
         def setup(self, worker):
-            self.worker = worker
+            def watch():
+                while not os.path.exists(marker):
+                    try:
+                        running = [str(task.key) for task in list(worker.state.executing)]
+                    except RuntimeError:  # the set changed while copied: look again
+                        continue
+                    scans = [key for key in running if "l1stream-scan-" in key and "merge" not in key]
+                    if scans:
+                        try:
+                            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                        except FileExistsError:
+                            return
+                        os.write(fd, json.dumps({"key": scans[0], "worker": worker.address}).encode())
+                        os.close(fd)
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    time.sleep(0.0005)
 
-        def transition(self, key, start, finish, **kwargs):
-            if finish != "executing" or "l1stream-scan-" not in str(key) or "merge" in str(key):
-                return
-
-            def kill_if_still_running():
-                task = self.worker.state.tasks.get(key)
-                if task is None or task.state != "executing":
-                    return
-                try:
-                    fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                except FileExistsError:
-                    return
-                os.write(fd, json.dumps({"key": str(key), "worker": self.worker.address}).encode())
-                os.close(fd)
-                os.kill(os.getpid(), signal.SIGKILL)
-
-            threading.Timer(0.05, kill_if_still_running).start()
+            threading.Thread(target=watch, daemon=True).start()
 
     return KillInsideScanTask()
 
@@ -119,7 +119,7 @@ def _kill_inside_a_scan_task(marker: str):
 def test_a_worker_killed_inside_a_running_scan_task(dataset, dask_cluster, tmp_path):
     """SIGKILL a worker from inside a scan task it is running: that task runs again on the other
     worker, the job completes with the exact bits, every file read once."""
-    from distributed import Client
+    from distributed import Client, get_task_stream
 
     root, oracle = dataset
     marker = str(tmp_path / "killed.json")
@@ -127,16 +127,15 @@ def test_a_worker_killed_inside_a_running_scan_task(dataset, dask_cluster, tmp_p
         client.wait_for_workers(2, timeout=60)
         client.register_plugin(_kill_inside_a_scan_task(marker))
         try:
-            started = time.time()
-            result = l1stream.evaluate(str(root), by="model", scheduler=dask_cluster, task_bytes=200_000,
-                                       chunk_rows=2_000)
-            stream = client.get_task_stream(start=started)
+            with get_task_stream(client=client) as stream:  # the scheduler records every task's worker
+                result = l1stream.evaluate(str(root), by="model", scheduler=dask_cluster, task_bytes=200_000,
+                                           chunk_rows=2_000)
         finally:
             client.unregister_worker_plugin(_kill_inside_a_scan_task(marker).name)
         client.wait_for_workers(2, timeout=60)  # the nanny restarts the killed worker for later tests
     assert os.path.exists(marker), "no worker was killed inside a scan task"
     killed = json.loads(open(marker).read())
-    finished_by = {entry["worker"] for entry in stream if str(entry["key"]) == killed["key"]}
+    finished_by = {entry["worker"] for entry in stream.data if str(entry["key"]) == killed["key"]}
     assert finished_by and killed["worker"] not in finished_by, (killed, finished_by)
     assert_exact(result, oracle)
     assert result.count == 2_000_000

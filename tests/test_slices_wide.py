@@ -98,3 +98,19 @@ def test_two_keys_still_split_exactly(tmp_path):
     got = result_slices(l1stream.evaluate(str(tmp_path), by=["m", "d"]), ["m", "d"])
     assert {normalise(k): v for k, v in got.items()} == {("a", 1): (1.0, 1), ("a", 2): (2.0, 1),
                                                          ("b", 1): (3.0, 1), (None, 1): (4.0, 1)}
+
+
+def test_key_combinations_whose_codes_collide_modulo_2_64_stay_apart(tmp_path):
+    """Nine keys: eight of 255 distinct values (255 + a null code = 2**8 each), so the first key's
+    factor in a combined code is 2**64: without renumbering, rows that differ only in the first key
+    wrap to the same int64 code and their slices merge (counts add up, MAEs are wrong)."""
+    rows = 510
+    base = np.arange(rows) % 255
+    frame = pd.DataFrame({"k0": np.arange(rows) // 255, **{f"k{i}": (base * 7 + i) % 255 for i in range(1, 9)}})
+    frame["actual"] = np.arange(rows, dtype=np.int64) * 3
+    frame["prediction"] = np.zeros(rows, dtype=np.int64)
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), str(tmp_path / "nine.parquet"))
+    by = [f"k{i}" for i in range(9)]
+    result = l1stream.evaluate(str(tmp_path), by=by)
+    assert len(result.groups) == rows  # every row its own slice
+    compare(result, frame, by)

@@ -26,12 +26,20 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _native_parts() -> str:
-    from l1stream.exact.summation import _compiled_abs_diff_units, native_enabled
-    from l1stream.parquet.pages import _pages
+    """Which C parts load, without importing numpy or pyarrow (the extensions need neither)."""
+    import importlib
+    import os
+    import sys
 
-    if not native_enabled():
-        return "C parts off: L1STREAM_NATIVE=0"
-    built = [name for name, part in (("page decoder", _pages), ("kernel", _compiled_abs_diff_units)) if part]
+    if sys.byteorder != "little" or os.environ.get("L1STREAM_NATIVE", "1") == "0":
+        return "C parts off: L1STREAM_NATIVE=0" if sys.byteorder == "little" else "C parts off: big-endian"
+    built = []
+    for name, module in (("page decoder", "l1stream.parquet._pages"), ("kernel", "l1stream.exact._kernel")):
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            continue
+        built.append(name)
     return "C " + " and ".join(built) if built else "no C parts: built without a C compiler"
 
 

@@ -1,0 +1,68 @@
+"""What a plain local run imports: only what it needs (the start-up is most of a small job's time).
+
+Checked in a fresh interpreter through ``sys.modules`` after a real ``l1stream mae``: no pandas,
+no distributed, no dask.dataframe, no pyarrow.compute or pyarrow.dataset (row filters and frames
+import them when used), no table libraries, plotting or object-storage clients.  The figures are
+in benchmarks/RESULTS.md (``python benchmarks/startup.py``); this test keeps the gain.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from helpers import write_parquet
+
+NEVER_ON_A_PLAIN_LOCAL_RUN = ["pandas", "distributed", "dask.dataframe", "dask.array", "pyarrow.compute",
+                              "pyarrow.dataset", "matplotlib", "deltalake", "pyiceberg", "s3fs", "polars", "duckdb",
+                              "sklearn", "scipy"]
+
+PROBE = """
+import json, sys
+from l1stream.cli.commands import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def imported_by(*argv) -> set:
+    proc = subprocess.run([sys.executable, "-c", PROBE, *map(str, argv)], capture_output=True, text=True,
+                          timeout=120)
+    doc = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert doc["code"] == 0, proc.stderr
+    return set(doc["modules"])
+
+
+def test_a_plain_local_mae_imports_no_heavy_module(tmp_path):
+    path = write_parquet(tmp_path / "p.parquet", actual=[1.0, 2.0, 4.0], prediction=[1.5, 2.0, 3.0])
+    modules = imported_by("mae", path, "--quiet")
+    assert not [m for m in NEVER_ON_A_PLAIN_LOCAL_RUN if m in modules]
+    assert {"l1stream", "dask", "pyarrow", "numpy"} <= modules  # the run did run, through Dask
+
+
+def test_by_a_column_and_json_output_stay_light_too(tmp_path):
+    """Slicing by a data column needs pyarrow's compute kernels (dictionary encoding), nothing more."""
+    path = write_parquet(tmp_path / "p.parquet", actual=[1.0, 2.0, 4.0, 5.0], prediction=[1.5, 2.0, 3.0, 5.0],
+                         model=["a", "b", "a", None])
+    modules = imported_by("mae", path, "--by", "model", "--json")
+    assert not [m for m in NEVER_ON_A_PLAIN_LOCAL_RUN if m in modules and m != "pyarrow.compute"]
+    partitioned = write_parquet(tmp_path / "logs" / "model=a" / "p.parquet", actual=[1.0], prediction=[2.0])
+    modules = imported_by("mae", os.path.dirname(os.path.dirname(partitioned)), "--by", "model", "--json")
+    assert not [m for m in NEVER_ON_A_PLAIN_LOCAL_RUN if m in modules]
+
+
+def test_a_row_filter_imports_pyarrow_compute_only_then(tmp_path):
+    path = write_parquet(tmp_path / "p.parquet", actual=[1.0, 2.0, 4.0], prediction=[1.5, 2.0, 3.0])
+    assert "pyarrow.compute" in imported_by("mae", path, "--filter", "actual>1", "--quiet")
+
+
+def test_version_and_help_import_no_engine():
+    for argv in (["--version"], ["-h"]):
+        proc = subprocess.run([sys.executable, "-c", "import sys\nfrom l1stream.cli.commands import main\n"
+                               "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+                               "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+                               "('dask', 'pyarrow', 'numpy', 'fsspec')))", *argv],
+                              capture_output=True, text=True, timeout=60)
+        assert proc.stdout.strip().splitlines()[-1] == "[]", (argv, proc.stdout[-500:])
