@@ -92,9 +92,14 @@ def warm(root: str) -> None:
 PEAK = "\nimport sys; sys.stderr.write('VmHWM ' + open('/proc/self/status').read().split('VmHWM:')[1].split()[0])\n"
 
 
+# As on a user's machine: bytecode cached (a sandbox may set PYTHONDONTWRITEBYTECODE, which makes
+# every process recompile every module without a .pyc: not what users' processes pay)
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def _launch(argv: list) -> tuple[float, float, str]:
     started = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=CHILD_ENV)
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"engine failed ({proc.returncode}): {proc.stderr.strip().splitlines()[-1:]}")

@@ -29,6 +29,19 @@ def need_module(name: str):
         need(False, f"{name} is not installed ({exc}); pip install -e '.[test]'")
 
 
+def need_native_decoder() -> None:
+    """At module level: skip a module that tests the C page decoder when it is not built, except in
+    CI (``L1STREAM_REQUIRE_NATIVE=1``), where a missing build fails."""
+    from l1stream.parquet import pages
+
+    if pages._pages is not None:
+        return
+    if os.environ.get("L1STREAM_REQUIRE_NATIVE") == "1":
+        raise RuntimeError("L1STREAM_REQUIRE_NATIVE=1 but the C page decoder is not built "
+                           "(pip install -e . needs a C compiler and the Python headers)")
+    pytest.skip("the C page decoder is not built", allow_module_level=True)
+
+
 def need(condition: bool, reason: str) -> None:
     """Skip (or, in CI, fail) when a service cannot run here."""
     if condition:

@@ -12,13 +12,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from services import need_native_decoder
 
 import l1stream
 from l1stream.errors import BadFileError
 from l1stream.parquet import pages
 
-if pages._pages is None:
-    pytest.skip("the C page decoder is not built", allow_module_level=True)
+need_native_decoder()
 from l1stream.parquet import _pages  # noqa: E402
 
 

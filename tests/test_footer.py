@@ -15,11 +15,11 @@ import pytest
 from helpers import examples
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from services import need_native_decoder
 
 from l1stream.parquet import footer
 
-if footer._compiled_footer_risks is None:
-    pytest.skip("the C page decoder is not built", allow_module_level=True)
+need_native_decoder()
 
 DATA = Path(__file__).parent / "data"
 FILES = sorted(p for p in (DATA / "parquet-testing").rglob("*") if p.is_file() and p.suffix != ".md"

@@ -22,12 +22,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from helpers import exact_mae
+from services import need_native_decoder
 from test_thrift_headers import I32, STRUCT, data_page_header, field, i32, page_header
 
 from l1stream.parquet import pages
 
-if pages._pages is None:
-    pytest.skip("the C page decoder is not built", allow_module_level=True)
+need_native_decoder()
 from l1stream.parquet import _pages  # noqa: E402
 
 GIB = 1 << 30

@@ -8,11 +8,9 @@ to 32 bits, required fields must be present, a known field of another type is sk
 from __future__ import annotations
 
 import pytest
+from services import need_native_decoder
 
-from l1stream.parquet import pages
-
-if pages._pages is None:
-    pytest.skip("the C page decoder is not built", allow_module_level=True)
+need_native_decoder()
 from l1stream.parquet import _pages  # noqa: E402
 
 I32, STRUCT, BINARY = 5, 12, 8
