@@ -258,6 +258,32 @@ def many_files(files: int, rows_per_file: int) -> None:
           f"whole evaluation {total:.2f} s ({total / len(found.files) * 1e3:.3f} ms/file)")
 
 
+def big_row_group(rows: int, repeats: int) -> None:
+    """One file made of one huge row group: its rows split across tasks, beside one core and the peers."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = os.path.join(DATA, f"one-row-group-{rows}")
+    path = os.path.join(root, "part-0.parquet")
+    if not os.path.exists(path):
+        os.makedirs(root, exist_ok=True)
+        rng = np.random.default_rng(5)
+        actual = rng.lognormal(12.5, 0.4, rows)
+        pq.write_table(pa.table({"actual": actual, "prediction": actual * rng.lognormal(0, 0.08, rows)}), path,
+                       row_group_size=rows)
+    warm(root)
+    engines = {"l1stream (threads: row group split)": ENGINES["l1stream (threads)"],
+               "l1stream (synchronous: one core)": ENGINES["l1stream (synchronous)"],
+               "polars streaming": ENGINES["polars streaming"], "duckdb avg": ENGINES["duckdb avg"]}
+    print(f"# one file, one row group of {rows:,} rows ({os.path.getsize(path) / 1e6:.0f} MB), in process")
+    base = None
+    for name, code in engines.items():
+        run_in_process(code, root)
+        wall = statistics.median(run_in_process(code, root)[0] for _ in range(repeats))
+        base = base or wall
+        print(f"{name:40s} {wall:7.3f} s   l1stream threads / this = {base / wall:5.2f}")
+
+
 def startup() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -339,6 +365,8 @@ def main(argv=None) -> int:
     parser.add_argument("--many-files", action="store_true", help="10,000 small files: planning overhead")
     parser.add_argument("--kernel", action="store_true", help="exact kernel ns/row on one core")
     parser.add_argument("--startup", action="store_true", help="CLI startup time on a tiny file")
+    parser.add_argument("--big-row-group", type=float, default=0, metavar="ROWS",
+                        help="one file of one row group of ROWS rows: split across tasks")
     parser.add_argument("--incremental", type=float, default=0, metavar="ROWS_PER_DAY",
                         help="nightly re-run with the state store: 30 stored days + 1 new day")
     parser.add_argument("--quick", action="store_true", help="CI mode: 200k rows, one repeat, exactness check")
@@ -371,6 +399,8 @@ def main(argv=None) -> int:
         many_files(10_000, 1000)
     if args.startup:
         startup()
+    if args.big_row_group:
+        big_row_group(int(args.big_row_group), args.repeats)
     if args.incremental:
         incremental(int(args.incremental), args.repeats)
     return 0

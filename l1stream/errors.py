@@ -46,6 +46,22 @@ def first_line(exc: BaseException, default: str | None = None) -> str:
     return type(exc).__name__ if default is None else default
 
 
+def did_you_mean(name, choices) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices`` to a mistyped ``name``, else ``""``.
+
+    >>> did_you_mean("actul", ["actual", "prediction"])
+    " (did you mean 'actual'?)"
+    >>> did_you_mean("zzz", ["actual"])
+    ''
+    """
+    import difflib
+
+    choices = [str(c) for c in choices]
+    close = difflib.get_close_matches(str(name), choices, n=1) or [
+        c for c in choices if c.lower() == str(name).lower()][:1]
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 class L1StreamError(Exception):
     """Base class: a message, an optional location (``path``) and an exit code."""
 
@@ -89,9 +105,25 @@ class SourceError(DataError):
 
 
 class BadFileError(DataError):
-    """A file that is not readable Parquet (truncated, empty, foreign, no permission)."""
+    """A file that is not readable Parquet (truncated, empty, foreign, no permission).
+
+    Give either a whole ``message``, or the ``problem`` (what is wrong with the file, without its
+    path) and the ``remedy``: the message is then ``"PATH: PROBLEM; REMEDY, or pass
+    on_bad_file='skip' ..."``, and :attr:`problem` is what a skipped file's line says.
+
+    >>> BadFileError(path="a.csv", problem="a CSV file", remedy="convert it").message
+    "a.csv: a CSV file; convert it, or pass on_bad_file='skip' to leave it out and report it"
+    """
 
     kind = "bad_file"
+
+    def __init__(self, message: str | None = None, *, path: str | None = None, problem: str | None = None,
+                 remedy: str | None = None) -> None:
+        if message is None:
+            remedy = f"{remedy}, or pass" if remedy else "pass"
+            message = f"{path}: {problem}; {remedy} on_bad_file='skip' to leave it out and report it"
+        super().__init__(message, path=path)
+        self.problem = problem or message
 
 
 class SchemaError(DataError):

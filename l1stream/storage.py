@@ -151,11 +151,37 @@ def write_bytes(fs, path: str, data: bytes) -> None:
         raise
 
 
-def write_text(url: str, text: str, storage_options: dict | None = None) -> None:
-    """Write ``text`` to a local path (atomic rename) or an fsspec URL (one PUT: atomic on object stores)."""
+#: fsspec protocol -> the l1stream extra that installs its filesystem
+PROTOCOL_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "azure", "abfss": "azure",
+                   "az": "azure", "adl": "azure", "http": "http", "https": "http"}
+
+
+def url_filesystem(url: str, storage_options: dict | None = None):
+    """``fsspec.core.url_to_fs(url, **storage_options)``, with a missing filesystem package (or a bad
+    option) as a :class:`~l1stream.errors.UsageError` naming the extra to install.
+
+    >>> url_filesystem("/tmp")[1]
+    '/tmp'
+    """
     from fsspec.core import url_to_fs
 
-    fs, path = url_to_fs(url, **(storage_options or {}))
+    from l1stream.errors import UsageError
+
+    try:
+        return url_to_fs(os.fspath(url), **(storage_options or {}))
+    except ImportError as exc:
+        protocol = str(url).split("://", 1)[0].lower() if "://" in str(url) else "file"
+        extra = PROTOCOL_EXTRAS.get(protocol)
+        how = f'pip install "l1stream[{extra}]"' if extra else "install the fsspec filesystem package it names"
+        raise UsageError(f"cannot open {str(url)!r}: the {protocol}:// filesystem is not installed ({exc}); "
+                         f"{how}") from exc
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"cannot open {str(url)!r}: {exc}") from exc
+
+
+def write_text(url: str, text: str, storage_options: dict | None = None) -> None:
+    """Write ``text`` to a local path (atomic rename) or an fsspec URL (one PUT: atomic on object stores)."""
+    fs, path = url_filesystem(url, storage_options)
     write_bytes(fs, path, text.encode("utf-8"))
 
 
@@ -168,9 +194,7 @@ def staged_directory(url: str, storage_options: dict | None = None):
     Spark/Hive/l1stream readers), then the previous files are removed, the new ones moved into
     place, and ``_SUCCESS`` written last.  A failure before that step leaves the previous output.
     """
-    from fsspec.core import url_to_fs
-
-    fs, path = url_to_fs(url, **(storage_options or {}))
+    fs, path = url_filesystem(url, storage_options)
     if is_local(fs):
         with atomic_directory(path) as staging:
             yield fs, staging

@@ -211,7 +211,7 @@ def _truncate(path, keep):
 @pytest.mark.parametrize("make, words", [
     (lambda p: _truncate(p, 100), "not a readable Parquet file"),
     (lambda p: _truncate(p, 0), "size is 0 bytes"),
-    (lambda p: open(p, "w").write("actual,prediction\n1,2\n"), "magic bytes"),
+    (lambda p: open(p, "w").write("actual,prediction\n1,2\n"), "it looks like a CSV file"),
 ])
 def test_unreadable_files_raise_or_skip(tmp_path, make, words, capsys):
     write_parquet(tmp_path / "a.parquet", actual=[1.0, 2.0], prediction=[2.0, 2.0])
@@ -262,7 +262,8 @@ def test_unreadable_permissions(tmp_path_factory, capsys):
             with pytest.raises(l1stream.BadFileError, match="permission denied") as info:
                 l1stream.evaluate(base)
             assert "b.parquet" in str(info.value)
-            assert l1stream.evaluate(base, on_bad_file="skip").skipped == {locked: info.value.message}
+            assert l1stream.evaluate(base, on_bad_file="skip").skipped == {locked: info.value.problem}
+            assert info.value.problem.startswith("permission denied")
     finally:
         import shutil
 

@@ -136,7 +136,9 @@ def test_a_worker_killed_inside_a_running_scan_task(dataset, dask_cluster, tmp_p
     assert os.path.exists(marker), "no worker was killed inside a scan task"
     killed = json.loads(open(marker).read())
     finished_by = {entry["worker"] for entry in stream.data if str(entry["key"]) == killed["key"]}
-    assert finished_by and killed["worker"] not in finished_by, (killed, finished_by)
+    # the task ran (again) on another worker; the killed one may also have reported it finished in the
+    # instant between the watcher's look and the kill, its result then lost with the process
+    assert finished_by - {killed["worker"]}, (killed, finished_by)
     assert_exact(result, oracle)
     assert result.count == 2_000_000
     for path, report in result.file_reports.items():

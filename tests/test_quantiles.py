@@ -98,7 +98,7 @@ def test_cli_quantiles(hive_dataset, capsys):
     from l1stream.cli.commands import main
 
     root, rows = hive_dataset
-    assert main(["quantiles", str(root), "-q", "0.99", "--json"]) == 0
+    assert main(["quantiles", str(root), "--quantile", "0.99", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     losses = np.concatenate([np.abs(v[0] - v[1]) for v in rows.values()])
     assert doc["median"] == np.median(losses) and doc["quantiles"] == {"0.99": np.quantile(losses, 0.99)}

@@ -53,3 +53,37 @@ def test_json_keys_in_readme_match_to_dict(tmp_path):
     assert documented == set(doc)
     assert set(re.findall(r'"(\w+)": \[\{"path"', block)) <= set(doc["files"])
     assert set(doc["files"]) <= set(re.findall(r'"(\w+)":', block))
+
+
+def test_readme_figures_are_what_the_demo_prints(tmp_path):
+    """The README's demo output, its "Why exact matters" l1stream row and its Python example show
+    what ``l1stream demo`` prints on a fresh machine (4M rows: written and evaluated in a few seconds)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "l1stream", "demo", str(tmp_path / "demo"), "--quiet"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    printed = [line.rstrip() for line in done.stdout.splitlines()]
+    readme = read("README.md")
+    shown = re.search(r"It prints .*?\n\n```text\n(.*?)\n```", readme, re.S).group(1).splitlines()
+    assert shown == printed
+    mae = printed[0].split()[1]
+    assert f"| **l1stream** (threads, synchronous, 1 thread, 10k-row chunks, 2 processes) | `{mae}` | 0 ulp |" in readme
+    assert f"result.mae          # {mae} (a float)" in readme
+    assert "4 million rows" in readme and "python benchmarks/exactness.py" in readme
+
+
+def test_readme_ulp_column_matches_its_values():
+    """Each peer's distance in the "Why exact matters" table is the distance of the values it shows."""
+    import numpy as np
+
+    readme = read("README.md")
+    table = readme[readme.index("| engine | MAE returned |"):readme.index("A metric that moves")]
+    rows = [line for line in table.splitlines() if line.startswith("| ") and "`" in line]
+    exact = float(re.search(r"`([\d.]+)` \| 0 ulp", table).group(1))
+    for row in rows:
+        values = [float(v) for v in re.findall(r"`([\d.]+)`", row.split(" | ")[1])]
+        stated = sorted(int(d.replace(",", "")) for d in re.findall(r"([\d,]+)(?:,| ulp)", row.split(" | ")[2]))
+        bits = np.array(values + [exact]).view(np.int64)
+        assert sorted(abs(int(b) - int(bits[-1])) for b in bits[:-1]) == stated, row

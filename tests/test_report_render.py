@@ -88,7 +88,7 @@ def test_cli_report_usage_errors(dated_log, tmp_path, capsys):
     assert main(["report", str(dated_log), "--bins", "1,x", "--html", str(tmp_path / "r.html")]) == 2
     assert "--bins expects comma-separated numbers" in capsys.readouterr().err
     assert main(["report", str(dated_log), "--time-key", "hour", "--html", str(tmp_path / "r.html")]) == 2
-    assert "time_key 'hour' is neither a partition key nor a column" in capsys.readouterr().err
+    assert "--time-key 'hour' is neither a partition key nor a column" in capsys.readouterr().err
     assert not (tmp_path / "r.html").exists()
 
 

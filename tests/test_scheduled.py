@@ -16,6 +16,7 @@ from helpers import exact_mae, write_parquet
 
 import l1stream
 from l1stream.cli.commands import main
+from l1stream.engine.store import FORMAT
 
 
 def cli(capsys, *args):
@@ -64,7 +65,7 @@ def test_incremental_sequence_matches_full_recompute(tmp_path, rng):
     shutil.rmtree(root / "date=2026-11-01")   # a day is deleted
     del days[1]
     run_and_check(0, 6)
-    entries = glob.glob(os.path.join(store, "v2", "*", "*.json"))
+    entries = glob.glob(os.path.join(store, f"v{FORMAT}", "*", "*.json"))
     assert len(entries) == 6                  # stale entries of rewritten/deleted files are gone
     forced = l1stream.evaluate(str(root), by="model", store=store, full=True)
     assert forced.fragments == {"read": 6, "reused": 0, "rejected": 0} and forced.mae == truth(days)[0]
@@ -86,7 +87,7 @@ def test_corrupted_entry_is_detected_and_recomputed(tmp_path, rng, caplog):
     root, store = tmp_path / "logs", str(tmp_path / "store")
     days = {1: make_day(root, 1, rng)}
     first = l1stream.evaluate(str(root), store=store)
-    entry = sorted(glob.glob(os.path.join(store, "v2", "*", "*.json")))[0]
+    entry = sorted(glob.glob(os.path.join(store, f"v{FORMAT}", "*", "*.json")))[0]
     doc = json.loads(open(entry).read())
     doc["state"]["groups"][0][1]["count"] += 1          # a silent bit flip in the count
     open(entry, "w").write(json.dumps(doc))
@@ -157,7 +158,7 @@ def test_a_run_stopped_mid_way_leaves_a_valid_store(many_files, tmp_path, how, e
     proc.send_signal(how)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == exit_code, err
-    entries = glob.glob(str(store / "v2" / "*" / "*.json"))
+    entries = glob.glob(str(store / f"v{FORMAT}" / "*" / "*.json"))
     assert len(entries) == 3
     for entry in entries:
         json.loads(open(entry).read())  # whole entries only: no torn write

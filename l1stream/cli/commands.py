@@ -15,6 +15,7 @@ import sys
 import threading
 
 from l1stream.cli.parser import build_parser
+from l1stream.cli.spelling import respell
 from l1stream.errors import EXIT_GATE, EXIT_OK, EXIT_SKIPPED, L1StreamError, SkippedFilesError, UsageError
 
 
@@ -22,17 +23,17 @@ def main(argv=None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     want_json = "--json" in argv
+    interface = "config" if argv[:1] == ["run"] else "cli"  # the spelling of options in messages
     previous = _stop_on_sigterm()
     try:
+        _explain_q_number(argv)
         args = build_parser().parse_args(argv)
         if args.command is None:
-            raise UsageError("no command given; choose one of: mae, report, losses, run, quantiles, history, "
-                             "demo "
-                             "(see 'l1stream -h')")
-        _configure_logging(args)
+            raise UsageError(f"no command given; choose one of: {', '.join(_COMMANDS)} (see 'l1stream -h')")
+        _configure_logging(args, interface)
         return _COMMANDS[args.command](args)
     except L1StreamError as exc:
-        return _fail(exc, want_json)
+        return _fail(exc, want_json, interface)
     except Terminated:
         print("l1stream: terminated (SIGTERM); outputs left as they were", file=sys.stderr)
         return 143
@@ -51,7 +52,7 @@ def main(argv=None) -> int:
         error = L1StreamError(f"internal error: {type(exc).__name__}: {exc} (please report this; set "
                               f"L1STREAM_DEBUG=1 for a traceback)")
         error.kind = "internal_error"
-        return _fail(error, want_json)
+        return _fail(error, want_json, interface)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -72,16 +73,32 @@ def _stop_on_sigterm():
     return signal.signal(signal.SIGTERM, handler)
 
 
-def _fail(exc: L1StreamError, want_json: bool) -> int:
-    print(f"l1stream: error: {exc.message}", file=sys.stderr)
+def _fail(exc: L1StreamError, want_json: bool, interface: str) -> int:
+    message = respell(exc.message, interface)
+    print(f"l1stream: error: {message}", file=sys.stderr)
     if want_json:
-        print(json.dumps({"error": exc.to_dict()}))
+        print(json.dumps({"error": {**exc.to_dict(), "message": message}}))
     return exc.exit_code
 
 
-def _configure_logging(args) -> None:
+class _Respelled(logging.Filter):
+    """Warnings in the spelling of the interface (see :mod:`l1stream.cli.spelling`)."""
+
+    def __init__(self, interface: str) -> None:
+        super().__init__()
+        self.interface = interface
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = respell(record.getMessage(), self.interface), None
+        return True
+
+
+def _configure_logging(args, interface: str) -> None:
     level = logging.INFO if getattr(args, "verbose", False) else logging.WARNING
     logging.basicConfig(level=level, stream=sys.stderr, format="l1stream: %(levelname)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, _Respelled) for f in handler.filters):
+            handler.addFilter(_Respelled(interface))
 
 
 def _progress(args) -> bool:
@@ -158,8 +175,6 @@ def _cmd_report(args) -> int:
 
     gates = prepare_gates(_gates(args), args.history)
     storage = _key_values(args.storage_option) or None
-    if args.cluster:
-        raise UsageError("report runs several passes: start the cluster yourself and pass --scheduler ADDRESS")
     _check_outputs(args, storage, {"--output": args.output, "--html": args.html})
     bins = None
     if args.bins:
@@ -174,8 +189,8 @@ def _cmd_report(args) -> int:
     record = _check(result, args, gates, storage)
     report = job.profile(result, history=args.history)
     report.write_html(args.html, storage)
-    if not args.json:
-        print(f"l1stream: report written to {args.html}", file=sys.stderr)
+    if not args.quiet:
+        print(f"l1stream: wrote {args.html}", file=sys.stderr)
     return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage,
                    document=report.to_dict(), record=record)
 
@@ -225,8 +240,9 @@ def _report(result, args, *, allow_skipped: bool, json_path: str | None = None,
         return EXIT_GATE
     if result.skipped and not allow_skipped:
         error = SkippedFilesError(f"{len(result.skipped)} file(s) were skipped as unreadable (listed above); "
-                                  f"pass --allow-skipped (allow_skipped: true) to accept that")
-        print(f"l1stream: error: {error.message}", file=sys.stderr)
+                                  f"allow that with allow_skipped=True")
+        interface = "config" if args.command == "run" else "cli"
+        print(f"l1stream: error: {respell(error.message, interface)}", file=sys.stderr)
         return EXIT_SKIPPED
     return EXIT_OK
 
@@ -269,13 +285,14 @@ def _cmd_run(args) -> int:
     checks = check_run(result, gates=gates, history=config["history"], definition=definition,
                        storage_options=storage)
     written = [write_config_losses(config), write_config_report(report_job, result, config)]
-    if not args.json:
-        for path in [config["output"]["json"], *(w["output"] if isinstance(w, dict) else w for w in written)]:
-            if path:
-                print(f"l1stream: wrote {path}", file=sys.stderr)
-    return _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"],
+    code = _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"],
                    storage_options=storage, record=lambda: record_run(result, checks, history=config["history"],
                                                                       definition=definition, storage_options=storage))
+    if not args.quiet:  # every output is in place by now
+        for path in [*(w["output"] if isinstance(w, dict) else w for w in written), config["output"]["json"]]:
+            if path:
+                print(f"l1stream: wrote {path}", file=sys.stderr)
+    return code
 
 
 def _cmd_demo(args) -> int:
@@ -296,9 +313,6 @@ def _cmd_demo(args) -> int:
 def _cmd_quantiles(args) -> int:
     from l1stream.engine.api import error_quantiles
 
-    if args.by or args.cluster:
-        raise UsageError("quantiles are computed overall: --by and --cluster are not supported here "
-                         "(use --filter to select a slice, --scheduler for a cluster)")
     result = error_quantiles(args.sources, q=tuple(args.qs or (0.9, 0.99)), actual=args.actual,
                              prediction=args.prediction, filters=args.filters or None, nan_policy=args.nan_policy,
                              scheduler=args.scheduler, num_workers=args.workers,
@@ -312,6 +326,25 @@ def _cmd_quantiles(args) -> int:
             print(f"q{q:<9} {value!r}")
         print(f"rows used  {doc['count']:,}" + (f" ({doc['left_out']:,} left out)" if doc["left_out"] else ""))
     return EXIT_OK
+
+
+def _explain_q_number(argv: list) -> None:
+    """``l1stream quantiles logs/ -q 0.9``: ``-q`` is ``--quiet`` (as in every command), and the number
+    would arrive as a source or an unrecognized argument; say what to type instead."""
+    if argv[:1] != ["quantiles"]:
+        return
+    for flag, value in zip(argv, argv[1:]):
+        if flag == "-q" and _is_number(value) and not os.path.exists(value):
+            raise UsageError(f"{value!r} is not a source: give quantiles with --quantile {value} "
+                             f"(-q is --quiet in every command)")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _cmd_history(args) -> int:
@@ -334,7 +367,24 @@ def _cmd_history(args) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history,
+COMPLETIONS = {"bash": "l1stream.bash", "zsh": "_l1stream"}  # in l1stream/cli/completions/
+
+
+def _cmd_completion(args) -> int:
+    from importlib.resources import files
+
+    sys.stdout.write((files("l1stream.cli") / "completions" / COMPLETIONS[args.shell]).read_text(encoding="utf-8"))
+    return EXIT_OK
+
+
+def _cmd_schema(args) -> int:
+    from l1stream.cli.schemas import SCHEMAS
+
+    print(json.dumps(SCHEMAS[args.document](), indent=2))
+    return EXIT_OK
+
+
+_COMMANDS = {"completion": _cmd_completion, "schema": _cmd_schema, "mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history,
              "quantiles": _cmd_quantiles, "report": _cmd_report}
 
 if __name__ == "__main__":  # pragma: no cover

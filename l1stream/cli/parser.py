@@ -14,9 +14,11 @@ EXAMPLES = {
     "report": "l1stream report logs/ --by model --html report.html --history results/history",
     "losses": "l1stream losses logs/ --output losses/ --keep listing_id",
     "run": "l1stream run configs/demo.yaml --set nan_policy=omit --json",
-    "quantiles": "l1stream quantiles logs/ -q 0.9 -q 0.99 --filter model==v2 --json",
+    "quantiles": "l1stream quantiles logs/ --quantile 0.9 --quantile 0.99 --filter model==v2 --json",
     "history": "l1stream history results/history --last 5 --json",
     "demo": "l1stream demo ./l1stream-demo --rows 1000000",
+    "completion": "l1stream completion bash > ~/.local/share/bash-completion/completions/l1stream",
+    "schema": "l1stream schema result > l1stream-result.schema.json",
 }
 
 
@@ -52,19 +54,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"l1stream {__version__} ({_native_parts()})")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    output = _Parser(add_help=False)
+    logs = _Parser(add_help=False)  # -q and -v mean the same in every command
+    logs.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    logs.add_argument("-v", "--verbose", action="store_true", help="log progress details on stderr")
+
+    output = _Parser(add_help=False, parents=[logs])
     output.add_argument("--json", action="store_true", help="print one JSON object on stdout (errors too)")
     output.add_argument("--output", metavar="FILE", help="also write the JSON result to FILE (atomically)")
     output.add_argument("--per-file", action="store_true", help="include per-file row accounting in the JSON")
-    output.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
-    output.add_argument("-v", "--verbose", action="store_true", help="log progress details on stderr")
 
     data = _Parser(add_help=False)
     data.add_argument("sources", nargs="+", metavar="SOURCE", help="Parquet files, directories, globs or URLs")
     data.add_argument("--actual", default="actual", metavar="COL", help="actual-value column (default: actual)")
     data.add_argument("--prediction", default="prediction", metavar="COL",
                       help="prediction column (default: prediction)")
-    data.add_argument("--by", action="append", default=[], metavar="COL", help="slice by this key (repeatable)")
     data.add_argument("--filter", action="append", default=[], metavar="EXPR", dest="filters",
                       help="keep rows where EXPR holds: 'date>=2026-11-10', 'model==v2', 'segment in a,b'")
     data.add_argument("--nan-policy", choices=["raise", "omit", "propagate"], default="raise",
@@ -72,18 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--scheduler", metavar="SPEC",
                       help="threads (default), processes, synchronous, or a scheduler address tcp://host:port")
     data.add_argument("--workers", type=int, metavar="N", help="threads or processes for local schedulers")
-    data.add_argument("--cluster", choices=["local", "slurm", "kubernetes", "gateway"], metavar="KIND",
-                      help="start a Dask cluster for this run: local, slurm, kubernetes or gateway")
-    data.add_argument("--cluster-workers", type=int, default=1, metavar="N",
-                      help="worker processes/jobs/pods to start with --cluster (default: 1)")
-    data.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
-                      help="option of the cluster class (repeatable): queue=normal, memory=8GiB, cores=4")
     data.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                       help="fsspec option for URLs (repeatable; dotted keys nest: client_kwargs.region_name=x)")
 
-    mae = _command(commands, "mae", [data, output], "compute the exact MAE of a dataset")
+    slicing = _Parser(add_help=False)
+    slicing.add_argument("--by", action="append", default=[], metavar="COL", help="slice by this key (repeatable)")
+
+    cluster = _Parser(add_help=False)
+    cluster.add_argument("--cluster", choices=["local", "slurm", "kubernetes", "gateway"], metavar="KIND",
+                         help="start a Dask cluster for this run: local, slurm, kubernetes or gateway")
+    cluster.add_argument("--cluster-workers", type=int, default=1, metavar="N",
+                         help="worker processes/jobs/pods to start with --cluster (default: 1)")
+    cluster.add_argument("--cluster-option", action="append", default=[], metavar="KEY=VALUE",
+                         help="option of the cluster class (repeatable): queue=normal, memory=8GiB, cores=4")
+
+    mae = _command(commands, "mae", [data, slicing, cluster, output], "compute the exact MAE of a dataset")
     _add_evaluation_arguments(mae)
-    report = _command(commands, "report", [data, output],
+    report = _command(commands, "report", [data, slicing, output],
                       "write an HTML error report: MAE, histogram, slices with intervals, quantiles, L2, trends")
     report.add_argument("--html", default="l1stream-report.html", metavar="FILE",
                         help="where to write the report (local path or URL; default: l1stream-report.html)")
@@ -98,12 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--title", metavar="TEXT", help="the report's title")
     _add_evaluation_arguments(report)
 
-    losses = _command(commands, "losses", [data], "write the per-row L1 loss as a Parquet dataset")
+    losses = _command(commands, "losses", [data, slicing, cluster, logs],
+                      "write the per-row L1 loss as a Parquet dataset")
     losses.add_argument("--output", required=True, metavar="DIR", help="output directory (replaced atomically)")
     losses.add_argument("--keep", action="append", default=[], metavar="COL", help="copy this column (repeatable)")
     losses.add_argument("--json", action="store_true", help="print a JSON summary")
-    losses.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
-    losses.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
 
     run = _command(commands, "run", [output], "run a job described by a config file")
     run.add_argument("config", metavar="CONFIG", help="YAML or TOML job config (see configs/)")
@@ -111,12 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a config key: --set nan_policy=omit --set columns.actual=y")
     run.add_argument("--full", action="store_true", help="ignore the config's state store: read everything")
 
-    quantiles = _command(commands, "quantiles", [data], "exact median and quantiles of |actual - prediction|")
-    quantiles.add_argument("-q", "--quantile", type=float, action="append", dest="qs", metavar="Q",
+    quantiles = _command(commands, "quantiles", [data, logs],
+                         "exact median and quantiles of |actual - prediction| (overall: select a slice with "
+                         "--filter)")
+    quantiles.add_argument("--quantile", type=float, action="append", dest="qs", metavar="Q",
                            help="a quantile in [0, 1] (repeatable; default 0.9 and 0.99; the median always)")
     quantiles.add_argument("--json", action="store_true", help="print one JSON object")
-    quantiles.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
-    quantiles.add_argument("--verbose", action="store_true", help=argparse.SUPPRESS)
 
     history = _command(commands, "history", [], "list the metrics history of scheduled runs")
     history.add_argument("path", metavar="DIR", help="the history directory or URL")
@@ -129,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("directory", nargs="?", default="l1stream-demo", metavar="DIR",
                       help="where to write the demo data (default: ./l1stream-demo)")
     demo.add_argument("--rows", type=int, default=None, metavar="N", help="rows to generate (default: 4,000,000)")
+
+    completion = _command(commands, "completion", [], "print the shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=["bash", "zsh"], help="bash: source it, or put it in "
+                            "~/.local/share/bash-completion/completions/l1stream; zsh: save it as _l1stream "
+                            "in a directory on $fpath")
+    schema = _command(commands, "schema", [], "print a JSON Schema: of the --json result, or of the job config")
+    schema.add_argument("document", choices=["result", "config"], help="result: what --json prints (mae, run, "
+                        "demo); config: what 'l1stream run' reads")
     return parser
 
 

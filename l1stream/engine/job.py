@@ -18,7 +18,7 @@ from l1stream.engine.result import EvaluationResult
 from l1stream.engine.scan import Piece, ScanSpec, open_parquet, scan_pieces
 from l1stream.engine.scan_state import ScanState, merge_all
 from l1stream.engine.schedulers import delayed_tree, run_graph, scheduler_label, tree_graph, validate_scheduler
-from l1stream.errors import NoRowsError, SchemaError, UsageError
+from l1stream.errors import NoRowsError, SchemaError, UsageError, did_you_mean
 from l1stream.exact.state import check_nan_policy
 from l1stream.sources.discovery import check_outputs_outside_sources, discover
 from l1stream.sources.filters import bind_filters, parse_filters
@@ -243,11 +243,12 @@ def _check_names(options: Options, partition_types: dict, schema) -> None:
     for role, name in (("actual", options.actual), ("prediction", options.prediction), ("weight", options.weight),
                        ("baseline_prediction", options.baseline)):
         if name is not None and name not in schema.names:
-            raise SchemaError(f"{role} column {name!r} is not in the data; columns: {', '.join(schema.names)}")
+            raise SchemaError(f"{role} column {name!r} is not in the data{did_you_mean(name, schema.names)}; "
+                              f"columns: {', '.join(schema.names)}")
     for key in options.by:
         if key not in available:
-            raise UsageError(f"by key {key!r} is neither a partition key nor a column; available: "
-                             f"{', '.join(available)}")
+            raise UsageError(f"by key {key!r} is neither a partition key nor a column{did_you_mean(key, available)}; "
+                             f"available: {', '.join(available)}")
 
 
 def _clean_store(store, found, options: Options) -> None:

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 from l1stream.engine.scan_state import FileReport, ScanState
 from l1stream.errors import BadFileError, DataError, SchemaError, first_line
 from l1stream.exact.state import chunk_state, paired_chunk_states
-from l1stream.parquet.footer import TAIL_BYTES, check_footer
-from l1stream.parquet.pages import NativeRowGroups, native_decoder_enabled
+from l1stream.parquet.footer import TAIL_BYTES, check_footer, describe_foreign
+from l1stream.parquet.pages import NativeRowGroups, batches_between, native_decoder_enabled, splittable
 from l1stream.sources.filters import statistics_may_match
 from l1stream.storage import is_local
 
@@ -121,8 +121,13 @@ def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
         except (BadFileError, SchemaError) as exc:
             if spec.on_bad_file != "skip":
                 raise
-            result.skipped[piece.path] = exc.message
+            result.skipped[piece.path] = _without_path(getattr(exc, "problem", exc.message), piece.path)
     return result
+
+
+def _without_path(reason: str, path: str) -> str:
+    """A skipped file's reason, without the path its line already names."""
+    return reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason
 
 
 def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
@@ -155,16 +160,15 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
               if native_decoder_enabled() else None)
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)
-        mine = my_row_groups(parquet, piece)
-        report.row_groups = len(mine)
-        for index in mine:
-            rows = parquet.metadata.row_group(index).num_rows
+        mine = my_row_ranges(parquet, piece, spec.columns)
+        report.row_groups = sum(1 for _, start, _ in mine if start == 0)  # a split row group counts once
+        for index, start, stop in mine:
             if not row_group_may_match(parquet, index, spec.row_comparisons):
-                report.rows_scanned += rows
-                report.rows_filtered += rows
-                report.row_groups_pruned += 1
+                report.rows_scanned += stop - start
+                report.rows_filtered += stop - start
+                report.row_groups_pruned += start == 0
                 continue
-            for offset, table in _chunks(parquet, index, spec, piece.path, native):
+            for offset, table in _chunks(parquet, index, spec, piece.path, native, start, stop):
                 report.rows_scanned += table.num_rows
                 if spec.row_expression is not None:
                     before = table.num_rows
@@ -177,10 +181,28 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
         parquet.close()
 
 
-def my_row_groups(parquet: pq.ParquetFile, piece: Piece) -> list:
-    """The row groups this piece owns: ``i * splits // num_row_groups == split``."""
-    count = parquet.metadata.num_row_groups
-    return [i for i in range(count) if i * piece.splits // count == piece.split]
+def my_row_ranges(parquet: pq.ParquetFile, piece: Piece, columns) -> list:
+    """``(row group, start, stop)``: the rows this piece owns, each row read by exactly one piece.
+
+    With at least as many row groups as pieces, piece ``s`` of ``k`` owns the whole row groups ``i``
+    with ``i * k // R == s``.  With more pieces than row groups (a large file of few, huge row
+    groups), row group ``r`` goes to the pieces ``s`` with ``s * R // k == r``, and when l1stream's
+    page decoder can take all of its columns (decided from the file's metadata alone, so that every
+    worker decides alike) they split its rows evenly, so one 10M-row row group uses every core;
+    otherwise the first of them reads it whole.
+    """
+    meta = parquet.metadata
+    count, k, s = meta.num_row_groups, piece.splits, piece.split
+    if k <= count:
+        return [(i, 0, meta.row_group(i).num_rows) for i in range(count) if i * k // count == s]
+    r = s * count // k
+    owners = [t for t in range(k) if t * count // k == r]
+    rows = meta.row_group(r).num_rows
+    if not splittable(parquet, r, columns):
+        return [(r, 0, rows)] if s == owners[0] else []
+    j, n = s - owners[0], len(owners)
+    start, stop = j * rows // n, (j + 1) * rows // n
+    return [(r, start, stop)] if stop > start else []
 
 
 def row_group_may_match(parquet: pq.ParquetFile, index: int, comparisons) -> bool:
@@ -220,16 +242,31 @@ def open_parquet(path: str, filesystem) -> pq.ParquetFile:
             handle.close()
             raise
     except FileNotFoundError as exc:
-        target = f" -> {os.readlink(path)}" if is_local(filesystem) and os.path.islink(path) else ""
-        what = "a symbolic link to a file that does not exist" if target else "the file no longer exists"
-        raise BadFileError(f"{path}{target}: {what}; remove it from the dataset, or pass on_bad_file='skip' "
-                           f"to leave it out and report it", path=path) from exc
+        link = is_local(filesystem) and os.path.islink(path)
+        what = (f"a symbolic link to {os.readlink(path)}, which does not exist" if link
+                else "the file no longer exists")
+        raise BadFileError(path=path, problem=what, remedy="remove it from the dataset") from exc
     except PermissionError as exc:
-        raise BadFileError(f"{path}: permission denied ({exc.strerror or exc}); make the file readable, or pass "
-                           f"on_bad_file='skip' to leave it out", path=path) from exc
+        raise BadFileError(path=path, problem=f"permission denied ({exc.strerror or exc})",
+                           remedy="make the file readable") from exc
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise BadFileError(f"{path}: not a readable Parquet file ({first_line(exc)}); remove it from the dataset, "
-                           f"or pass on_bad_file='skip' to leave it out and report it", path=path) from exc
+        foreign = describe_foreign(_head(path, filesystem))
+        if foreign is not None:
+            problem = (f"not a Parquet file: it looks like {foreign}; l1stream reads Parquet files and Delta "
+                       f"and Iceberg tables")
+            remedy = "convert it to Parquet (pyarrow.csv or polars.read_csv, then write_parquet) or move it away"
+        else:
+            problem, remedy = f"not a readable Parquet file ({first_line(exc)})", "remove it from the dataset"
+        raise BadFileError(path=path, problem=problem, remedy=remedy) from exc
+
+
+def _head(path: str, filesystem, size: int = 4096) -> bytes:
+    """The first bytes of a file (empty when they cannot be read)."""
+    try:
+        with (open(path, "rb") if is_local(filesystem) else filesystem.open(path, "rb")) as handle:
+            return handle.read(size)
+    except (OSError, ValueError):
+        return b""
 
 
 def _check_schema(schema: pa.Schema, path: str, spec: ScanSpec) -> None:
@@ -246,25 +283,24 @@ def _check_schema(schema: pa.Schema, path: str, spec: ScanSpec) -> None:
             raise SchemaError(f"{path}: column {name!r} has type {typ}; {NUMERIC_HINT}", path=path)
 
 
-def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str, native=None):
+def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str, native=None, start: int = 0,
+            stop: int | None = None):
+    rows = parquet.metadata.row_group(index).num_rows
+    stop = rows if stop is None else stop
     try:
-        chunks = native.read(index, spec.chunk_rows) if native is not None else None
+        chunks = native.read(index, spec.chunk_rows, start, stop) if native is not None else None
         if chunks is not None:
             yield from chunks
             return
-        rows = parquet.metadata.row_group(index).num_rows
-        if rows <= spec.chunk_rows:
+        if start == 0 and stop == rows and rows <= spec.chunk_rows:
             yield 0, parquet.read_row_group(index, columns=spec.columns)
             return
-        offset = 0
-        for batch in parquet.iter_batches(batch_size=spec.chunk_rows, row_groups=[index], columns=spec.columns):
-            yield offset, pa.Table.from_batches([batch])
-            offset += batch.num_rows
+        yield from batches_between(parquet, index, spec.columns, spec.chunk_rows, start, stop)
     except DataError:
         raise
     except (pa.ArrowException, OSError) as exc:
-        raise BadFileError(f"{path}: row group {index} cannot be decoded ({first_line(exc)}); the file is probably "
-                           f"truncated or corrupt: rewrite it, or pass on_bad_file='skip'", path=path) from exc
+        raise BadFileError(path=path, problem=f"row group {index} cannot be decoded ({first_line(exc)}); the file "
+                                              f"is probably truncated or corrupt", remedy="rewrite it") from exc
 
 
 def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanState, report: FileReport,

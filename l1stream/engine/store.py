@@ -32,7 +32,7 @@ from l1stream.engine.scan_state import ScanState, state_from_json, state_to_json
 from l1stream.storage import is_local, write_bytes
 
 log = logging.getLogger("l1stream")
-FORMAT = 2  # 2: entries carry their identity and signature inside the checksum
+FORMAT = 3  # 2: entries carry their identity and signature inside the checksum; 3: pieces split row groups
 
 
 def json_digest(value) -> str:
@@ -44,9 +44,9 @@ class StateStore:
     """A view of the store for one evaluation signature (picklable: it travels to workers)."""
 
     def __init__(self, url: str, signature: dict, storage_options: dict | None = None) -> None:
-        from fsspec.core import url_to_fs
+        from l1stream.storage import url_filesystem
 
-        self.fs, root = url_to_fs(url, **(storage_options or {}))
+        self.fs, root = url_filesystem(url, storage_options)
         self.signature = json_digest({"format": FORMAT, **signature})[:32]
         self.directory = f"{root.rstrip('/')}/v{FORMAT}/{self.signature}"
 

@@ -66,11 +66,9 @@ def records(result: EvaluationResult, *, run_id: str, config: str, gates_passed:
 
 def append(url: str, rows: list, storage_options: dict | None = None) -> str:
     """Write one run's records as one new file; returns its path."""
-    from fsspec.core import url_to_fs
+    from l1stream.storage import url_filesystem, write_bytes
 
-    from l1stream.storage import write_bytes
-
-    fs, root = url_to_fs(url, **(storage_options or {}))
+    fs, root = url_filesystem(url, storage_options)
     stamp = rows[0]["timestamp"].strftime("%Y%m%dT%H%M%S%fZ")
     path = f"{root.rstrip('/')}/run-{stamp}-{rows[0]['run_id']}.parquet"
     sink = pa.BufferOutputStream()
@@ -86,9 +84,9 @@ def read(url: str, storage_options: dict | None = None, *, must_exist: bool = Fa
     :class:`~l1stream.errors.SourceError` (``l1stream history`` on the wrong directory).  A damaged
     record file is always a :class:`~l1stream.errors.DataError` naming it.
     """
-    from fsspec.core import url_to_fs
+    from l1stream.storage import url_filesystem
 
-    fs, root = url_to_fs(url, **(storage_options or {}))
+    fs, root = url_filesystem(url, storage_options)
     try:
         listing = fs.ls(root, detail=False)
     except FileNotFoundError:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from l1stream.engine.job import prepare, validate_options
 from l1stream.engine.scan import ScanSpec, iter_piece_chunks
 from l1stream.engine.schedulers import run_graph, tree_graph
-from l1stream.errors import NonFiniteError, UsageError
+from l1stream.errors import NonFiniteError, UsageError, did_you_mean
 from l1stream.exact.columns import as_numeric
 from l1stream.exact.metric import l1_loss
 from l1stream.exact.state import _row_reasons
@@ -47,7 +47,8 @@ def write_losses(source, output: str, *, actual="actual", prediction="prediction
     schema = prepared.schema
     for column in keep:
         if schema is not None and column not in schema.names:
-            raise UsageError(f"keep column {column!r} is not in the data; columns: {', '.join(schema.names)}")
+            raise UsageError(f"keep column {column!r} is not in the data{did_you_mean(column, schema.names)}; "
+                             f"columns: {', '.join(schema.names)}")
     spec = replace(prepared.spec, row_columns=tuple(dict.fromkeys(prepared.spec.row_columns + keep)))
     plan, fs = prepared.plan, prepared.found.filesystem
     roots = _roots(source, prepared.found)

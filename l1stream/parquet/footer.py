@@ -157,8 +157,8 @@ def check_footer(tail: bytes, path: str) -> None:
     if len(tail) < 12:
         return
     if tail[-4:] == b"PARE":
-        raise BadFileError(f"{path}: an encrypted Parquet file (encrypted footer); l1stream cannot decrypt it: "
-                           f"read it with the keys and write a plain copy, or pass on_bad_file='skip'", path=path)
+        raise BadFileError(path=path, problem="an encrypted Parquet file (encrypted footer), which l1stream cannot "
+                                              "decrypt", remedy="read it with the keys and write a plain copy")
     if tail[-4:] != b"PAR1":
         return
     length = int.from_bytes(tail[-8:-4], "little")
@@ -169,10 +169,58 @@ def check_footer(tail: bytes, path: str) -> None:
     except (IndexError, ValueError):
         return  # not readable here: pyarrow's own error names it
     if risks["encryption"] or risks["encrypted_columns"]:
-        raise BadFileError(f"{path}: encrypted columns (under a plaintext footer); l1stream cannot decrypt them: "
-                           f"read the file with the keys and write a plain copy, or pass on_bad_file='skip'",
-                           path=path)
+        raise BadFileError(path=path, problem="encrypted columns (under a plaintext footer), which l1stream cannot "
+                                              "decrypt", remedy="read the file with the keys and write a plain copy")
     unknown = sorted(risks["codecs"] - KNOWN_CODECS)
     if unknown:
-        raise BadFileError(f"{path}: compression codec number {unknown[0]}, which no Parquet reader here knows; "
-                           f"rewrite the file with snappy or zstd, or pass on_bad_file='skip'", path=path)
+        raise BadFileError(path=path, problem=f"compression codec number {unknown[0]}, which no Parquet reader here "
+                                              f"knows", remedy="rewrite the file with snappy or zstd")
+
+
+_SIGNATURES = (  # leading bytes -> what the file is
+    (b"\x1f\x8b", "a gzip-compressed file"), (b"PK\x03\x04", "a ZIP archive"), (b"ORC", "an ORC file"),
+    (b"Obj\x01", "an Avro file"), (b"ARROW1", "an Arrow IPC (Feather) file"),
+    (b"\xff\xff\xff\xff", "an Arrow IPC stream"),
+    (b"\x28\xb5\x2f\xfd", "a zstd-compressed file"), (b"BZh", "a bzip2-compressed file"),
+    (b"\x04\x22\x4d\x18", "an LZ4-compressed file"), (b"SQLite format 3\x00", "an SQLite database"),
+    (b"\x89HDF", "an HDF5 file"), (b"\x93NUMPY", "a numpy .npy file"),
+)
+
+
+def describe_foreign(head: bytes) -> str | None:
+    """What a file that is not Parquet looks like from its first bytes (``None``: unknown).
+
+    >>> describe_foreign(b"actual,prediction\\n1,2\\n")
+    'a CSV file'
+    >>> describe_foreign(b'{"actual": 1}\\n')
+    'a JSON file'
+    >>> describe_foreign(b"PAR1...") is None
+    True
+    """
+    if not head or head.startswith(b"PAR1"):
+        return None
+    for signature, what in _SIGNATURES:
+        if head.startswith(signature):
+            return what
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        try:
+            text = head[:-3].decode("utf-8")  # a character cut at the end of the sample
+        except UnicodeDecodeError:
+            return None
+    if any(ord(c) < 32 and c not in "\t\r\n" for c in text):
+        return None
+    stripped = text.lstrip("\ufeff \t\r\n")
+    if stripped[:1] in "{[":
+        return "a JSON file"
+    lines = stripped.splitlines()
+    if len(lines) > 1 and not stripped.endswith("\n"):
+        lines = lines[:-1]  # the sample may end inside a line
+    lines = [line for line in lines if line.strip()][:5]
+    for delimiter, what in ((",", "a CSV file"), ("\t", "a tab-separated file"), (";", "a CSV file (;)"),
+                            ("|", "a |-separated text file")):
+        counts = {line.count(delimiter) for line in lines}
+        if lines and len(counts) == 1 and counts != {0}:
+            return what
+    return "a text file"

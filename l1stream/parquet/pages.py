@@ -139,14 +139,16 @@ class NativeRowGroups:
             self._file.close()
             self._file = None
 
-    def read(self, index: int, chunk_rows: int):
+    def read(self, index: int, chunk_rows: int, start: int = 0, stop: int | None = None):
+        """Chunks of row group ``index``'s rows ``[start, stop)`` (default: all), or ``None``."""
         meta = self.parquet.metadata.row_group(index)
         native = {name: (position, level) for name, (position, level) in self.leaf.items()
                   if _decodable(meta.column(position))}
+        stop = meta.num_rows if stop is None else stop
         if not native or meta.num_rows == 0:
             return None
-        if meta.num_rows > chunk_rows:
-            return self._stream(index, native, chunk_rows)
+        if meta.num_rows > chunk_rows or (start, stop) != (0, meta.num_rows):
+            return self._stream(index, native, chunk_rows, start, stop)
         try:
             arrays = dict(zip(native, self._decode_whole(meta, list(native.values()))))
         except _pages.Unsupported as exc:
@@ -184,11 +186,12 @@ class NativeRowGroups:
             arrays += [output.array(n) for output, n in zip(outputs, nulls)]
         return arrays
 
-    def _stream(self, index: int, native: dict, chunk_rows: int):
-        """Chunks of a large row group: pages decoded one by one, re-cut into ``chunk_rows`` rows."""
+    def _stream(self, index: int, native: dict, chunk_rows: int, start: int, stop: int):
+        """Chunks of rows ``[start, stop)`` of a row group: pages decoded one by one (those wholly
+        before ``start`` skipped undecoded), re-cut into ``chunk_rows`` rows."""
         meta = self.parquet.metadata.row_group(index)
         rest = [c for c in self.columns if c not in native]
-        batches = (iter(self.parquet.iter_batches(batch_size=chunk_rows, row_groups=[index], columns=rest))
+        batches = (batches_between(self.parquet, index, rest, chunk_rows, start, stop, exact=True)
                    if rest else None)
         # each column its own buffers (the columns advance together); recycled per thread when the
         # caller is done with a chunk before asking for the next
@@ -198,17 +201,19 @@ class NativeRowGroups:
                    for slot, (name, (position, level)) in enumerate(native.items())}
         cutters = {name: _ChunkCutter(pages, meta.num_rows, max(chunk_rows, WHOLE_PAGE_VALUES), self.reuse)
                    for name, pages in columns.items()}
-        offset = 0
+        offset = start
         try:
-            while offset < meta.num_rows:
-                want = min(chunk_rows, meta.num_rows - offset)
+            for cutter in cutters.values():
+                cutter.skip(start)
+            while offset < stop:
+                want = min(chunk_rows, stop - offset)
                 arrays = {name: cutter.take(want, offset) for name, cutter in cutters.items()}
                 if batches is not None:
-                    batch = next(batches)
+                    _, batch = next(batches)
                     arrays.update((name, batch.column(name)) for name in rest)
                 yield offset, _table(arrays, self.columns)
                 offset += want
-            if any(pages.next_count() is not None for pages in columns.values()):
+            if stop == meta.num_rows and any(pages.next_count() is not None for pages in columns.values()):
                 raise _pages.Corrupt(f"column chunk holds more than the row group's {meta.num_rows} rows")
             for pages in columns.values():
                 pages.close()
@@ -216,7 +221,7 @@ class NativeRowGroups:
             for pages in columns.values():
                 pages.close()
             log.debug("%s: row group %d: pyarrow reads it from row %d on (%s)", self.path, index, offset, exc)
-            yield from self._pyarrow_from(index, offset, chunk_rows)
+            yield from batches_between(self.parquet, index, self.columns, chunk_rows, offset, stop)
         except (_pages.Corrupt, _pages.Unsupported, ValueError, OSError) as exc:
             # Chunks may already be counted: never fall back silently.  pyarrow names the damage
             # if it sees it too; otherwise the two decoders disagree, which the user must hear of.
@@ -224,17 +229,6 @@ class NativeRowGroups:
             raise BadFileError(f"{self.path}: row group {index}: l1stream's page decoder failed ({exc}) where "
                                f"pyarrow reads the row group; set L1STREAM_NATIVE=0 to read it with pyarrow, "
                                f"and please report the file", path=self.path) from exc
-
-    def _pyarrow_from(self, index: int, offset: int, chunk_rows: int):
-        """Row group ``index`` from row ``offset`` on, through pyarrow's batch reader (bounded memory)."""
-        skip = offset
-        for batch in self.parquet.iter_batches(batch_size=chunk_rows, row_groups=[index], columns=self.columns):
-            if skip >= batch.num_rows:
-                skip -= batch.num_rows
-                continue
-            batch, skip = batch.slice(skip), 0
-            yield offset, pa.Table.from_batches([batch])
-            offset += batch.num_rows
 
     def _file_size(self) -> int:
         if self._size is None:
@@ -292,7 +286,7 @@ class _ColumnPages:
         self.window_size = window
         self.view, self.view_start = memoryview(b""), start
         self.dictionary = None
-        self.page = None  # (kind, count, offset in view, uncompressed size) of the page peek found
+        self.page = None  # (kind, count, offset in view, uncompressed size, length) of the page peek found
 
     def _bytes(self, size: int) -> int:
         """Make file bytes [position, position + size) (clamped to the chunk) readable; their offset in the view."""
@@ -318,14 +312,14 @@ class _ColumnPages:
                 raise _HandOver(f"a page stating {uncompressed:,} decoded bytes for {count:,} values")
             at = self._bytes(header + body)
             if kind in (DATA_PAGE, DATA_PAGE_V2, DICTIONARY_PAGE):
-                self.page = (kind, count, at, uncompressed)
+                self.page = (kind, count, at, uncompressed, header + body)
             else:
                 self.position += header + body
         return self.page[:2] if self.page else None
 
     def call(self, values, valid) -> tuple:
         """:func:`decode_page`'s arguments for the peeked page (a dictionary page fills the dictionary)."""
-        kind, count, at, uncompressed = self.page
+        kind, count, at, uncompressed, _ = self.page
         dictionary = self.dictionary
         if kind == DICTIONARY_PAGE:
             values, valid, dictionary = self.buffers.dictionary_for(count), None, None
@@ -345,6 +339,11 @@ class _ColumnPages:
                 return page[1]
             self.done(_pages.decode_page(*self.call(None, None))[1])
         return None
+
+    def skip(self) -> None:
+        """Pass over the data page next_count found without decoding it."""
+        self.position += self.page[4]
+        self.page = None
 
     def decode(self, values: np.ndarray, valid) -> int:
         """Decode the data page next_count found; its null count."""
@@ -379,6 +378,25 @@ class _ChunkCutter:
     def __init__(self, pages: "_ColumnPages", rows: int, largest_page: int, reuse: bool):
         self.pages, self.rows, self.largest_page, self.reuse = pages, rows, largest_page, reuse
         self.carry = None  # (values, valid or None) decoded but not yet handed out
+
+    def skip(self, rows: int) -> None:
+        """Pass over the first ``rows`` rows: whole pages undecoded, the page holding row ``rows`` decoded
+        and carried from there (a piece that owns the rows of a row group from ``rows`` on)."""
+        pages, level = self.pages, self.pages.max_level
+        while rows:
+            count = pages.next_count()
+            if count is None or count > self.rows:
+                raise _pages.Corrupt(f"column chunk ends before row {rows} of the row group's {self.rows}")
+            if count <= rows:
+                pages.skip()
+                rows -= count
+                continue
+            if count > self.largest_page:
+                raise _HandOver(f"a page of {count:,} values, above chunk_rows")
+            page_values, page_valid = pages.buffers.page_for(count, level)
+            pages.decode(page_values, page_valid)
+            self.carry = (page_values[rows:], page_valid[rows:] if level else None)
+            rows = 0
 
     def take(self, want: int, offset: int) -> pa.Array:
         pages, level = self.pages, self.pages.max_level
@@ -439,6 +457,57 @@ def float64_array(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Arr
 
 def _table(arrays: dict, names: list) -> pa.Table:
     return pa.Table.from_arrays([arrays[name] for name in names], names=list(names))
+
+
+def splittable(parquet, index: int, columns) -> bool:
+    """Whether the page decoder takes every one of ``columns`` in row group ``index``, from the
+    file's metadata alone (whether the C parts are built here does not enter: a worker without
+    them reads the same rows through pyarrow)."""
+    schema, meta = parquet.metadata.schema, parquet.metadata.row_group(index)
+    names = [schema.column(i).path for i in range(len(schema))]
+    for name in columns:
+        if name not in names:
+            return False
+        leaf = schema.column(names.index(name))
+        if (leaf.physical_type != "DOUBLE" or leaf.max_repetition_level != 0 or leaf.max_definition_level > 1
+                or not _decodable(meta.column(names.index(name)))):
+            return False
+    return True
+
+
+def batches_between(parquet, index: int, columns: list, chunk_rows: int, start: int, stop: int,
+                    exact: bool = False):
+    """``(offset, table)`` chunks of rows ``[start, stop)`` of row group ``index`` through pyarrow's batch
+    reader (which decodes the rows before ``start`` too, and drops them here).  With ``exact``, chunks
+    are exactly ``chunk_rows`` rows from ``start`` on (the last one shorter), to pair with the decoder's."""
+
+    def batches():
+        offset = 0
+        for batch in parquet.iter_batches(batch_size=chunk_rows, row_groups=[index], columns=columns):
+            low, high = max(start - offset, 0), min(stop - offset, batch.num_rows)
+            offset += batch.num_rows
+            if high > low:
+                yield batch.slice(low, high - low)
+            if offset >= stop:
+                return
+
+    offset = start
+    if not exact:
+        for batch in batches():
+            yield offset, pa.Table.from_batches([batch])
+            offset += batch.num_rows
+        return
+    pending, held = [], 0
+    for batch in batches():
+        pending.append(batch)
+        held += batch.num_rows
+        while held >= chunk_rows:
+            table = pa.Table.from_batches(pending)
+            yield offset, table.slice(0, chunk_rows)
+            offset, held = offset + chunk_rows, held - chunk_rows
+            pending = table.slice(chunk_rows).to_batches() if held else []
+    if held:
+        yield offset, pa.Table.from_batches(pending)
 
 
 class _HandOver(Exception):

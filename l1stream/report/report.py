@@ -35,7 +35,7 @@ from l1stream.engine.quantiles import (
     validate_qs,
 )
 from l1stream.engine.result import EvaluationResult, _json_float, _json_value, slice_json, slice_text
-from l1stream.errors import UsageError
+from l1stream.errors import UsageError, did_you_mean
 from l1stream.exact.state import correctly_rounded
 from l1stream.exact.summation import UNITS_PER_ONE, ExactSum
 from l1stream.report.profile import Profile, ProfileSpec, SliceProfile, merge_profiles, profile_pieces
@@ -175,7 +175,8 @@ def resolve_time_key(time_key, partition_types: dict, schema) -> tuple[str | Non
     if schema is not None and time_key in schema.names:
         return time_key, False
     names = list(partition_types) + (list(schema.names) if schema is not None else [])
-    raise UsageError(f"time_key {time_key!r} is neither a partition key nor a column; available: {', '.join(names)}")
+    raise UsageError(f"time_key {time_key!r} is neither a partition key nor a column{did_you_mean(time_key, names)}; "
+                     f"available: {', '.join(names)}")
 
 
 def validate_edges(bins) -> tuple | None:

@@ -29,10 +29,9 @@ types and missing required keys fail at load time, naming the key path
 
 from __future__ import annotations
 
-import difflib
 import os
 
-from l1stream.errors import ConfigError
+from l1stream.errors import ConfigError, did_you_mean
 
 _COLUMN_KEYS = {"actual": "str", "prediction": "str", "weight": "str|null", "baseline_prediction": "str|null"}
 _SOURCE_KEYS = {"path": "str|list[str]", "storage_options": "mapping", "columns": "columns", "filters": "filters",
@@ -329,9 +328,8 @@ def _check_keys(value: dict, allowed: dict, path: str) -> None:
     for key in value:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{where}: unknown key{hint}; allowed keys here: {', '.join(allowed)}", path=where)
+            raise ConfigError(f"{where}: unknown key{did_you_mean(key, allowed)}; allowed keys here: "
+                              f"{', '.join(allowed)}", path=where)
 
 
 def _expected(path: str, what: str, value) -> str:

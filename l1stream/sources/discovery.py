@@ -236,12 +236,9 @@ def _refuse_tables_inside(ignored: list, files, sources) -> None:
 def _resolve(source: str, fs, storage_options):
     if fs is not None:
         return fs, fs._strip_protocol(source)
-    from fsspec.core import url_to_fs
+    from l1stream.storage import url_filesystem
 
-    try:
-        return url_to_fs(source, **(storage_options or {}))
-    except (ImportError, ValueError) as exc:
-        raise UsageError(f"cannot open {source!r}: {exc}") from exc
+    return url_filesystem(source, storage_options)
 
 
 def _real_path(fs, path: str) -> str:
@@ -266,9 +263,45 @@ def _expand(fs, path: str, source: str, ignored: list, links: list):
             return
         if not fs.exists(path):
             raise SourceError(f"path does not exist: {source!r}", path=source)
-        yield from _walk(fs, path, path if fs.isdir(path) else posixpath.dirname(path), ignored, links)
+        if not fs.isdir(path):
+            yield from _walk(fs, path, posixpath.dirname(path), ignored, links)
+            return
+        files = list(_walk(fs, path, path, ignored, links))
+        _check_holds_parquet(fs, files, source)
+        yield from files
     except PermissionError as exc:
         raise SourceError(f"permission denied while listing {source!r}: {exc}", path=source) from exc
+
+
+PARQUET_SUFFIXES = (".parquet", ".parq", ".pq")
+_SNIFFED = 3  # files read to tell whether a directory without .parquet names holds Parquet at all
+
+
+def _check_holds_parquet(fs, files: list, source: str) -> None:
+    """Refuse a directory whose files are not Parquet: none named ``*.parquet`` (or ``.parq``, ``.pq``)
+    and none of the first few ending in Parquet's magic bytes (Hive's ``000000_0`` files have no
+    suffix and pass).  An empty directory is left to the caller's "no files" error."""
+    if not files or any(f.path.endswith(PARQUET_SUFFIXES) for f in files):
+        return
+    sample = [f for f in files if f.size >= 12][:_SNIFFED]
+    looks = None
+    for file in sample:
+        try:
+            with fs.open(file.path, "rb") as handle:
+                head = handle.read(4096)
+                handle.seek(max(0, file.size - 4))
+                if handle.read(4) == b"PAR1":
+                    return
+        except (OSError, ValueError):
+            return  # cannot tell: the scan names the file
+        from l1stream.parquet.footer import describe_foreign
+
+        looks = looks or describe_foreign(head)
+    names = ", ".join(posixpath.basename(f.path) for f in files[:3]) + (", ..." if len(files) > 3 else "")
+    seen = f" ({names}; {posixpath.basename(sample[0].path)} looks like {looks})" if looks else f" ({names})"
+    raise SourceError(f"no Parquet files under {source!r}: it holds {len(files):,} file(s){seen}. l1stream reads "
+                      f"Parquet files and Delta and Iceberg tables; point it at those, or convert the files to "
+                      f"Parquet", path=source)
 
 
 def _glob_root(path: str) -> str:

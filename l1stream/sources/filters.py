@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 
 import pyarrow as pa
 
-from l1stream.errors import UsageError
+from l1stream.errors import UsageError, did_you_mean
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "in", "not in")
 _PATTERN = re.compile(r"^\s*([^\s=!<>]+?)\s*(==|!=|<=|>=|=|<|>|\s+not\s+in\s+|\s+in\s+)\s*(.*?)\s*$", re.S)
@@ -136,7 +136,7 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
         else:
             known = sorted(partition_types) + (list(schema.names) if schema is not None else [])
             raise UsageError(f"filter {str(f)!r} names column {f.column!r}, which is neither a partition key nor "
-                             f"a column; available: {', '.join(known) or 'none'}")
+                             f"a column{did_you_mean(f.column, known)}; available: {', '.join(known) or 'none'}")
     expression = None
     for expr in expressions:
         expression = expr if expression is None else expression & expr
