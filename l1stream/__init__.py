@@ -13,9 +13,11 @@ from l1stream.errors import (
     ClusterError,
     ConfigError,
     DataError,
+    GateFailedError,
     L1StreamError,
     NonFiniteError,
     NoRowsError,
+    OutputError,
     SchemaError,
     SkippedFilesError,
     SourceError,
@@ -31,6 +33,7 @@ _LAZY = {
     "mean_absolute_error": "l1stream.exact.metric",
     "L1State": "l1stream.exact.state", "chunk_state": "l1stream.exact.state",
     "evaluate_report": "l1stream.report", "Report": "l1stream.report",
+    "run": "l1stream.scheduled.job",
 }
 
 
@@ -52,5 +55,6 @@ __all__ = [
     "evaluate", "evaluate_report", "Report", "error_quantiles", "mean_absolute_error", "l1_loss",
     "MeanAbsoluteError", "EvaluationResult", "L1State",
     "chunk_state", "L1StreamError", "UsageError", "ConfigError", "DataError", "SourceError", "BadFileError",
-    "SchemaError", "NonFiniteError", "NoRowsError", "SkippedFilesError", "ClusterError", "__version__",
+    "SchemaError", "NonFiniteError", "NoRowsError", "SkippedFilesError", "GateFailedError", "ClusterError",
+    "OutputError", "run", "__version__",
 ]

@@ -151,6 +151,34 @@ class SkippedFilesError(L1StreamError):
     kind = "skipped_files"
 
 
+class GateFailedError(L1StreamError):
+    """A quality gate failed (exit code 4): ``checks`` are the failed gates, ``result`` the run's
+    :class:`~l1stream.engine.result.EvaluationResult` (its outputs were written, the run recorded)."""
+
+    exit_code = EXIT_GATE
+    kind = "gate_failed"
+
+    def __init__(self, checks: list, result=None) -> None:
+        super().__init__("quality gate failed: " + "; ".join(describe_gate(c) for c in checks))
+        self.checks, self.result = list(checks), result
+
+
+def describe_gate(check: dict) -> str:
+    """One line about a gate check.
+
+    Examples
+    --------
+    >>> describe_gate({"gate": "max_mae", "slice": {"model": "v2"}, "value": 2.5, "threshold": 2.0,
+    ...                "baseline": None, "status": "failed"})
+    'max_mae for slice {"model": "v2"}: MAE 2.5, threshold 2.0'
+    """
+    import json
+
+    where = f" for slice {json.dumps(check['slice'])}" if check["slice"] else ""
+    base = f" (baseline {check['baseline']!r})" if check["baseline"] is not None else ""
+    return f"{check['gate']}{where}: MAE {check['value']!r}{base}, threshold {check['threshold']!r}"
+
+
 class ClusterError(L1StreamError):
     """A cluster that could not be started or reached (scheduler address, SLURM, Kubernetes, ...)."""
 

@@ -31,6 +31,28 @@ def is_local(fs) -> bool:
     return "file" in protocols or "local" in protocols
 
 
+def as_fsspec(filesystem):
+    """``filesystem`` as fsspec: a pyarrow filesystem (a dataset's, say) is wrapped, fsspec ones pass.
+
+    Examples
+    --------
+    >>> import pyarrow.fs
+    >>> is_local(as_fsspec(pyarrow.fs.LocalFileSystem()))
+    True
+    >>> as_fsspec(None) is None
+    True
+    """
+    if filesystem is None or type(filesystem).__module__.split(".")[0] != "pyarrow":
+        return filesystem
+    import fsspec
+
+    if type(filesystem).__name__ == "LocalFileSystem":
+        return fsspec.filesystem("file")
+    from fsspec.implementations.arrow import ArrowFSWrapper
+
+    return ArrowFSWrapper(filesystem)
+
+
 def output_error(path: str, exc: OSError) -> OutputError:
     """An :class:`OutputError` naming ``path`` and the system's cause."""
     cause = exc.strerror or type(exc).__name__

@@ -179,3 +179,25 @@ output: {{losses: {tmp_path / 'losses2'}}}
 """)
     code, out, err = cli(capsys, "run", config)
     assert code == 2 and "output.losses" in err and not (tmp_path / "losses2").exists()
+
+
+def test_json_is_one_line_and_indent_spreads_it(tmp_path, capsys):
+    """The last stdout line is what Airflow's BashOperator pushes to XCom."""
+    path = write_parquet(tmp_path / "seed.parquet", actual=[10.0, 11.0, 12.0, 13.0],
+                         prediction=[10.0, 12.0, 14.0, 11.0])
+    losses = ["losses", path, "--output", str(tmp_path / "losses")]
+    for command in (["mae", path], ["quantiles", path], losses):
+        code, out, _ = cli(capsys, *command, "--json")
+        assert code == 0 and out.count("\n") == 1, out
+        one_line = json.loads(out.splitlines()[-1])
+        code, out, _ = cli(capsys, *command, "--json", "--indent", "2")
+        assert code == 0 and out.count("\n") > 3 and out.splitlines()[1].startswith('  "')
+        assert json.loads(out).keys() == one_line.keys()
+    assert one_line["rows"] == 4
+
+
+def test_indent_without_json_is_a_usage_error(tmp_path, capsys):
+    path = write_parquet(tmp_path / "seed.parquet", actual=[1.0], prediction=[2.0])
+    code, out, err = cli(capsys, "mae", path, "--indent", "2")
+    assert code == 2 and out == ""
+    assert err.strip() == "l1stream: error: --indent 2 formats --json output: give --json and 0 or more spaces"

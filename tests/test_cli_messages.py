@@ -184,3 +184,28 @@ def test_run_says_where_it_wrote_its_outputs(good, tmp_path, capsys):
         assert os.path.exists(out_json) and os.path.exists(report)
     with open(os.path.join(REPO, ".gitignore")) as handle:
         assert "/l1stream-demo-results/" in handle.read().split()  # where configs/demo.yaml writes
+
+
+def _cli_without(tmp_path, blocked, *args, env=None):
+    """Run the CLI in a fresh interpreter where the named C extensions cannot be imported."""
+    code = (f"import sys\nfor name in {blocked!r}:\n    sys.modules[name] = None\n"
+            f"from l1stream.cli import main\nsys.exit(main({list(args)!r}))\n")
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                          env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_missing_c_parts_are_noted_once_on_stderr(tmp_path):
+    path = write_parquet(tmp_path / "a.parquet", actual=[1.0, 2.0], prediction=[1.5, 2.0])
+    both = ["l1stream.parquet._pages", "l1stream.exact._kernel"]
+    done = _cli_without(tmp_path, both, "mae", path, "--json")
+    assert done.returncode == 0 and json.loads(done.stdout)["mae"] == 0.25
+    assert done.stderr == ("l1stream: note: no C parts: built without a C compiler; the answers are the same, "
+                           "about 2x slower. Install a C compiler (gcc) and reinstall l1stream to build them "
+                           "('l1stream --version' says which load)\n")
+    done = _cli_without(tmp_path, both[:1], "mae", path)
+    assert done.returncode == 0 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith("l1stream: note: only the C kernel; the answers are the same")
+    for quiet in (_cli_without(tmp_path, both, "mae", path, "--quiet"),
+                  _cli_without(tmp_path, both, "mae", path, env={"L1STREAM_NATIVE": "0"}),
+                  _cli_without(tmp_path, [], "mae", path)):
+        assert quiet.returncode == 0 and quiet.stderr == ""

@@ -1,5 +1,6 @@
-"""jobs/: the cron wrapper runs for real; Kubernetes manifests are validated structurally
-(no control plane here: the manifests parse, carry the required fields, and embed a valid config)."""
+"""jobs/: the cron wrapper runs for real; Kubernetes manifests are validated against the API's models
+(no control plane here: tests/kubernetes_models.py walks them with the official client's classes)
+and embed a valid config."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 import yaml
 from helpers import write_parquet
+from kubernetes_models import _check, check_manifest
 
 from l1stream.scheduled.config import validate_config
 
@@ -48,6 +51,45 @@ def test_cronjob_manifest():
     config = validate_config(yaml.safe_load(config_map["data"]["nightly.yaml"]))
     assert config["sources"][0]["path"].startswith("s3://")
     assert any("scheduler=tcp://" in a for a in container["args"])
+    # exit codes a retry cannot fix fail the Job at once (a retry after a failed gate records the run twice)
+    job = spec["jobTemplate"]["spec"]
+    assert pod["restartPolicy"] == "Never"  # podFailurePolicy requires it
+    rules = job["podFailurePolicy"]["rules"]
+    fail = next(r for r in rules if r["action"] == "FailJob")["onExitCodes"]
+    assert fail["containerName"] == container["name"] and fail["operator"] == "In"
+    from l1stream import errors
+
+    assert set(fail["values"]) == {errors.EXIT_INTERNAL, errors.EXIT_USAGE, errors.EXIT_DATA, errors.EXIT_GATE,
+                                   errors.EXIT_SKIPPED, errors.EXIT_OUTPUT}
+    assert errors.EXIT_CLUSTER not in fail["values"] and job["backoffLimit"] >= 1  # an unreachable cluster retries
+    assert {"type": "DisruptionTarget"} in next(r for r in rules if r["action"] == "Ignore")["onPodConditions"]
+
+
+def test_manifests_match_the_kubernetes_api():
+    """Every key a field of its object and every value of its type, by the official client's models."""
+    for document in load_all("kubernetes", "cronjob.yaml"):
+        check_manifest(document)
+    (job,) = load_all("kubernetes", "daskjob.yaml")  # a CRD: its pod specs are core PodSpecs
+    spec = job["spec"]
+    for where, pod in (("job", spec["job"]["spec"]), ("scheduler", spec["cluster"]["spec"]["scheduler"]["spec"]),
+                       ("worker", spec["cluster"]["spec"]["worker"]["spec"])):
+        _check(pod, "V1PodSpec", f"DaskJob {where}")
+
+
+def test_the_manifest_check_catches_what_the_api_would_refuse():
+    cron = next(d for d in load_all("kubernetes", "cronjob.yaml") if d["kind"] == "CronJob")
+    job = cron["spec"]["jobTemplate"]["spec"]
+    job["podFailurePolicies"] = job.pop("podFailurePolicy")
+    with pytest.raises(AssertionError, match=r"jobTemplate.spec.podFailurePolicies: not a field of V1JobSpec"):
+        check_manifest(cron)
+    job["podFailurePolicy"] = job.pop("podFailurePolicies")
+    job["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] = ["4"]
+    with pytest.raises(AssertionError, match=r"onExitCodes.values\[0\]: int was expected, got '4'"):
+        check_manifest(cron)
+    job["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"] = [4]
+    del job["template"]["spec"]["containers"][0]["name"]
+    with pytest.raises(AssertionError, match=r"containers\[0\]: Invalid value for `name`, must not be `None`"):
+        check_manifest(cron)
 
 
 def test_daskjob_manifest():
@@ -81,6 +123,10 @@ def test_sbatch_directives_are_well_formed():
     directives = re.findall(r"^#SBATCH (\S+)", text, re.M)
     assert "--ntasks=2" in directives and all(d.startswith("--") for d in directives)
     assert subprocess.run(["bash", "-n", os.path.join(JOBS, "slurm", "evaluate.sbatch")]).returncode == 0
+    # each worker binds to its own node: the hostname is evaluated inside the task srun starts
+    worker = text[text.index("srun "):text.index("workers_pid=")]
+    assert "bash -c 'exec dask worker" in worker and '--host "$(hostname)"' in worker
+    assert '--host "$host"' not in worker
 
 
 def _wrapper(tmp_path, config, extra_env=None):

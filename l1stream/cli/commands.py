@@ -16,7 +16,15 @@ import threading
 
 from l1stream.cli.parser import build_parser
 from l1stream.cli.spelling import respell
-from l1stream.errors import EXIT_GATE, EXIT_OK, EXIT_SKIPPED, L1StreamError, SkippedFilesError, UsageError
+from l1stream.errors import (
+    EXIT_GATE,
+    EXIT_OK,
+    EXIT_SKIPPED,
+    L1StreamError,
+    SkippedFilesError,
+    UsageError,
+    describe_gate,
+)
 
 
 def main(argv=None) -> int:
@@ -30,7 +38,11 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError(f"no command given; choose one of: {', '.join(_COMMANDS)} (see 'l1stream -h')")
+        if getattr(args, "indent", None) is not None and (not args.json or args.indent < 0):
+            raise UsageError(f"--indent {args.indent} formats --json output: give --json and 0 or more spaces")
         _configure_logging(args, interface)
+        if args.command in _READS_DATA and not args.quiet:
+            _note_missing_c_parts()
         return _COMMANDS[args.command](args)
     except L1StreamError as exc:
         return _fail(exc, want_json, interface)
@@ -215,28 +227,44 @@ def _cluster(args):
             "options": _key_values(args.cluster_option)}
 
 
-def _report(result, args, *, allow_skipped: bool, json_path: str | None = None,
-            storage_options: dict | None = None, document: dict | None = None, record=None) -> int:
-    """Write the JSON outputs, then ``record`` the run in the history (last: a run whose outputs
-    failed is not recorded), then print the result and choose the exit code."""
+_READS_DATA = ("mae", "losses", "run", "demo", "quantiles", "report")
+
+
+def _note_missing_c_parts() -> None:
+    """One line on stderr when the C parts did not build: the answers are the same, the run slower."""
+    from l1stream.cli.parser import _native_parts
+
+    parts = _native_parts()
+    if parts.startswith("C parts off") or parts == "C page decoder and kernel":
+        return  # turned off on purpose (L1STREAM_NATIVE=0, big-endian), or all there
+    print(f"l1stream: note: {parts.replace('C ', 'only the C ', 1) if parts.startswith('C ') else parts}; "
+          "the answers are the same, about 2x slower. Install a C compiler (gcc) and reinstall l1stream to "
+          "build them ('l1stream --version' says which load)", file=sys.stderr)
+
+
+def _json(document, args) -> str:
+    """``--json`` output: one line, unless ``--indent N`` (checked in :func:`main`)."""
+    return json.dumps(document, indent=args.indent, allow_nan=False)
+
+
+def _report(result, args, *, allow_skipped: bool, storage_options: dict | None = None,
+            document: dict | None = None, record=None, written: bool = False) -> int:
+    """Write the JSON output (unless already ``written``), then ``record`` the run in the history
+    (last: a run whose outputs failed is not recorded), then print the result and choose the exit code."""
     from l1stream.storage import write_text
 
     document = document or result.to_dict(file_reports=args.per_file)
-    text = json.dumps(document, indent=2, allow_nan=False)
-    for path in filter(None, {args.output, json_path}):
-        write_text(path, text + "\n", storage_options)
+    if args.output and not written:
+        write_text(args.output, json.dumps(document, indent=2, allow_nan=False) + "\n", storage_options)
     if record is not None:
         record()
-    print(text if args.json else result.summary())
+    print(_json(document, args) if args.json else result.summary())
     from l1stream.scheduled.gates import failed
 
     bad = failed(result.gates)
     if bad:
         for check in bad:
-            where = f" for slice {json.dumps(check['slice'])}" if check["slice"] else ""
-            base = f" (baseline {check['baseline']!r})" if check["baseline"] is not None else ""
-            print(f"l1stream: gate failed: {check['gate']}{where}: MAE {check['value']!r}{base}, "
-                  f"threshold {check['threshold']!r}", file=sys.stderr)
+            print(f"l1stream: gate failed: {describe_gate(check)}", file=sys.stderr)
         return EXIT_GATE
     if result.skipped and not allow_skipped:
         error = SkippedFilesError(f"{len(result.skipped)} file(s) were skipped as unreadable (listed above); "
@@ -256,43 +284,21 @@ def _cmd_losses(args) -> int:
                            by=args.by or None, keep=tuple(args.keep), filters=args.filters or None,
                            nan_policy=args.nan_policy, scheduler=args.scheduler, num_workers=args.workers,
                            storage_options=storage, cluster=_cluster(args))
-    print(json.dumps(summary) if args.json else f"wrote {summary['rows']:,} losses from {summary['files']:,} "
+    print(_json(summary, args) if args.json else f"wrote {summary['rows']:,} losses from {summary['files']:,} "
                                                    f"file(s) to {summary['output']}")
     return EXIT_OK
 
 
 def _cmd_run(args) -> int:
-    from l1stream.scheduled.config import load_config
-    from l1stream.scheduled.runner import (
-        check_config_outputs,
-        check_run,
-        config_report_job,
-        definition_of,
-        prepare_gates,
-        record_run,
-        run_config,
-        write_config_losses,
-        write_config_report,
-    )
+    from l1stream.scheduled.job import load, run_job
 
-    config = load_config(args.config, args.overrides)
-    gates = prepare_gates(config["gates"], config["history"])
-    check_config_outputs(config)
-    report_job = config_report_job(config)
-    storage = config["storage_options"] or None
-    result = run_config(config, progress=_progress(args), full=args.full)
-    definition = definition_of(config)
-    checks = check_run(result, gates=gates, history=config["history"], definition=definition,
-                       storage_options=storage)
-    written = [write_config_losses(config), write_config_report(report_job, result, config)]
-    code = _report(result, args, allow_skipped=config["allow_skipped"], json_path=config["output"]["json"],
-                   storage_options=storage, record=lambda: record_run(result, checks, history=config["history"],
-                                                                      definition=definition, storage_options=storage))
+    config = load(args.config, args.overrides)
+    outcome = run_job(config, progress=_progress(args), full=args.full, extra_json=args.output,
+                      per_file=args.per_file)
     if not args.quiet:  # every output is in place by now
-        for path in [*(w["output"] if isinstance(w, dict) else w for w in written), config["output"]["json"]]:
-            if path:
-                print(f"l1stream: wrote {path}", file=sys.stderr)
-    return code
+        for path in outcome.written:
+            print(f"l1stream: wrote {path}", file=sys.stderr)
+    return _report(outcome.result, args, allow_skipped=config["allow_skipped"], written=True)
 
 
 def _cmd_demo(args) -> int:
@@ -319,7 +325,7 @@ def _cmd_quantiles(args) -> int:
                              storage_options=_key_values(args.storage_option) or None)
     doc = result.to_dict()
     if args.json:
-        print(json.dumps(doc, allow_nan=False))
+        print(_json(doc, args))
     else:
         print(f"median     {doc['median']!r}")
         for q, value in doc["quantiles"].items():
@@ -360,8 +366,8 @@ def _cmd_history(args) -> int:
         def clean(value):
             return None if isinstance(value, float) and value != value else value
 
-        print(json.dumps([{k: (v.isoformat() if k == "timestamp" else clean(v)) for k, v in r.items()}
-                          for r in rows], allow_nan=False))
+        print(_json([{k: (v.isoformat() if k == "timestamp" else clean(v)) for k, v in r.items()} for r in rows],
+                    args))
     else:
         print(format_table(rows))
     return EXIT_OK
@@ -384,8 +390,9 @@ def _cmd_schema(args) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"completion": _cmd_completion, "schema": _cmd_schema, "mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history,
-             "quantiles": _cmd_quantiles, "report": _cmd_report}
+_COMMANDS = {"mae": _cmd_mae, "losses": _cmd_losses, "run": _cmd_run, "demo": _cmd_demo, "history": _cmd_history,
+             "quantiles": _cmd_quantiles, "report": _cmd_report, "completion": _cmd_completion,
+             "schema": _cmd_schema}
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-v", "--verbose", action="store_true", help="log progress details on stderr")
 
     output = _Parser(add_help=False, parents=[logs])
-    output.add_argument("--json", action="store_true", help="print one JSON object on stdout (errors too)")
+    _json_flags(output, "print one JSON object on one line on stdout (errors too)")
     output.add_argument("--output", metavar="FILE", help="also write the JSON result to FILE (atomically)")
     output.add_argument("--per-file", action="store_true", help="include per-file row accounting in the JSON")
 
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "write the per-row L1 loss as a Parquet dataset")
     losses.add_argument("--output", required=True, metavar="DIR", help="output directory (replaced atomically)")
     losses.add_argument("--keep", action="append", default=[], metavar="COL", help="copy this column (repeatable)")
-    losses.add_argument("--json", action="store_true", help="print a JSON summary")
+    _json_flags(losses, "print a JSON summary on one line")
 
     run = _command(commands, "run", [output], "run a job described by a config file")
     run.add_argument("config", metavar="CONFIG", help="YAML or TOML job config (see configs/)")
@@ -123,13 +123,13 @@ def build_parser() -> argparse.ArgumentParser:
                          "--filter)")
     quantiles.add_argument("--quantile", type=float, action="append", dest="qs", metavar="Q",
                            help="a quantile in [0, 1] (repeatable; default 0.9 and 0.99; the median always)")
-    quantiles.add_argument("--json", action="store_true", help="print one JSON object")
+    _json_flags(quantiles, "print one JSON object on one line")
 
     history = _command(commands, "history", [], "list the metrics history of scheduled runs")
     history.add_argument("path", metavar="DIR", help="the history directory or URL")
     history.add_argument("--last", type=int, metavar="N", help="only the last N runs")
     history.add_argument("--overall", action="store_true", help="only the overall records (no slices)")
-    history.add_argument("--json", action="store_true", help="print a JSON list of records")
+    _json_flags(history, "print a JSON list of records on one line")
     history.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE")
 
     demo = _command(commands, "demo", [output], "write a synthetic house-price log and evaluate it")
@@ -172,6 +172,13 @@ def _add_evaluation_arguments(parser) -> None:
     gates.add_argument("--min-slice-size", type=int, default=1, metavar="N", help="only slices with >= N rows")
     gates.add_argument("--history", metavar="DIR", help="metrics history (dir or URL): append this run")
     parser.add_argument("--full", action="store_true", help="ignore the state store: read everything (and refresh it)")
+
+
+def _json_flags(parser, text: str) -> None:
+    """``--json`` (one line: the last stdout line is what Airflow's BashOperator pushes to XCom) and
+    ``--indent N`` (for people)."""
+    parser.add_argument("--json", action="store_true", help=text)
+    parser.add_argument("--indent", type=int, metavar="N", help="with --json: indent by N spaces, over many lines")
 
 
 def _command(commands, name: str, parents: list, text: str):

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from l1stream.engine.clusters import validate_cluster
-from l1stream.engine.job import evaluate_dataframe, evaluate_paths, validate_options
+from l1stream.engine.frames import LABELS, evaluate_frame
+from l1stream.engine.job import evaluate_paths, validate_options
 from l1stream.engine.planning import DEFAULT_TASK_BYTES
 from l1stream.engine.result import EvaluationResult
 from l1stream.errors import UsageError
+from l1stream.sources.inputs import input_kind
 
 
 def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", weight: str | None = None,
@@ -17,13 +19,16 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
              progress: bool = False, cluster=None, store=None, full: bool = False,
              baseline_prediction: str | None = None, format: str | None = None,
              table_version: int | None = None, catalog: dict | None = None) -> EvaluationResult:
-    """Evaluate the exact (weighted) MAE of a Parquet dataset or a Dask DataFrame.
+    """Evaluate the exact (weighted) MAE of a Parquet dataset, a table or data already in memory.
 
     Parameters
     ----------
-    source : str, os.PathLike, list of them, or dask.dataframe.DataFrame
-        Parquet files, directories (hive ``key=value`` partitions become columns), globs or
-        fsspec URLs (``s3://bucket/logs/``); or a Dask (or pandas) DataFrame already loaded.
+    source : str, os.PathLike, list of them, or a frame
+        Parquet files, directories (hive ``key=value`` partitions become columns), Delta and
+        Iceberg tables, globs or fsspec URLs (``s3://bucket/logs/``); or data already loaded: a
+        pandas, Dask or polars DataFrame, a polars LazyFrame (streamed in batches), a pyarrow
+        Table, RecordBatch, RecordBatchReader or ``pyarrow.dataset.Dataset`` (one of Parquet files
+        is read as those files).  Anything else raises :class:`UsageError`.
     actual, prediction : str, default "actual", "prediction"
         Column names of the observed and predicted values (float, integer or decimal).
     weight : str, optional
@@ -97,17 +102,18 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
     cluster = validate_cluster(cluster)
     if cluster is not None and scheduler is not None:
         raise UsageError("give either scheduler (an existing scheduler) or cluster (one to start), not both")
-    if _is_dataframe(source):
-        if storage_options or filesystem is not None or cluster is not None:
-            raise UsageError("storage_options, filesystem and cluster apply to paths, not to a DataFrame "
+    kind = input_kind(source)
+    if kind == "arrow-files":  # a pyarrow dataset of Parquet files: read its files like any others
+        if filesystem is not None or storage_options:
+            raise UsageError("a pyarrow dataset brings its own filesystem: drop filesystem and storage_options")
+        source, filesystem = list(source.files), source.filesystem
+    elif kind != "paths":
+        if storage_options or filesystem is not None or cluster is not None or options.store is not None:
+            raise UsageError(f"storage_options, filesystem, cluster and store apply to paths, not to {LABELS[kind]} "
                              "(a Dask DataFrame runs on the scheduler it was made with)")
-        return evaluate_dataframe(source, options, progress=progress)
+        return evaluate_frame(source, kind, options, progress=progress)
     return evaluate_paths(source, options, storage_options=storage_options, filesystem=filesystem,
                           progress=progress, cluster=cluster)
-
-
-def _is_dataframe(obj) -> bool:
-    return hasattr(obj, "columns") and (hasattr(obj, "npartitions") or hasattr(obj, "iloc"))
 
 
 def error_quantiles(source, q=(0.9, 0.99), *, actual: str = "actual", prediction: str = "prediction",

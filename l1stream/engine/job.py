@@ -17,7 +17,7 @@ from l1stream.engine.planning import DEFAULT_TASK_BYTES, plan_tasks
 from l1stream.engine.result import EvaluationResult
 from l1stream.engine.scan import Piece, ScanSpec, open_parquet, scan_pieces
 from l1stream.engine.scan_state import ScanState, merge_all
-from l1stream.engine.schedulers import delayed_tree, run_graph, scheduler_label, tree_graph, validate_scheduler
+from l1stream.engine.schedulers import run_graph, scheduler_label, tree_graph, validate_scheduler
 from l1stream.errors import NoRowsError, SchemaError, UsageError, did_you_mean
 from l1stream.exact.state import check_nan_policy
 from l1stream.sources.discovery import check_outputs_outside_sources, discover
@@ -296,59 +296,3 @@ def _check_rows(scan: ScanState, plan, bound, options: Options) -> None:
         parts = ", ".join(f"{v:,} {k}" for k, v in overall.left_out.items() if v)
         reason = f"all {overall.rows:,} rows were left out under nan_policy={options.nan_policy!r} ({parts})"
     raise NoRowsError(f"no rows to evaluate: {reason}; the MAE is undefined")
-
-
-def evaluate_dataframe(frame, options: Options, *, progress: bool = False) -> EvaluationResult:
-    """Evaluate a Dask (or pandas) DataFrame the caller already has, through the same states."""
-    started = time.perf_counter()
-    missing = [c for c in (options.actual, options.prediction, options.weight, options.baseline, *options.by)
-               if c is not None and c not in frame.columns]
-    if missing:
-        raise SchemaError(f"the DataFrame has no column {', '.join(map(repr, missing))}; columns: "
-                          f"{', '.join(map(str, frame.columns))}")
-    if options.filters:
-        raise UsageError("filters apply to Parquet sources; filter the DataFrame before evaluating it")
-    spec = ScanSpec(options.actual, options.prediction, options.weight, options.by, (),
-                    nan_policy=options.nan_policy, baseline=options.baseline)
-    if hasattr(frame, "to_delayed"):
-        graph = delayed_tree(frame_state, frame.to_delayed(), (spec,), merge_all, SPLIT_EVERY)
-        scan = run_graph(graph, options.scheduler, options.num_workers, progress)
-        partitions = frame.npartitions
-    else:
-        scan, partitions = frame_state(frame, 0, spec), 1
-    overall = scan.overall()
-    if not overall.count and overall.propagated is None:
-        raise NoRowsError(f"no rows to evaluate: the DataFrame has {overall.rows:,} rows, "
-                          f"{sum(overall.left_out.values()):,} left out under nan_policy={options.nan_policy!r}")
-    return EvaluationResult(scan, by=options.by, weighted=options.weight is not None, nan_policy=options.nan_policy,
-                            files_selected=partitions, columns=_columns(options),
-                            elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
-
-
-def frame_state(frame, index: int, spec: ScanSpec) -> ScanState:
-    """The :class:`ScanState` of one pandas partition (``partition-<index>`` in file reports)."""
-    from l1stream.engine.scan import _reduce_chunk
-    from l1stream.engine.scan_state import FileReport
-
-    table = frame_table(frame, spec.columns)
-    state, report = ScanState.empty(), FileReport(rows_scanned=table.num_rows)
-    _reduce_chunk(table, Piece(f"partition-{index}"), spec, state, report, 0, 0)
-    state.files[f"partition-{index}"] = report
-    return state
-
-
-def frame_table(frame, columns):
-    """A pandas partition's ``columns`` as an Arrow table (NaN stays NaN, None becomes null)."""
-    import pyarrow as pa
-
-    return pa.table({c: _arrow_column(frame[c]) for c in dict.fromkeys(columns)})
-
-
-def _arrow_column(series):
-    """Arrow array of a pandas column, keeping NaN as NaN (``from_pandas`` would make it null)."""
-    import numpy as np
-    import pyarrow as pa
-
-    if isinstance(series.dtype, np.dtype) and series.dtype.kind != "O":
-        return pa.array(series.to_numpy(), from_pandas=False)
-    return pa.array(series, from_pandas=True)

@@ -51,10 +51,11 @@ class FramePart:
     table: object  # pyarrow.Table
     index: int
     partition: dict = field(default_factory=dict)
+    name: str = ""  # what messages call it ("a pyarrow Table"); partition-<index> by default
 
     @property
     def path(self) -> str:
-        return f"partition-{self.index}"
+        return self.name or f"partition-{self.index}"
 
 
 @dataclass(frozen=True)
@@ -151,8 +152,12 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
     """
     report = report if report is not None else FileReport()
     if isinstance(piece, FramePart):
-        report.rows_scanned += piece.table.num_rows
-        yield 0, 0, piece.table
+        table = piece.table
+        report.rows_scanned += table.num_rows
+        if spec.row_expression is not None:
+            table = table.filter(spec.row_expression)
+            report.rows_filtered += piece.table.num_rows - table.num_rows
+        yield 0, 0, table
         return
     parquet = open_parquet(piece.path, filesystem)
     native = (NativeRowGroups(parquet, piece.path, filesystem, spec.columns, reuse=recycle,
@@ -322,7 +327,7 @@ def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanStat
             state.add_group_state(key, chunk)
             report.add_state(chunk)
     except DataError as exc:
-        where = f"{piece.path}: row group {row_group}"
+        where = piece.path if isinstance(piece, FramePart) else f"{piece.path}: row group {row_group}"
         if offset:
             where += f" (batch starting at row {offset})"
         if len(table) and spec.data_by or spec.row_expression is not None:

@@ -258,11 +258,17 @@ class ReportJob:
                  baseline_prediction: str | None = None, quantiles=(0.9, 0.99), bins=None, time_key="auto",
                  confidence: float = 0.95, top_fraction: float = 0.01, title: str | None = None,
                  format: str | None = None, table_version: int | None = None, catalog: dict | None = None) -> None:
-        from l1stream.engine.api import _is_dataframe
         from l1stream.engine.job import prepare, validate_options
         from l1stream.engine.planning import DEFAULT_TASK_BYTES
+        from l1stream.sources.inputs import input_kind
 
-        self.frame = source if _is_dataframe(source) else None
+        kind = input_kind(source)
+        if kind == "arrow-files":
+            source, filesystem = list(source.files), source.filesystem
+        elif kind not in ("paths", "pandas", "dask"):
+            raise UsageError(f"the report reads paths, tables, pandas and Dask DataFrames, not "
+                             f"{kind.replace('-', ' ')} data: pass frame.to_pandas(), or write it to Parquet first")
+        self.frame = source if kind in ("pandas", "dask") else None
         if self.frame is not None and (storage_options or filesystem is not None or store is not None or filters):
             raise UsageError("storage_options, filesystem, store and filters apply to Parquet paths, not to a "
                              "DataFrame: filter the DataFrame before the report")
@@ -291,10 +297,12 @@ class ReportJob:
 
     def evaluate(self, progress: bool = False) -> EvaluationResult:
         """The evaluation (what :func:`l1stream.evaluate` returns for the same options)."""
-        from l1stream.engine.job import _execute, evaluate_dataframe
+        from l1stream.engine.frames import evaluate_frame
+        from l1stream.engine.job import _execute
 
         if self.frame is not None:
-            return evaluate_dataframe(self.frame, self.options, progress=progress)
+            kind = "dask" if hasattr(self.frame, "to_delayed") else "pandas"
+            return evaluate_frame(self.frame, kind, self.options, progress=progress)
         return _execute(self.prepared, self.options, progress)
 
     def profile(self, result: EvaluationResult, history: str | None = None) -> Report:
@@ -395,7 +403,7 @@ class Passes:
 
 def frame_task(partition, index: int, spec, func, *extra):
     """Run a pass's task function on one DataFrame partition (as a :class:`~l1stream.engine.scan.FramePart`)."""
-    from l1stream.engine.job import frame_table
+    from l1stream.engine.frames import frame_table
     from l1stream.engine.scan import FramePart
 
     return func([FramePart(frame_table(partition, spec.columns), index)], spec, None, *extra)

@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from l1stream.errors import L1StreamError, SourceError, UsageError, first_line
+from l1stream.sources.inputs import input_kind
 from l1stream.sources.source_file import SourceFile
 from l1stream.sources.tables import catalog_snapshot, enclosing_table, snapshot, table_kind
-from l1stream.storage import is_local
+from l1stream.storage import as_fsspec, is_local
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -103,12 +104,16 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
     SourceError
         A path that does not exist, a glob that matches nothing, or no data file at all.
     """
+    kind = input_kind(sources)
+    if kind != "paths":
+        raise UsageError(f"this reads Parquet files and tables by path, and got in-memory data ({kind}); "
+                         f"l1stream.evaluate reads in-memory data")
     if isinstance(sources, (str, os.PathLike)):
         sources = [sources]
     sources = [os.fspath(s) for s in sources]
     if not sources:
         raise UsageError("no source given: pass at least one file, directory, glob or URL")
-    fs = filesystem
+    fs = as_fsspec(filesystem)
     found: dict[str, SourceFile] = {}
     duplicates, ignored, links = [], [], []
     resolve = len(sources) > 1  # one plain source cannot reach a file twice, unless through a link

@@ -119,7 +119,7 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
             value = _coerce_many(f, lambda v, kind=kind, f=f: _partition_value(v, kind, f))
             partition.append((f.column, f.op, value))
         elif schema is not None and f.column in schema.names:
-            typ = schema.field(f.column).type
+            typ = _value_type(schema.field(f.column).type)
             value = _coerce_many(f, lambda v, typ=typ, f=f: _column_value(v, typ, f))
             import pyarrow.compute as pc  # here: 45 ms of start-up that a run without row filters never needs
 
@@ -264,6 +264,19 @@ def _partition_value(value, kind: str, f: Filter):
 _KIND_TEXT = {"int": "integers", "date": "dates (YYYY-MM-DD, or today, today-90d)", "string": "strings"}
 
 
+def _value_type(typ: pa.DataType) -> pa.DataType:
+    """The type a filter value is compared as: a dictionary (pandas category) column's value type.
+
+    Examples
+    --------
+    >>> _value_type(pa.dictionary(pa.int32(), pa.string()))
+    DataType(string)
+    >>> _value_type(pa.float64())
+    DataType(double)
+    """
+    return typ.value_type if pa.types.is_dictionary(typ) else typ
+
+
 def _column_value(value, typ: pa.DataType, f: Filter):
     try:
         if pa.types.is_integer(typ):
@@ -274,7 +287,7 @@ def _column_value(value, typ: pa.DataType, f: Filter):
             return float(value)
         if pa.types.is_decimal(typ):
             return Decimal(str(value))
-        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        if pa.types.is_string(typ) or pa.types.is_large_string(typ) or pa.types.is_string_view(typ):
             return str(value)
         if pa.types.is_boolean(typ):
             if isinstance(value, bool):
