@@ -36,6 +36,9 @@ def dataset(tmp_path_factory):
     return root, Oracle(truth)
 
 
+SCHEDULER_FILES = {}  # address -> the file the scheduler wrote (--scheduler-file)
+
+
 @pytest.fixture(scope="module")
 def dask_cluster(tmp_path_factory):
     """`python -m dask scheduler` + two `dask worker` processes on 127.0.0.1 (port 0, dashboards on port 0)."""
@@ -58,6 +61,7 @@ def dask_cluster(tmp_path_factory):
                                log_path=base / f"worker-{i}.log"))
         with Client(address) as client:
             client.wait_for_workers(2, timeout=60)
+        SCHEDULER_FILES[address] = scheduler_file
         yield address
     finally:
         for proc in reversed(procs):
@@ -79,6 +83,20 @@ def test_cli_against_the_cluster(dataset, dask_cluster, capsys):
     assert main(["mae", str(root), "--scheduler", dask_cluster, "--json", "--filter", "model==v1"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["mae"] == local.groups[("v1",)][0]
+
+
+def test_scheduler_file_as_dask_writes_it(dataset, dask_cluster, capsys):
+    """The file `dask scheduler --scheduler-file` wrote (as the SLURM script's scheduler does)."""
+    from l1stream.cli.commands import main
+
+    root, local = dataset
+    scheduler_file = SCHEDULER_FILES[dask_cluster]
+    remote = l1stream.evaluate(str(root), by="model", scheduler_file=scheduler_file, task_bytes=1 << 20)
+    assert_exact(remote, local)
+    assert remote.scheduler == f"distributed:{dask_cluster}"
+    assert main(["mae", str(root), "--scheduler-file", str(scheduler_file), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["mae"] == local.mae and doc["scheduler"] == f"distributed:{dask_cluster}"
 
 
 def _kill_inside_a_scan_task(marker: str):

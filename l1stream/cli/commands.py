@@ -38,6 +38,12 @@ def main(argv=None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             raise UsageError(f"no command given; choose one of: {', '.join(_COMMANDS)} (see 'l1stream -h')")
+        if getattr(args, "scheduler_file", None):
+            if args.scheduler:
+                raise UsageError("give either --scheduler or --scheduler-file, not both")
+            from l1stream.engine.schedulers import scheduler_from_file
+
+            args.scheduler = scheduler_from_file(args.scheduler_file)
         if getattr(args, "indent", None) is not None and (not args.json or args.indent < 0):
             raise UsageError(f"--indent {args.indent} formats --json output: give --json and 0 or more spaces")
         _configure_logging(args, interface)

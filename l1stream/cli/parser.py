@@ -74,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="null/NaN/inf rows: fail (default), leave out and count, or return NaN")
     data.add_argument("--scheduler", metavar="SPEC",
                       help="threads (default), processes, synchronous, or a scheduler address tcp://host:port")
+    data.add_argument("--scheduler-file", metavar="FILE",
+                      help="the JSON file 'dask scheduler --scheduler-file' writes (the SLURM script's)")
     data.add_argument("--workers", type=int, metavar="N", help="threads or processes for local schedulers")
     data.add_argument("--storage-option", action="append", default=[], metavar="KEY=VALUE",
                       help="fsspec option for URLs (repeatable; dotted keys nest: client_kwargs.region_name=x)")

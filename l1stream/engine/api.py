@@ -18,7 +18,8 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
              chunk_rows: int = 1 << 20, task_bytes: int = DEFAULT_TASK_BYTES,
              progress: bool = False, cluster=None, store=None, full: bool = False,
              baseline_prediction: str | None = None, format: str | None = None,
-             table_version: int | None = None, catalog: dict | None = None) -> EvaluationResult:
+             table_version: int | None = None, catalog: dict | None = None, scheduler_file=None,
+             compute: bool = True) -> EvaluationResult:
     """Evaluate the exact (weighted) MAE of a Parquet dataset, a table or data already in memory.
 
     Parameters
@@ -42,9 +43,16 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
         return NaN.
     on_bad_file : {"raise", "skip"}, default "raise"
         Unreadable files and files missing a column: fail, or skip and list them in ``result.skipped``.
-    scheduler : str or distributed.Client, optional
-        ``None``/``"threads"`` (default, in-process), ``"processes"``, ``"synchronous"``, a
-        ``distributed.Client`` or an address ``"tcp://host:port"``.
+    scheduler : str, distributed.Client, concurrent.futures.Executor or callable, optional
+        ``"threads"`` (in-process), ``"processes"``, ``"synchronous"``, ``"distributed"`` (the
+        active client), a ``distributed.Client``, an address ``"tcp://host:port"``, an Executor or
+        a Dask ``get`` function.  ``None`` (default) chooses as Dask does:
+        ``dask.config.set(scheduler=...)``, else the active client, else local threads.
+    scheduler_file : str, optional
+        The JSON file ``dask scheduler --scheduler-file`` writes: run on that scheduler.
+    compute : bool, default True
+        ``False`` returns a ``dask.delayed`` object whose result is the EvaluationResult, to
+        compute with other work in one ``dask.compute`` call (nothing is read until then).
     num_workers : int, optional
         Threads or processes for the local schedulers (default: one per core).
     storage_options : dict, optional
@@ -98,8 +106,10 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
                                nan_policy=nan_policy, on_bad_file=on_bad_file, scheduler=scheduler,
                                num_workers=num_workers, chunk_rows=chunk_rows, task_bytes=task_bytes,
                                store=store, full=full, baseline_prediction=baseline_prediction, format=format,
-                               table_version=table_version, catalog=catalog)
+                               table_version=table_version, catalog=catalog, scheduler_file=scheduler_file)
     cluster = validate_cluster(cluster)
+    if not isinstance(compute, bool):
+        raise UsageError(f"compute must be True or False; got {compute!r}")
     if cluster is not None and scheduler is not None:
         raise UsageError("give either scheduler (an existing scheduler) or cluster (one to start), not both")
     kind = input_kind(source)
@@ -111,9 +121,9 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
         if storage_options or filesystem is not None or cluster is not None or options.store is not None:
             raise UsageError(f"storage_options, filesystem, cluster and store apply to paths, not to {LABELS[kind]} "
                              "(a Dask DataFrame runs on the scheduler it was made with)")
-        return evaluate_frame(source, kind, options, progress=progress)
+        return evaluate_frame(source, kind, options, progress=progress, compute=compute)
     return evaluate_paths(source, options, storage_options=storage_options, filesystem=filesystem,
-                          progress=progress, cluster=cluster)
+                          progress=progress, cluster=cluster, compute=compute)
 
 
 def error_quantiles(source, q=(0.9, 0.99), *, actual: str = "actual", prediction: str = "prediction",

@@ -22,8 +22,9 @@ LABELS = {"pandas": "a pandas DataFrame", "dask": "a Dask DataFrame", "polars": 
           "arrow-reader": "a pyarrow RecordBatchReader", "arrow-dataset": "a pyarrow Dataset"}
 
 
-def evaluate_frame(frame, kind: str, options, *, progress: bool = False) -> EvaluationResult:
-    """Evaluate an in-memory ``frame`` of ``kind`` (see :func:`l1stream.sources.inputs.input_kind`)."""
+def evaluate_frame(frame, kind: str, options, *, progress: bool = False, compute: bool = True):
+    """Evaluate an in-memory ``frame`` of ``kind`` (see :func:`l1stream.sources.inputs.input_kind`);
+    with ``compute=False``, return the evaluation as a ``dask.delayed`` object."""
     started = time.perf_counter()
     label = LABELS[kind]
     columns = frame_columns(frame, kind)
@@ -33,9 +34,22 @@ def evaluate_frame(frame, kind: str, options, *, progress: bool = False) -> Eval
             raise UsageError("filters apply to Parquet sources and local frames; filter the Dask DataFrame "
                              "(frame[frame.region == 'north']) before evaluating it")
         graph = delayed_tree(frame_state, frame.to_delayed(), (frame_spec(options, None),), merge_all, SPLIT_EVERY)
-        scan, parts = run_graph(graph, options.scheduler, options.num_workers, progress), frame.npartitions
-    else:
-        scan, parts = stream_state(local_tables(frame, kind, options), options, label), 1
+        if not compute:
+            import dask
+
+            return dask.delayed(frame_result, pure=False)(graph, label, options, frame.npartitions, started)
+        scan = run_graph(graph, options.scheduler, options.num_workers, progress)
+        return frame_result(scan, label, options, frame.npartitions, started)
+    if not compute:
+        import dask
+
+        return dask.delayed(evaluate_frame, pure=False)(frame, kind, options)
+    return frame_result(stream_state(local_tables(frame, kind, options), options, label), label, options, 1,
+                        started)
+
+
+def frame_result(scan: ScanState, label: str, options, parts: int, started: float) -> EvaluationResult:
+    """The result of a frame's merged scan (or :class:`NoRowsError` when nothing is left to average)."""
     overall = scan.overall()
     if not overall.count and overall.propagated is None:
         read = sum(r.rows_scanned for r in scan.files.values())
@@ -89,8 +103,13 @@ def local_tables(frame, kind: str, options):
     """Arrow tables of at most ``options.chunk_rows`` rows holding the columns the job reads."""
     import pyarrow as pa
 
+    from l1stream.sources.filters import filter_columns
+
+    named = filter_columns(options.filters)
     wanted = list(dict.fromkeys(c for c in (options.actual, options.prediction, options.weight, options.baseline,
-                                            *options.by, *(f.column for f in options.filters)) if c is not None))
+                                            *options.by, *(named or ())) if c is not None))
+    if named is None:  # an expression filter: what it reads is known only from the schema, so keep everything
+        wanted = frame_columns(frame, kind)
     rows = options.chunk_rows
     if kind == "pandas":
         for start in range(0, max(len(frame), 1), rows):
@@ -166,8 +185,10 @@ def _arrow_column(series):
 
 
 def _check_columns(options, columns: list, label: str) -> None:
+    from l1stream.sources.filters import filter_columns
+
     needed = (options.actual, options.prediction, options.weight, options.baseline, *options.by,
-              *(f.column for f in options.filters))
+              *(filter_columns(options.filters) or ()))
     missing = [c for c in dict.fromkeys(needed) if c is not None and c not in columns]
     if missing:
         hint = did_you_mean(missing[0], columns)

@@ -17,7 +17,7 @@ from l1stream.engine.planning import DEFAULT_TASK_BYTES, plan_tasks
 from l1stream.engine.result import EvaluationResult
 from l1stream.engine.scan import Piece, ScanSpec, open_parquet, scan_pieces
 from l1stream.engine.scan_state import ScanState, merge_all
-from l1stream.engine.schedulers import run_graph, scheduler_label, tree_graph, validate_scheduler
+from l1stream.engine.schedulers import run_graph, scheduler_from_file, scheduler_label, tree_graph, validate_scheduler
 from l1stream.errors import NoRowsError, SchemaError, UsageError, did_you_mean
 from l1stream.exact.state import check_nan_policy
 from l1stream.sources.discovery import check_outputs_outside_sources, discover
@@ -56,8 +56,13 @@ class Options:
 def validate_options(*, actual="actual", prediction="prediction", weight=None, by=None, filters=None,
                      nan_policy="raise", on_bad_file="raise", scheduler=None, num_workers=None,
                      chunk_rows=1 << 20, task_bytes=DEFAULT_TASK_BYTES, store=None, full=False,
-                     baseline_prediction=None, format=None, table_version=None, catalog=None) -> Options:
+                     baseline_prediction=None, format=None, table_version=None, catalog=None,
+                     scheduler_file=None) -> Options:
     """Check every option up front; raise :class:`UsageError` saying what was expected."""
+    if scheduler_file is not None:
+        if scheduler is not None:
+            raise UsageError("give either scheduler or scheduler_file, not both")
+        scheduler = scheduler_from_file(scheduler_file)
     for name, value in (("actual", actual), ("prediction", prediction)):
         if not isinstance(value, str) or not value:
             raise UsageError(f"{name} must be a column name (a non-empty string); got {value!r}")
@@ -112,12 +117,18 @@ def validate_options(*, actual="actual", prediction="prediction", weight=None, b
 
 
 def evaluate_paths(source, options: Options, *, storage_options=None, filesystem=None,
-                   progress: bool = False, cluster: dict | None = None) -> EvaluationResult:
-    """Evaluate Parquet files (see :func:`l1stream.evaluate`).
+                   progress: bool = False, cluster: dict | None = None, compute: bool = True):
+    """Evaluate Parquet files (see :func:`l1stream.evaluate`); with ``compute=False``, return the
+    evaluation as a ``dask.delayed`` object.
 
     Everything that can fail on the client (paths, names, filters) is checked before a
     ``cluster`` is started, so a typo never costs a batch-queue wait.
     """
+    if not compute:
+        if cluster is not None:
+            raise UsageError("compute=False returns a graph to compute later, and a cluster is started for one "
+                             "run only: start the cluster yourself (a distributed.Client) and compute on it")
+        return delayed_evaluation(prepare(source, options, storage_options, filesystem), options)
     if cluster is not None:
         from dataclasses import replace
 
@@ -157,13 +168,13 @@ def prepare(source, options: Options, storage_options=None, filesystem=None) -> 
     spec = ScanSpec(options.actual, options.prediction, options.weight, options.by,
                     tuple(k for k in options.by if k in found.partition_types), bound.row_expression,
                     bound.row_columns, options.nan_policy, options.on_bad_file, options.chunk_rows,
-                    bound.row_comparisons, options.baseline)
+                    bound.row_comparisons, options.baseline, filter_partition_keys=bound.partition_keys)
     plan = plan_tasks(found, bound, target_bytes=options.task_bytes)
-    store = _open_store(options, spec, found, storage_options)
+    store = _open_store(options, spec, found, storage_options, bound)
     return Prepared(started, found, schema, bound, spec, plan, store)
 
 
-def _open_store(options: Options, spec: ScanSpec, found, storage_options):
+def _open_store(options: Options, spec: ScanSpec, found, storage_options, bound):
     if options.store is None:
         return None
     from l1stream.engine.store import StateStore
@@ -172,17 +183,48 @@ def _open_store(options: Options, spec: ScanSpec, found, storage_options):
                  "by_types": {k: found.partition_types.get(k, "column") for k in spec.by},
                  "row_filters": [list(c) for c in spec.row_comparisons], "nan_policy": spec.nan_policy,
                  "baseline": spec.baseline}
+    if bound.signature is not None:  # OR-of-ANDs or expression filters: the comparisons alone do not say
+        signature["row_expression"] = bound.signature
     return StateStore(options.store, signature, storage_options)
 
 
 def _execute(prepared: Prepared, options: Options, progress: bool) -> EvaluationResult:
-    started, found, _, bound, spec, plan, store = prepared
+    _use_store(prepared, options)
+    scan = _run(prepared.plan.tasks, prepared.spec, prepared.found.filesystem, options, progress, prepared.store)
+    return _finish(scan, prepared, options)
+
+
+def delayed_evaluation(prepared: Prepared, options: Options):
+    """The evaluation as a ``dask.delayed`` object, for ``dask.compute`` together with other work."""
+    import dask
+    from dask.delayed import Delayed
+
+    _use_store(prepared, options)
+    tasks = prepared.plan.tasks
+    if tasks:
+        shared = (prepared.spec, prepared.found.filesystem) + ((prepared.store,) if prepared.store else ())
+        key_graph = tree_graph("l1stream-scan", scan_pieces, tasks, shared, merge_all, SPLIT_EVERY)
+        scan = Delayed(key_graph[1], key_graph[0])
+    else:
+        scan = dask.delayed(ScanState.empty)()
+    return dask.delayed(_finish, pure=False)(scan, prepared, options)
+
+
+def _use_store(prepared: Prepared, options: Options) -> None:
+    """Regroup the plan's tasks around the fragments the state store already holds."""
+    store, plan = prepared.store, prepared.plan
     if store is not None:
         from l1stream.engine.planning import regroup_with_store
 
         existing = set() if options.full else store.existing()
         plan.tasks = regroup_with_store(plan.tasks, existing, lambda piece: store.key(piece.identity))
-    scan = _run(plan.tasks, spec, found.filesystem, options, progress, store)
+
+
+def _finish(scan: ScanState, prepared: Prepared, options: Options) -> EvaluationResult:
+    """From the merged scan to the result: a rescan without files that failed part-way, the row
+    checks, the store's clean-up."""
+    started, found, _, bound, spec, plan, store = prepared
+    progress = False
     partial = set(scan.skipped) & set(scan.files)
     if partial:
         # A split file failed in one piece after another piece was counted: rescan without it.

@@ -20,6 +20,7 @@ from l1stream.errors import BadFileError, DataError, SchemaError, first_line
 from l1stream.exact.state import chunk_state, paired_chunk_states
 from l1stream.parquet.footer import TAIL_BYTES, check_footer, describe_foreign
 from l1stream.parquet.pages import NativeRowGroups, batches_between, native_decoder_enabled, splittable
+from l1stream.sources.any_of import add_partition_columns
 from l1stream.sources.filters import statistics_may_match
 from l1stream.storage import is_local
 
@@ -75,6 +76,7 @@ class ScanSpec:
     row_comparisons: tuple = ()  # typed (column, op, value): row groups whose statistics exclude them are skipped
     baseline: str | None = None  # another model's prediction column, evaluated on the same rows
     extra_columns: tuple = ()  # read as well (a report's time column, say)
+    filter_partition_keys: tuple = ()  # (key, arrow type): the row expression reads these partition keys
 
     @property
     def value_columns(self) -> tuple:
@@ -152,12 +154,8 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
     """
     report = report if report is not None else FileReport()
     if isinstance(piece, FramePart):
-        table = piece.table
-        report.rows_scanned += table.num_rows
-        if spec.row_expression is not None:
-            table = table.filter(spec.row_expression)
-            report.rows_filtered += piece.table.num_rows - table.num_rows
-        yield 0, 0, table
+        report.rows_scanned += piece.table.num_rows
+        yield 0, 0, filter_rows(piece.table, piece, spec, report)
         return
     parquet = open_parquet(piece.path, filesystem)
     native = (NativeRowGroups(parquet, piece.path, filesystem, spec.columns, reuse=recycle,
@@ -175,15 +173,27 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
                 continue
             for offset, table in _chunks(parquet, index, spec, piece.path, native, start, stop):
                 report.rows_scanned += table.num_rows
-                if spec.row_expression is not None:
-                    before = table.num_rows
-                    table = table.filter(spec.row_expression)
-                    report.rows_filtered += before - table.num_rows
-                yield index, offset, table
+                yield index, offset, filter_rows(table, piece, spec, report)
     finally:
         if native is not None:
             native.close()
         parquet.close()
+
+
+def filter_rows(table: pa.Table, piece, spec: ScanSpec, report: FileReport) -> pa.Table:
+    """The rows of a chunk that pass the row filters (partition keys the filters read are added as
+    constant columns first, and dropped after); counts the rows filtered out."""
+    if spec.row_expression is None:
+        return table
+    before = table.num_rows
+    if spec.filter_partition_keys:
+        names = table.column_names
+        table = add_partition_columns(table, piece.partition, spec.filter_partition_keys)
+        table = table.filter(spec.row_expression).select(names)
+    else:
+        table = table.filter(spec.row_expression)
+    report.rows_filtered += before - table.num_rows
+    return table
 
 
 def my_row_ranges(parquet: pq.ParquetFile, piece: Piece, columns) -> list:

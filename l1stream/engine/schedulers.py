@@ -1,9 +1,13 @@
 """Which Dask scheduler runs the graph: local threads by default, or anything Dask offers.
 
 ``scheduler`` accepts ``None``/``"threads"`` (in-process thread pool, the
-default), ``"processes"``, ``"synchronous"``, a ``distributed.Client``, or a
-scheduler address such as ``"tcp://10.0.0.5:8786"`` (a client is opened for the
-run and closed after).
+default), ``"processes"``, ``"synchronous"``, a ``distributed.Client``, a
+``concurrent.futures.Executor``, a Dask ``get`` function, or a scheduler address
+such as ``"tcp://10.0.0.5:8786"`` (a client is opened for the run and closed after).
+
+With ``scheduler=None`` the choice is Dask's own: ``dask.config.set(scheduler=...)``
+(any of the above, or ``"distributed"`` for the active client) if set, else the active
+``distributed.Client``, else local threads.
 """
 
 from __future__ import annotations
@@ -24,15 +28,18 @@ ADDRESS_PREFIXES = ("tcp://", "tls://", "inproc://", "ucx://", "ws://", "wss://"
 
 def validate_scheduler(scheduler) -> None:
     """Raise :class:`UsageError` unless ``scheduler`` is one of the accepted forms."""
-    if scheduler is None or _is_client(scheduler):
+    if scheduler is None or _is_client(scheduler) or _is_executor(scheduler) or callable(scheduler):
+        return
+    if isinstance(scheduler, str) and scheduler in ("distributed", "dask.distributed"):
         return
     if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
         return
     if isinstance(scheduler, str) and scheduler.startswith(ADDRESS_PREFIXES):
         _check_address(scheduler)
         return
-    raise UsageError(f"scheduler must be one of {', '.join(sorted(set(LOCAL_SCHEDULERS)))}, a scheduler address "
-                     f"like 'tcp://host:8786', or a distributed.Client; got {scheduler!r}")
+    raise UsageError(f"scheduler must be one of {', '.join(sorted(set(LOCAL_SCHEDULERS)))}, 'distributed' (the "
+                     f"active client), a scheduler address like 'tcp://host:8786', a distributed.Client, a "
+                     f"concurrent.futures.Executor or a Dask get function; got {scheduler!r}")
 
 
 def _check_address(address: str) -> None:
@@ -58,12 +65,17 @@ def _check_address(address: str) -> None:
 
 
 def scheduler_label(scheduler) -> str:
-    """A short name for reports: ``threads``, ``processes``, ``sync`` or ``distributed:<address>``."""
+    """A short name for reports: ``threads``, ``processes``, ``sync``, ``distributed:<address>``,
+    ``executor:<class>`` or ``get:<function>``."""
+    scheduler = resolve_default(scheduler)
     if scheduler is None:
-        client = _active_client()
-        return "threads" if client is None else scheduler_label(client)
+        return "threads"
     if _is_client(scheduler):
         return f"distributed:{scheduler.scheduler.address}"
+    if _is_executor(scheduler):
+        return f"executor:{type(scheduler).__name__}"
+    if callable(scheduler):
+        return f"get:{getattr(scheduler, '__qualname__', type(scheduler).__name__)}"
     if scheduler.startswith(ADDRESS_PREFIXES):
         return f"distributed:{scheduler}"
     return LOCAL_SCHEDULERS[scheduler]
@@ -154,10 +166,13 @@ def run_graph(graph, scheduler, num_workers, progress: bool):
         dsk, key = graph
     else:
         dsk, key = dict(graph.__dask_graph__()), graph.__dask_keys__()[0]
-    if scheduler is None:
-        scheduler = _active_client()
-    if scheduler is not None and not isinstance(scheduler, str):
+    scheduler = resolve_default(scheduler)
+    if _is_client(scheduler):
         return scheduler.get(dsk, key)
+    if scheduler is not None and not isinstance(scheduler, str):  # an Executor or a get function
+        from dask.base import get_scheduler
+
+        return get_scheduler(scheduler=scheduler)(dsk, key)
     if isinstance(scheduler, str) and scheduler.startswith(ADDRESS_PREFIXES):
         import dask
         from distributed import Client
@@ -226,6 +241,60 @@ def _local_get(name: str):
     else:
         from dask.local import get_sync as get
     return get
+
+
+def scheduler_from_file(path) -> str:
+    """The address in a scheduler file (``dask scheduler --scheduler-file PATH`` writes it; so does the
+    SLURM script in ``jobs/slurm``).
+
+    Examples
+    --------
+    >>> import json, tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+    ...     json.dump({"type": "Scheduler", "address": "tcp://10.0.0.5:8786"}, f)
+    >>> scheduler_from_file(f.name)
+    'tcp://10.0.0.5:8786'
+    """
+    import json
+    import os
+
+    try:
+        with open(os.fspath(path)) as handle:
+            address = json.load(handle).get("address")
+    except FileNotFoundError:
+        raise UsageError(f"scheduler file {os.fspath(path)!r} does not exist: start the scheduler with "
+                         f"'dask scheduler --scheduler-file {os.fspath(path)}' first") from None
+    except (OSError, ValueError, AttributeError) as exc:
+        raise UsageError(f"scheduler file {os.fspath(path)!r} is not a Dask scheduler file (JSON with an "
+                         f"\"address\"): {first_line(exc, type(exc).__name__)}") from None
+    if not isinstance(address, str) or not address.startswith(ADDRESS_PREFIXES):
+        raise UsageError(f"scheduler file {os.fspath(path)!r} holds no scheduler address (got {address!r})")
+    _check_address(address)
+    return address
+
+
+def resolve_default(scheduler):
+    """``scheduler``, or for ``None`` what Dask would use: ``dask.config``'s ``scheduler``, then the
+    active ``distributed.Client``; ``None`` means local threads.  ``"distributed"`` is the active client."""
+    if scheduler is None and "dask" in sys.modules:
+        import dask
+
+        scheduler = dask.config.get("scheduler", None)
+    if scheduler is None:
+        return _active_client()
+    if isinstance(scheduler, str) and scheduler.lower() in ("distributed", "dask.distributed"):
+        client = _active_client()
+        if client is None:
+            raise UsageError("scheduler 'distributed' asks for the active distributed.Client, and there is none: "
+                             "create one (distributed.Client(address)) or give the address")
+        return client
+    return scheduler
+
+
+def _is_executor(obj) -> bool:
+    from concurrent.futures import Executor
+
+    return isinstance(obj, Executor)
 
 
 def _active_client():

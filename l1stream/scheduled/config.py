@@ -13,6 +13,7 @@ A config describes one evaluation (see ``configs/*.yaml`` for commented examples
     on_bad_file: raise            # raise | skip
     allow_skipped: false
     scheduler: threads            # threads | processes | synchronous | tcp://host:port
+    scheduler_file: null          # or the JSON file 'dask scheduler --scheduler-file' writes
     num_workers: null
     storage_options: {}           # default fsspec options for every source
     output: {json: results/mae.json, losses: null, report: results/report.html}
@@ -42,14 +43,15 @@ _REPORT_KEYS = {"quantiles": "list[number]", "bins": "list[number]|null", "time_
 TOP_KEYS = {
     "sources": "sources", "columns": "columns", "by": "str|list[str]", "filters": "filters",
     "nan_policy": "enum:raise,omit,propagate", "on_bad_file": "enum:raise,skip", "allow_skipped": "bool",
-    "scheduler": "str|null", "num_workers": "int|null", "chunk_rows": "int", "task_bytes": "int",
-    "storage_options": "mapping", "output": "output", "cluster": "cluster", "store": "str|null",
+    "scheduler": "str|null", "scheduler_file": "str|null", "num_workers": "int|null", "chunk_rows": "int",
+    "task_bytes": "int", "storage_options": "mapping", "output": "output", "cluster": "cluster", "store": "str|null",
     "history": "str|null", "gates": "gates", "report": "report",
 }
 DEFAULTS = {"columns": {"actual": "actual", "prediction": "prediction", "weight": None,
                         "baseline_prediction": None}, "by": [],
             "filters": [], "nan_policy": "raise", "on_bad_file": "raise", "allow_skipped": False,
-            "scheduler": None, "num_workers": None, "chunk_rows": 1 << 20, "task_bytes": 64 << 20,
+            "scheduler": None, "scheduler_file": None, "num_workers": None, "chunk_rows": 1 << 20,
+            "task_bytes": 64 << 20,
             "storage_options": {}, "output": {"json": None, "losses": None, "report": None},
             "cluster": None, "store": None, "history": None, "gates": [],
             "report": {"quantiles": [0.9, 0.99], "bins": None, "time_key": "auto", "confidence": 0.95, "title": None}}

@@ -60,9 +60,20 @@ def config_report_job(config: dict):
                           path="output.report")
     (columns, filters, storage, paths, table), = batches
     options = config["report"]
-    return ReportJob(paths, **_batch_options(config, columns, filters, storage, table), scheduler=config["scheduler"],
+    return ReportJob(paths, **_batch_options(config, columns, filters, storage, table), scheduler=_scheduler(config),
                      quantiles=tuple(options["quantiles"]), bins=options["bins"], time_key=options["time_key"],
                      confidence=options["confidence"], title=options["title"])
+
+
+def _scheduler(config: dict):
+    """The config's scheduler: ``scheduler``, or the address in ``scheduler_file``."""
+    if not config.get("scheduler_file"):
+        return config["scheduler"]
+    if config["scheduler"]:
+        raise ConfigError("give either scheduler or scheduler_file, not both", path="scheduler_file")
+    from l1stream.engine.schedulers import scheduler_from_file
+
+    return scheduler_from_file(config["scheduler_file"])
 
 
 def _batch_options(config: dict, columns: dict, filters: list, storage: dict, table: dict) -> dict:
@@ -92,7 +103,7 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
     if config["output"]["losses"] and len(batches) > 1:
         raise ConfigError("output.losses writes one dataset, so every source must share columns, filters and "
                           "storage options", path="output.losses")
-    if config.get("cluster") and config["scheduler"]:
+    if config.get("cluster") and (config["scheduler"] or config.get("scheduler_file")):
         raise ConfigError("give either scheduler (an existing scheduler) or cluster (one to start), not both",
                           path="cluster")
 
@@ -110,7 +121,7 @@ def run_config(config: dict, *, progress: bool = False, full: bool = False) -> E
         with cluster_client(config["cluster"]) as client:
             results = run(client)
     else:
-        results = run(config["scheduler"])
+        results = run(_scheduler(config))
     return results[0] if len(results) == 1 else combine_results(results)
 
 

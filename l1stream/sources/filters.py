@@ -19,6 +19,7 @@ from decimal import Decimal, InvalidOperation
 import pyarrow as pa
 
 from l1stream.errors import UsageError, did_you_mean
+from l1stream.sources.any_of import PARTITION_TYPES, AnyOf, BoundAnyOf, bind_expression, is_any_of_groups, is_expression
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "in", "not in")
 _PATTERN = re.compile(r"^\s*([^\s=!<>]+?)\s*(==|!=|<=|>=|=|<|>|\s+not\s+in\s+|\s+in\s+)\s*(.*?)\s*$", re.S)
@@ -54,18 +55,37 @@ def parse_filters(filters) -> list[Filter]:
     """
     if filters is None:
         return []
-    if isinstance(filters, (str, Filter)) or (isinstance(filters, tuple) and len(filters) == 3
-                                              and isinstance(filters[1], str) and filters[1].strip() in _ALL_OPS):
+    if is_expression(filters):
+        return [AnyOf(expression=filters)]
+    if is_any_of_groups(filters):  # pyarrow's OR of ANDs: [[f, f], [f]]
+        groups = tuple(tuple(_parse_one(f) for f in group) for group in filters)
+        return list(groups[0]) if len(groups) == 1 else [AnyOf(groups)]
+    if isinstance(filters, (str, Filter, AnyOf)) or (isinstance(filters, tuple) and len(filters) == 3
+                                                     and isinstance(filters[1], str)
+                                                     and filters[1].strip() in _ALL_OPS):
         filters = [filters]
     return [_parse_one(f) for f in filters]
+
+
+def filter_columns(filters) -> list | None:
+    """Every column or key the filters name; None when one is an expression (known from a schema)."""
+    names = []
+    for f in filters:
+        columns = getattr(f, "columns", (f.column,) if isinstance(f, Filter) else None)
+        if columns is None:
+            return None
+        names += columns
+    return list(dict.fromkeys(names))
 
 
 _ALL_OPS = set(OPERATORS) | {"="}
 
 
-def _parse_one(spec) -> Filter:
-    if isinstance(spec, Filter):
+def _parse_one(spec):
+    if isinstance(spec, (Filter, AnyOf)):
         return spec
+    if is_expression(spec):
+        return AnyOf(expression=spec)
     if isinstance(spec, str):
         match = _PATTERN.match(spec)
         if not match or not match.group(3):
@@ -85,7 +105,8 @@ def _parse_one(spec) -> Filter:
         if op in ("in", "not in"):
             value = tuple(value.split(",")) if isinstance(value, str) else tuple(value)
         return Filter(str(column), op, value)
-    raise UsageError(f"a filter is a string like 'model==v2' or a (column, op, value) tuple; got {spec!r}")
+    raise UsageError(f"a filter is a string like 'model==v2', a (column, op, value) tuple, a list of them (all "
+                     f"must hold), a list of such lists (any may hold) or a pyarrow expression; got {spec!r}")
 
 
 @dataclass(frozen=True)
@@ -97,10 +118,21 @@ class BoundFilters:
     row_columns: tuple  # data columns the row expression reads
     text: tuple  # the filters as written, for messages
     row_comparisons: tuple = ()  # ((column, op, typed value), ...): row-group pruning by statistics
+    alternatives: tuple = ()  # per OR-of-ANDs filter, each group's typed partition filters (None: no pruning)
+    partition_keys: tuple = ()  # (key, arrow type) the row expression reads: added to chunks before filtering
 
     def keeps_partition(self, values: dict) -> bool:
         """True if a file with these typed partition values may hold matching rows."""
-        return all(_matches(values.get(key), op, value) for key, op, value in self.partition)
+        if not all(_matches(values.get(key), op, value) for key, op, value in self.partition):
+            return False
+        return all(groups is None or any(all(_matches(values.get(key), op, value) for key, op, value in group)
+                                         for group in groups) for groups in self.alternatives)
+
+    @property
+    def signature(self) -> str | None:
+        """The row expression as text when OR-of-ANDs or expression filters shape it (for the state
+        store: row comparisons alone do not describe it)."""
+        return str(self.row_expression) if self.alternatives else None
 
 
 def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema | None,
@@ -110,9 +142,15 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
     ``partition_values(key)``, when given, returns the raw values of a partition key: an error
     about a key's type then names the values that made it so.
     """
-    partition, expressions, columns, comparisons = [], [], [], []
+    partition, expressions, columns, comparisons, alternatives, keys = [], [], [], [], [], []
     for f in filters:
-        if f.column in partition_types:
+        if isinstance(f, AnyOf):
+            bound = _bind_any_of(f, partition_types, schema, partition_values)
+            expressions.append(bound.expression)
+            columns += bound.columns
+            keys += bound.partition_keys
+            alternatives.append(bound.groups_partition)
+        elif f.column in partition_types:
             kind = partition_types[f.column]
             if kind != "date" and _relative_date(f):
                 raise UsageError(_relative_on_non_dates(f, kind, partition_values))
@@ -141,7 +179,41 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
     for expr in expressions:
         expression = expr if expression is None else expression & expr
     return BoundFilters(tuple(partition), expression, tuple(dict.fromkeys(columns)), tuple(str(f) for f in filters),
-                        tuple(comparisons))
+                        tuple(comparisons), tuple(alternatives), tuple(dict.fromkeys(keys)))
+
+
+def _bind_any_of(any_of: AnyOf, partition_types: dict, schema, partition_values=None) -> BoundAnyOf:
+    """Bind an OR of AND groups (each group as :func:`bind_filters` binds an AND list) or an expression."""
+    import pyarrow.compute as pc
+
+    if any_of.expression is not None:
+        return bind_expression(any_of.expression, partition_types, schema)
+    expression, columns, keys, partitions = None, [], [], []
+    for group in any_of.groups:
+        bound = bind_filters(list(group), partition_types, schema, partition_values)
+        group_expression = pc.scalar(True)
+        for key, op, value in bound.partition:
+            group_expression = group_expression & partition_expression(key, op, value)
+        if bound.row_expression is not None:
+            group_expression = group_expression & bound.row_expression
+        expression = group_expression if expression is None else expression | group_expression
+        columns += bound.row_columns
+        keys += [key for key, _, _ in bound.partition]
+        partitions.append(bound.partition)
+    keys = tuple((k, PARTITION_TYPES[partition_types[k]]) for k in dict.fromkeys(keys))
+    return BoundAnyOf(expression, tuple(dict.fromkeys(columns)), keys, tuple(partitions))
+
+
+def partition_expression(key: str, op: str, value):
+    """A typed partition filter as a pyarrow expression over a column named ``key``."""
+    import pyarrow.compute as pc
+
+    field = pc.field(key)
+    if op == "in":
+        return field.isin(list(value))
+    if op == "not in":
+        return ~field.isin(list(value)) & field.is_valid()
+    return _COMPARE[op](field, pa.scalar(value))
 
 
 def statistics_may_match(minimum, maximum, op: str, value) -> bool:
