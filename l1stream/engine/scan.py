@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from l1stream.engine.scan_state import FileReport, ScanState
 from l1stream.errors import BadFileError, DataError, SchemaError, first_line
-from l1stream.exact.state import chunk_state, paired_chunk_states
+from l1stream.exact.state import chunk_state, grouped_chunk_states, paired_chunk_states
 from l1stream.parquet.footer import TAIL_BYTES, check_footer, describe_foreign
 from l1stream.parquet.pages import NativeRowGroups, batches_between, native_decoder_enabled, splittable
 from l1stream.sources.any_of import add_partition_columns
@@ -137,17 +137,20 @@ def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
     state = ScanState.empty()
     report = FileReport()
     # each chunk is reduced before the next is read, and nothing keeps its arrays: recycle them
-    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True):
+    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True,
+                                                  dictionary_keys=True):
         _reduce_chunk(table, piece, spec, state, report, index, offset)
     state.files[piece.path] = report
     return state
 
 
 def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileReport | None = None,
-                      recycle: bool = False):
+                      recycle: bool = False, dictionary_keys: bool = False):
     """Yield ``(row_group, offset, table)``: the piece's rows that pass the filters, chunk by chunk
     (a :class:`FramePart` is one chunk, "row group" 0).  With ``recycle``, a table's arrays may be
     reused for a later chunk: only for a caller that keeps nothing of a chunk once it asks for the next.
+    With ``dictionary_keys``, string slice columns arrive as dictionary arrays (decoded from the
+    file's dictionary pages, not hashed again): for a caller that only splits by them.
 
     Row groups whose statistics exclude the filters are skipped; ``report`` (if given)
     counts rows scanned and filtered.  Bad files raise :class:`BadFileError`/:class:`SchemaError`.
@@ -157,7 +160,7 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
         report.rows_scanned += piece.table.num_rows
         yield 0, 0, filter_rows(piece.table, piece, spec, report)
         return
-    parquet = open_parquet(piece.path, filesystem)
+    parquet = open_parquet(piece.path, filesystem, spec.data_by if dictionary_keys else ())
     native = (NativeRowGroups(parquet, piece.path, filesystem, spec.columns, reuse=recycle,
                                  file_size=piece.size)
               if native_decoder_enabled() else None)
@@ -239,20 +242,21 @@ def row_group_may_match(parquet: pq.ParquetFile, index: int, comparisons) -> boo
     return True
 
 
-def open_parquet(path: str, filesystem) -> pq.ParquetFile:
-    """Open a Parquet file (buffered reads), as a :class:`BadFileError` on failure."""
+def open_parquet(path: str, filesystem, dictionary_keys: tuple = ()) -> pq.ParquetFile:
+    """Open a Parquet file (buffered reads), as a :class:`BadFileError` on failure; its string and
+    binary columns among ``dictionary_keys`` are read as dictionary arrays."""
     try:
         if is_local(filesystem):
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
                 check_footer(os.pread(handle.fileno(), min(size, TAIL_BYTES), max(0, size - TAIL_BYTES)), path)
-            return pq.ParquetFile(path, page_checksum_verification=True)  # buffered: no file pages in RSS
+            return _reader(path, dictionary_keys)  # buffered: no file pages in RSS
         handle = filesystem.open(path, "rb")
         try:
             handle.seek(max(0, handle.size - TAIL_BYTES))
             check_footer(handle.read(), path)  # the handle's cache serves pyarrow's own footer read after
             handle.seek(0)
-            return pq.ParquetFile(handle, page_checksum_verification=True)
+            return _reader(handle, dictionary_keys)
         except BaseException:
             handle.close()
             raise
@@ -273,6 +277,24 @@ def open_parquet(path: str, filesystem) -> pq.ParquetFile:
         else:
             problem, remedy = f"not a readable Parquet file ({first_line(exc)})", "remove it from the dataset"
         raise BadFileError(path=path, problem=problem, remedy=remedy) from exc
+
+
+def _reader(source, dictionary_keys: tuple) -> pq.ParquetFile:
+    parquet = pq.ParquetFile(source, page_checksum_verification=True)
+    names = _dictionary_columns(parquet, dictionary_keys) if dictionary_keys else []
+    if not names:
+        return parquet
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=names, page_checksum_verification=True)
+
+
+def _dictionary_columns(parquet: pq.ParquetFile, keys: tuple) -> list:
+    """The string and binary columns among ``keys``: read as dictionary arrays, from the file's own
+    dictionary pages, they need no hashing to split a chunk by."""
+    schema = parquet.schema_arrow
+    wanted = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    return [k for k in keys if k in schema.names and any(test(schema.field(k).type) for test in wanted)]
 
 
 def _head(path: str, filesystem, size: int = 4096) -> bytes:
@@ -324,6 +346,13 @@ def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanStat
         return  # slices appear only when they have rows
     names = spec.names
     try:
+        if spec.data_by and not spec.weight and not spec.baseline:
+            fast = grouped_slices(table, spec, tuple(piece.partition.get(k) for k in spec.by))
+            if fast is not None:
+                for key, chunk in fast:
+                    state.add_group_state(key, chunk)
+                    report.add_state(chunk)
+                return
         for key, part in slice_groups(table, piece, spec):
             weight = part[spec.weight] if spec.weight else None
             if spec.baseline:
@@ -376,15 +405,65 @@ def _codes_with_nulls_last(indices: pa.Array, null_code: int) -> np.ndarray:
 
 def split_rows(table: pa.Table, keys: tuple, data_keys: tuple, base_key: tuple):
     """Split a chunk into ``(key, rows)`` by its data columns ``data_keys`` (a subset of ``keys``);
-    ``base_key`` holds the values of the other keys (partition keys), ``None`` where not known."""
+    ``base_key`` holds the values of the other keys (partition keys), ``None`` where not known.
+
+    A dictionary column (read so from Parquet, or a pandas category) is split by its indices as
+    they are; two entries of one value give one slice (their states merge by key).  Groups are
+    found by counting when the code space is small (linear), by sorting otherwise.
+    """
+    codes, distinct, indices, dictionaries, _ = _slice_codes(table, data_keys)
+    inverse, groups = _dense_codes(codes, distinct)
+    if groups == 1:
+        order, bounds, sorted_table = None, np.array([0, len(codes)]), table
+    else:
+        # numpy's stable sort is a radix sort for 8- and 16-bit integers: linear in the rows
+        narrow = np.uint8 if groups <= 1 << 8 else np.uint16 if groups <= 1 << 16 else np.int64
+        order = np.argsort(inverse.astype(narrow, copy=False), kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(groups + 1))
+        # take() of a pyarrow array built from the buffer: of a numpy array, pyarrow would import pandas
+        sorted_table = table.take(pa.Array.from_buffers(pa.int64(), len(order), [None, pa.py_buffer(
+            np.ascontiguousarray(order, dtype=np.int64))]))
+    positions = {k: i for i, k in enumerate(keys)}
+    for g in range(groups):
+        row = int(order[bounds[g]]) if order is not None else 0  # the group's first row
+        key = list(base_key)
+        for name, index, values in zip(data_keys, indices, dictionaries):
+            key[positions[name]] = values[index[row]]
+        yield tuple(key), sorted_table.slice(bounds[g], bounds[g + 1] - bounds[g])
+
+
+def grouped_slices(table: pa.Table, spec: ScanSpec, base_key: tuple) -> list | None:
+    """``(key, state)`` of every slice of a chunk in one regrouping pass in C (no sort, no take), or
+    None where that kernel does not apply (see :func:`~l1stream.exact.state.grouped_chunk_states`)."""
+    codes, distinct, indices, dictionaries, renumbered = _slice_codes(table, spec.data_by)
+    if renumbered:
+        return None
+    grouped = grouped_chunk_states(table[spec.actual], table[spec.prediction], codes, distinct, names=spec.names[:2])
+    if grouped is None:
+        return None
+    present, states = grouped
+    positions = {k: i for i, k in enumerate(spec.by)}
+    sizes = [len(values) for values in dictionaries]  # each dictionary plus its null slot: the radix
+    out = []
+    for code, chunk in zip(present, states):
+        key = list(base_key)
+        for name, values, size in reversed(list(zip(spec.data_by, dictionaries, sizes))):  # least significant last
+            code, index = divmod(code, size)
+            key[positions[name]] = values[index]
+        out.append((tuple(key), chunk))
+    return out
+
+
+def _slice_codes(table: pa.Table, data_keys: tuple):
+    """One int64 code per row combining the rows' dictionary indices of ``data_keys`` (mixed radix:
+    each key's dictionary size plus one, for null); with ``renumbered`` when the combined codes had
+    to be numbered densely part-way (they would have overflowed), and cannot be decoded digit by digit."""
     codes = np.zeros(table.num_rows, dtype=np.int64)
-    distinct = 1  # an upper bound of the codes in use
+    distinct, renumbered = 1, False  # distinct: an upper bound of the codes in use
     indices, dictionaries = [], []
     for name in data_keys:
-        column = table[name].combine_chunks()
-        if pa.types.is_dictionary(column.type):
-            column = column.dictionary_decode()
-        encoded = column.dictionary_encode()
+        column = table[name].combine_chunks()  # dictionaries of several chunks are unified
+        encoded = column if pa.types.is_dictionary(column.type) else column.dictionary_encode()
         size = len(encoded.dictionary)
         index = _codes_with_nulls_last(encoded.indices, size)
         if distinct * (size + 1) > _CODE_LIMIT:
@@ -393,20 +472,28 @@ def split_rows(table: pa.Table, keys: tuple, data_keys: tuple, base_key: tuple):
             _, codes = np.unique(codes, return_inverse=True)
             codes = codes.astype(np.int64).reshape(-1)
             distinct = int(codes.max()) + 1 if len(codes) else 1
-        codes = codes * (size + 1) + index
+            renumbered = True
+        codes = index if distinct == 1 else codes * (size + 1) + index
         distinct *= size + 1
         indices.append(index)
         dictionaries.append(encoded.dictionary.to_pylist() + [None])
-    unique, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    order = np.argsort(inverse, kind="stable")
-    bounds = np.searchsorted(inverse[order], np.arange(len(unique) + 1))
-    # take() of a pyarrow array built from the buffer: of a numpy array, pyarrow would import pandas
-    sorted_table = (table.take(pa.Array.from_buffers(pa.int64(), len(order), [None, pa.py_buffer(
-        np.ascontiguousarray(order, dtype=np.int64))])) if len(unique) > 1 else table)
-    positions = {k: i for i, k in enumerate(keys)}
-    for g, row in enumerate(first.tolist()):
-        key = list(base_key)
-        for name, index, values in zip(data_keys, indices, dictionaries):
-            key[positions[name]] = values[index[row]]  # the key of the group's first row
-        yield tuple(key), sorted_table.slice(bounds[g], bounds[g + 1] - bounds[g])
+    return codes, distinct, indices, dictionaries, renumbered
+
+
+def _dense_codes(codes: np.ndarray, distinct: int) -> tuple[np.ndarray, int]:
+    """Codes renumbered 0..groups-1 in increasing order of the code, and the number of groups.
+
+    Examples
+    --------
+    >>> inverse, groups = _dense_codes(np.array([7, 2, 7, 5]), 8)
+    >>> inverse.tolist(), groups
+    ([2, 0, 2, 1], 3)
+    """
+    if len(codes) == 0:
+        return codes, 0
+    if distinct <= max(4 * len(codes), 1 << 16):  # counting: linear
+        present = np.bincount(codes, minlength=distinct) > 0
+        dense = np.cumsum(present) - 1
+        return dense[codes], int(present.sum())
+    unique, inverse = np.unique(codes, return_inverse=True)
+    return inverse.reshape(-1), len(unique)

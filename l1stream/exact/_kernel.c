@@ -286,8 +286,117 @@ done:
     return result;
 }
 
+/* Rows regrouped by code (a counting sort): per thread, grown as needed, kept for the next call. */
+static _Thread_local double *grouped_values;
+static _Thread_local Py_ssize_t grouped_capacity;
+
+static double *grouped_scratch(Py_ssize_t n) {
+    if (n > grouped_capacity) {
+        double *grown = PyMem_RawRealloc(grouped_values, (size_t)(2 * (n > 0 ? n : 1)) * sizeof(double));
+        if (!grown) return NULL;
+        grouped_values = grown;
+        grouped_capacity = n;
+    }
+    return grouped_values;
+}
+
+PyDoc_STRVAR(abs_diff_units_by_doc,
+"abs_diff_units_by(actual, prediction, codes, distinct) -> (present, units, counts) or None\n\n"
+"Exact sums of |actual - prediction| per code (int64 codes in [0, distinct)), in 2**-1074 units:\n"
+"the rows are regrouped by code (a counting sort into per-thread scratch), then each group is\n"
+"summed as abs_diff_units sums. Returns the codes present (increasing), their sums and row counts;\n"
+"None when a value is NaN or infinite.");
+
+static PyObject *abs_diff_units_by(PyObject *self, PyObject *args) {
+    PyObject *a_obj, *p_obj, *c_obj;
+    Py_ssize_t distinct;
+    if (!PyArg_ParseTuple(args, "OOOn", &a_obj, &p_obj, &c_obj, &distinct)) return NULL;
+    if (distinct < 1 || distinct > (1 << 22)) {
+        PyErr_SetString(PyExc_ValueError, "distinct must be in 1..2**22");
+        return NULL;
+    }
+    Py_buffer av, pv, cv;
+    if (float64_buffer(a_obj, &av, "actual") < 0) return NULL;
+    if (float64_buffer(p_obj, &pv, "prediction") < 0) { PyBuffer_Release(&av); return NULL; }
+    if (PyObject_GetBuffer(c_obj, &cv, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&av); PyBuffer_Release(&pv); return NULL;
+    }
+    PyObject *result = NULL, *present = NULL, *units = NULL, *counts = NULL;
+    Py_ssize_t *rows = NULL, *next = NULL;
+    if (cv.itemsize != 8 || !cv.format || (strcmp(cv.format, "q") != 0 && strcmp(cv.format, "l") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "codes must be a contiguous int64 array");
+        goto done;
+    }
+    if (av.len != pv.len || av.len != cv.len) {
+        PyErr_SetString(PyExc_ValueError, "actual, prediction and codes must have the same length");
+        goto done;
+    }
+    Py_ssize_t n = av.len / 8;
+    rows = PyMem_RawCalloc((size_t)distinct, sizeof(Py_ssize_t));
+    next = PyMem_RawMalloc((size_t)distinct * sizeof(Py_ssize_t));
+    double *ga = grouped_scratch(n);
+    if (!rows || !next || !ga) { PyErr_NoMemory(); goto done; }
+    double *gp = ga + n;
+    const double *a = av.buf, *p = pv.buf;
+    const int64_t *codes = cv.buf;
+    int out_of_range = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t g = codes[i];
+        if (g < 0 || g >= distinct) { out_of_range = 1; break; }
+        rows[g]++;
+    }
+    if (!out_of_range) {
+        Py_ssize_t start = 0;
+        for (Py_ssize_t g = 0; g < distinct; g++) { next[g] = start; start += rows[g]; }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t at = next[codes[i]]++;
+            ga[at] = a[i];
+            gp[at] = p[i];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (out_of_range) {
+        PyErr_SetString(PyExc_ValueError, "a code is outside [0, distinct)");
+        goto done;
+    }
+    if (!(present = PyList_New(0)) || !(units = PyList_New(0)) || !(counts = PyList_New(0))) goto done;
+    Py_ssize_t offset = 0;
+    for (Py_ssize_t g = 0; g < distinct; g++) {
+        Py_ssize_t m = rows[g];
+        if (!m) continue;
+        Bins *bins = fresh_bins();
+        int bad;
+        Py_BEGIN_ALLOW_THREADS
+        bad = sum_abs_diff(bins, ga + offset, gp + offset, m);
+        Py_END_ALLOW_THREADS
+        offset += m;
+        if (bad) {
+            result = Py_NewRef(Py_None);
+            goto done;
+        }
+        PyObject *code = PyLong_FromSsize_t(g), *u = to_units(bins), *c = PyLong_FromSsize_t(m);
+        int failed = !code || !u || !c || PyList_Append(present, code) || PyList_Append(units, u)
+                     || PyList_Append(counts, c);
+        Py_XDECREF(code); Py_XDECREF(u); Py_XDECREF(c);
+        if (failed) goto done;
+    }
+    result = PyTuple_Pack(3, present, units, counts);
+done:
+    Py_XDECREF(present);
+    Py_XDECREF(units);
+    Py_XDECREF(counts);
+    PyMem_RawFree(rows);
+    PyMem_RawFree(next);
+    PyBuffer_Release(&av);
+    PyBuffer_Release(&pv);
+    PyBuffer_Release(&cv);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"abs_diff_units", abs_diff_units, METH_VARARGS, abs_diff_units_doc},
+    {"abs_diff_units_by", abs_diff_units_by, METH_VARARGS, abs_diff_units_by_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -179,6 +179,31 @@ def chunk_state(actual, prediction, weight=None, *, nan_policy: str = "raise",
     return L1State(total, weight_sum, len(a), left_out, propagated)
 
 
+def grouped_chunk_states(actual, prediction, codes: np.ndarray, distinct: int,
+                         names: tuple = ("actual", "prediction")) -> tuple | None:
+    """The exact states of the groups of rows with one code (row ``i`` has ``codes[i]`` in
+    ``[0, distinct)``), in one pass, for float64 columns without nulls: ``(codes present, states)``.
+    None where that does not apply (other types, nulls, a non-finite value, no compiled kernel, a
+    code space too large): use :func:`chunk_state` per group then.
+
+    Examples
+    --------
+    >>> out = grouped_chunk_states([1.0, 2.0, 4.0], [1.5, 2.0, 1.0], np.array([0, 2, 0]), 3)
+    >>> out is None or (out[0], [(s.mae, s.count) for s in out[1]]) == ([0, 2], [(1.75, 2), (0.0, 1)])
+    True
+    """
+    from l1stream.exact.summation import grouped_abs_diff_units
+
+    a, p = as_numeric(actual, names[0]), as_numeric(prediction, names[1])
+    if not (a.kind == p.kind == FLOAT and a.null is None and p.null is None and len(a) == len(p) == len(codes)):
+        return None
+    sums = grouped_abs_diff_units(a.values, p.values, codes, distinct)
+    if sums is None:
+        return None
+    present, units, counts = sums
+    return present, [L1State(Fraction(u, UNITS_PER_ONE), Fraction(c), c) for u, c in zip(units, counts)]
+
+
 def paired_chunk_states(actual, prediction, baseline, weight=None, *, nan_policy: str = "raise",
                         names: tuple = ("actual", "prediction", "baseline", "weight")) -> tuple:
     """States of two models on exactly the same rows: ``(state(prediction), state(baseline))``.

@@ -29,8 +29,31 @@ import numpy as np
 
 try:  # the compiled twin of add_abs_diff (l1stream/_kernel.c); optional
     from l1stream.exact._kernel import abs_diff_units as _compiled_abs_diff_units
+    from l1stream.exact._kernel import abs_diff_units_by as _compiled_abs_diff_units_by
 except ImportError:  # built without a C compiler
-    _compiled_abs_diff_units = None
+    _compiled_abs_diff_units = _compiled_abs_diff_units_by = None
+
+MAX_CODES = 1 << 22
+"""Largest code space :func:`grouped_abs_diff_units` counts in (one 8-byte counter per code)."""
+
+
+def grouped_abs_diff_units(actual: np.ndarray, prediction: np.ndarray, codes: np.ndarray, distinct: int):
+    """Exact ``sum(|actual - prediction|)`` per code, in 2**-1074 units, in one regrouping pass (row
+    ``i`` has code ``codes[i]`` in ``[0, distinct)``): ``(codes present, sums, row counts)``.  None
+    when the compiled kernel is not there (or is turned off), ``distinct`` exceeds
+    :data:`MAX_CODES`, or a value is not finite: the caller then takes the general path.
+
+    Examples
+    --------
+    >>> out = grouped_abs_diff_units(np.array([1.0, 2.0, 4.0]), np.array([1.5, 2.0, 1.0]),
+    ...                              np.array([3, 1, 3]), 4)
+    >>> out is None or (out[0], [u / UNITS_PER_ONE for u in out[1]], out[2]) == ([1, 3], [0.0, 3.5], [1, 2])
+    True
+    """
+    if (_compiled_abs_diff_units_by is None or not native_enabled() or not 0 < distinct <= MAX_CODES
+            or not actual.flags.c_contiguous or not prediction.flags.c_contiguous):
+        return None
+    return _compiled_abs_diff_units_by(actual, prediction, np.ascontiguousarray(codes, dtype=np.int64), distinct)
 
 
 def native_enabled() -> bool:
