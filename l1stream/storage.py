@@ -201,6 +201,16 @@ def url_filesystem(url: str, storage_options: dict | None = None):
         raise UsageError(f"cannot open {str(url)!r}: {exc}") from exc
 
 
+def is_local_path(url) -> bool:
+    """True for a plain path or a ``file://`` URL (what MLflow can upload as an artifact).
+
+    >>> is_local_path("results/report.html"), is_local_path("s3://bucket/report.html")
+    (True, False)
+    """
+    text = os.fspath(url)
+    return "://" not in text or text.startswith("file://")
+
+
 def write_text(url: str, text: str, storage_options: dict | None = None) -> None:
     """Write ``text`` to a local path (atomic rename) or an fsspec URL (one PUT: atomic on object stores)."""
     fs, path = url_filesystem(url, storage_options)

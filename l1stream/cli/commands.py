@@ -44,6 +44,8 @@ def main(argv=None) -> int:
             from l1stream.engine.schedulers import scheduler_from_file
 
             args.scheduler = scheduler_from_file(args.scheduler_file)
+        if getattr(args, "mlflow_experiment", "") is None and (args.mlflow_tracking_uri or args.mlflow_run_name):
+            raise UsageError("--mlflow-tracking-uri and --mlflow-run-name need --mlflow-experiment NAME")
         if getattr(args, "indent", None) is not None and (not args.json or args.indent < 0):
             raise UsageError(f"--indent {args.indent} formats --json output: give --json and 0 or more spaces")
         _configure_logging(args, interface)
@@ -209,8 +211,10 @@ def _cmd_report(args) -> int:
     report.write_html(args.html, storage)
     if not args.quiet:
         print(f"l1stream: wrote {args.html}", file=sys.stderr)
+    from l1stream.storage import is_local_path
+
     return _report(result, args, allow_skipped=args.allow_skipped, storage_options=storage,
-                   document=report.to_dict(), record=record)
+                   document=report.to_dict(), record=record, artifacts=[args.html] if is_local_path(args.html) else [])
 
 
 def _gates(args) -> list:
@@ -248,20 +252,34 @@ def _note_missing_c_parts() -> None:
           "build them ('l1stream --version' says which load)", file=sys.stderr)
 
 
+def _mlflow_settings(args) -> dict:
+    return {"experiment": args.mlflow_experiment, "tracking_uri": args.mlflow_tracking_uri,
+            "run_name": args.mlflow_run_name}
+
+
 def _json(document, args) -> str:
     """``--json`` output: one line, unless ``--indent N`` (checked in :func:`main`)."""
     return json.dumps(document, indent=args.indent, allow_nan=False)
 
 
 def _report(result, args, *, allow_skipped: bool, storage_options: dict | None = None,
-            document: dict | None = None, record=None, written: bool = False) -> int:
-    """Write the JSON output (unless already ``written``), then ``record`` the run in the history
-    (last: a run whose outputs failed is not recorded), then print the result and choose the exit code."""
+            document: dict | None = None, record=None, written: bool = False, artifacts=()) -> int:
+    """Write the JSON output and log to MLflow (unless already ``written``), then ``record`` the run
+    in the history (last: a run whose outputs failed is not recorded), then print the result and
+    choose the exit code."""
     from l1stream.storage import write_text
 
     document = document or result.to_dict(file_reports=args.per_file)
     if args.output and not written:
         write_text(args.output, json.dumps(document, indent=2, allow_nan=False) + "\n", storage_options)
+    if args.mlflow_experiment and not written:
+        from l1stream.outputs.mlflow_run import log_run
+        from l1stream.scheduled.gates import failed
+
+        run_id = log_run(result, _mlflow_settings(args), document=document, artifacts=artifacts,
+                         gates_passed=None if result.gates is None else not failed(result.gates))
+        if not args.quiet:
+            print(f"l1stream: logged MLflow run {run_id} in experiment {args.mlflow_experiment!r}", file=sys.stderr)
     if record is not None:
         record()
     print(_json(document, args) if args.json else result.summary())
@@ -299,11 +317,16 @@ def _cmd_run(args) -> int:
     from l1stream.scheduled.job import load, run_job
 
     config = load(args.config, args.overrides)
+    if args.mlflow_experiment:  # the flags win over the config's output.mlflow
+        config["output"]["mlflow"] = _mlflow_settings(args)
     outcome = run_job(config, progress=_progress(args), full=args.full, extra_json=args.output,
                       per_file=args.per_file)
     if not args.quiet:  # every output is in place by now
         for path in outcome.written:
             print(f"l1stream: wrote {path}", file=sys.stderr)
+        if outcome.mlflow_run:
+            print(f"l1stream: logged MLflow run {outcome.mlflow_run} in experiment "
+                  f"{config['output']['mlflow']['experiment']!r}", file=sys.stderr)
     return _report(outcome.result, args, allow_skipped=config["allow_skipped"], written=True)
 
 

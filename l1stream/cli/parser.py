@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     _json_flags(output, "print one JSON object on one line on stdout (errors too)")
     output.add_argument("--output", metavar="FILE", help="also write the JSON result to FILE (atomically)")
     output.add_argument("--per-file", action="store_true", help="include per-file row accounting in the JSON")
+    output.add_argument("--mlflow-experiment", metavar="NAME",
+                        help="also log the run to this MLflow experiment (pip install \"l1stream[mlflow]\")")
+    output.add_argument("--mlflow-tracking-uri", metavar="URI",
+                        help="MLflow tracking store (default: MLflow's own, MLFLOW_TRACKING_URI)")
+    output.add_argument("--mlflow-run-name", metavar="NAME", help="name of the MLflow run")
 
     data = _Parser(add_help=False)
     data.add_argument("sources", nargs="+", metavar="SOURCE", help="Parquet files, directories, globs or URLs")

@@ -91,6 +91,8 @@ def config_schema() -> dict:
             "columns": lambda: _object({k: kind(v) for k, v in config._COLUMN_KEYS.items()}, required=[]),
             "output": lambda: _object({k: kind(v) for k, v in config._OUTPUT_KEYS.items()}, required=[]),
             "report": lambda: _object({k: kind(v) for k, v in config._REPORT_KEYS.items()}, required=[]),
+            "mlflow|null": lambda: {"anyOf": [{"type": "null"}, _object(
+                {k: kind(v) for k, v in config._MLFLOW_KEYS.items()}, required=["experiment"])]},
             "sources": lambda: {"anyOf": [{"type": "string"}, {"type": "array", "minItems": 1, "items": {
                 "anyOf": [{"type": "string"},
                           _object({k: kind(v, k) for k, v in config._SOURCE_KEYS.items()}, required=["path"])]}}]},

@@ -16,7 +16,8 @@ A config describes one evaluation (see ``configs/*.yaml`` for commented examples
     scheduler_file: null          # or the JSON file 'dask scheduler --scheduler-file' writes
     num_workers: null
     storage_options: {}           # default fsspec options for every source
-    output: {json: results/mae.json, losses: null, report: results/report.html}
+    output: {json: results/mae.json, losses: null, report: results/report.html,
+             mlflow: null}              # or {experiment: NAME, tracking_uri: sqlite:///mlflow.db, run_name: null}
     report: {quantiles: [0.9, 0.99], bins: null, time_key: auto, confidence: 0.95, title: null}
     cluster: null                 # or {kind: local|slurm|kubernetes|gateway|address, workers: N, options: {...}}
     store: null                   # state store dir/URL: re-runs read only new or changed files
@@ -37,7 +38,8 @@ from l1stream.errors import ConfigError, did_you_mean
 _COLUMN_KEYS = {"actual": "str", "prediction": "str", "weight": "str|null", "baseline_prediction": "str|null"}
 _SOURCE_KEYS = {"path": "str|list[str]", "storage_options": "mapping", "columns": "columns", "filters": "filters",
                 "format": "enum:auto,parquet,delta,iceberg", "version": "int|null", "catalog": "mapping"}
-_OUTPUT_KEYS = {"json": "str|null", "losses": "str|null", "report": "str|null"}
+_OUTPUT_KEYS = {"json": "str|null", "losses": "str|null", "report": "str|null", "mlflow": "mlflow|null"}
+_MLFLOW_KEYS = {"tracking_uri": "str|null", "experiment": "str", "run_name": "str|null"}
 _REPORT_KEYS = {"quantiles": "list[number]", "bins": "list[number]|null", "time_key": "str|null",
                 "confidence": "number", "title": "str|null"}
 TOP_KEYS = {
@@ -52,7 +54,7 @@ DEFAULTS = {"columns": {"actual": "actual", "prediction": "prediction", "weight"
             "filters": [], "nan_policy": "raise", "on_bad_file": "raise", "allow_skipped": False,
             "scheduler": None, "scheduler_file": None, "num_workers": None, "chunk_rows": 1 << 20,
             "task_bytes": 64 << 20,
-            "storage_options": {}, "output": {"json": None, "losses": None, "report": None},
+            "storage_options": {}, "output": {"json": None, "losses": None, "report": None, "mlflow": None},
             "cluster": None, "store": None, "history": None, "gates": [],
             "report": {"quantiles": [0.9, 0.99], "bins": None, "time_key": "auto", "confidence": 0.95, "title": None}}
 
@@ -220,6 +222,15 @@ def _check(value, kind: str, path: str):
         _mapping(value, path)
         _check_keys(value, _OUTPUT_KEYS, path)
         return {k: _check(v, _OUTPUT_KEYS[k], f"{path}.{k}") for k, v in value.items()}
+    if kind == "mlflow|null":
+        if value is None:
+            return None
+        _mapping(value, path)
+        _check_keys(value, _MLFLOW_KEYS, path)
+        if "experiment" not in value:
+            raise ConfigError(f"{path}: missing required key 'experiment' (the MLflow experiment to log to)",
+                              path=f"{path}.experiment")
+        return {k: _check(v, _MLFLOW_KEYS[k], f"{path}.{k}") for k, v in value.items()}
     if kind == "report":
         _mapping(value, path)
         _check_keys(value, _REPORT_KEYS, path)

@@ -27,6 +27,7 @@ class RunOutcome:
     config: dict
     failed_gates: list = field(default_factory=list)
     written: list = field(default_factory=list)  # paths (or URLs) of the outputs, in the order written
+    mlflow_run: str | None = None  # the MLflow run id, when output.mlflow is set
 
 
 def load(config, overrides=()) -> dict:
@@ -83,8 +84,16 @@ def run_job(config: dict, *, progress: bool = False, full: bool = False, extra_j
     for path in dict.fromkeys(filter(None, (config["output"]["json"], extra_json))):
         write_text(path, text + "\n", storage)
         written.append(path)
+    mlflow_run = None
+    if config["output"].get("mlflow"):
+        from l1stream.outputs.mlflow_run import log_run
+        from l1stream.storage import is_local_path
+
+        artifacts = [report] if report and is_local_path(report) else []
+        mlflow_run = log_run(result, config["output"]["mlflow"], document=result.to_dict(file_reports=per_file),
+                             artifacts=artifacts, gates_passed=None if checks is None else not failed(checks))
     record_run(result, checks, history=config["history"], definition=definition, storage_options=storage)
-    return RunOutcome(result, config, failed(checks or []), written)
+    return RunOutcome(result, config, failed(checks or []), written, mlflow_run)
 
 
 def run(config, overrides=(), *, progress: bool = False, full: bool = False):

@@ -7,13 +7,13 @@
 
 _shtab_l1stream_subparsers=(mae report losses run quantiles history demo completion schema)
 
-_shtab_l1stream_mae_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by --cluster --cluster-workers --cluster-option -q --quiet -v --verbose --json --indent --output --per-file --weight --on-bad-file --allow-skipped --store --format --table-version --baseline-prediction --max-mae --max-increase --max-increase-percent --gate-baseline --gate-slices --min-slice-size --history --full)
-_shtab_l1stream_report_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by -q --quiet -v --verbose --json --indent --output --per-file --html --quantile --bins --time-key --confidence --title --weight --on-bad-file --allow-skipped --store --format --table-version --baseline-prediction --max-mae --max-increase --max-increase-percent --gate-baseline --gate-slices --min-slice-size --history --full)
+_shtab_l1stream_mae_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by --cluster --cluster-workers --cluster-option -q --quiet -v --verbose --json --indent --output --per-file --mlflow-experiment --mlflow-tracking-uri --mlflow-run-name --weight --on-bad-file --allow-skipped --store --format --table-version --baseline-prediction --max-mae --max-increase --max-increase-percent --gate-baseline --gate-slices --min-slice-size --history --full)
+_shtab_l1stream_report_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by -q --quiet -v --verbose --json --indent --output --per-file --mlflow-experiment --mlflow-tracking-uri --mlflow-run-name --html --quantile --bins --time-key --confidence --title --weight --on-bad-file --allow-skipped --store --format --table-version --baseline-prediction --max-mae --max-increase --max-increase-percent --gate-baseline --gate-slices --min-slice-size --history --full)
 _shtab_l1stream_losses_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by --cluster --cluster-workers --cluster-option -q --quiet -v --verbose --output --keep --json --indent)
-_shtab_l1stream_run_option_strings=(-h --help -q --quiet -v --verbose --json --indent --output --per-file --set --full)
+_shtab_l1stream_run_option_strings=(-h --help -q --quiet -v --verbose --json --indent --output --per-file --mlflow-experiment --mlflow-tracking-uri --mlflow-run-name --set --full)
 _shtab_l1stream_quantiles_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option -q --quiet -v --verbose --quantile --json --indent)
 _shtab_l1stream_history_option_strings=(-h --help --last --overall --json --indent --storage-option)
-_shtab_l1stream_demo_option_strings=(-h --help -q --quiet -v --verbose --json --indent --output --per-file --rows)
+_shtab_l1stream_demo_option_strings=(-h --help -q --quiet -v --verbose --json --indent --output --per-file --mlflow-experiment --mlflow-tracking-uri --mlflow-run-name --rows)
 _shtab_l1stream_completion_option_strings=(-h --help)
 _shtab_l1stream_schema_option_strings=(-h --help)
 _shtab_l1stream_option_strings=(-h --help --version)
