@@ -57,7 +57,7 @@ def output_error(path: str, exc: OSError) -> OutputError:
     """An :class:`OutputError` naming ``path`` and the system's cause."""
     cause = exc.strerror or type(exc).__name__
     hint = {28: "free space on that disk or write elsewhere", 30: "the file system is read-only; write elsewhere",
-            13: "l1stream may not write there; check its permissions or write elsewhere"}.get(exc.errno, "")
+            13: "l1stream may not write there; check its permissions or write elsewhere"}.get(exc.errno or 0, "")
     return OutputError(f"could not write {path}: {cause}" + (f" ({hint})" if hint else ""), path=path)
 
 

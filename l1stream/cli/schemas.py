@@ -106,12 +106,13 @@ def config_schema() -> dict:
         }
         if text in named:
             return named[text]()
-        types = []
+        types: list[dict] = []
         for option in text.split("|"):
-            types.append({"str": {"type": "string", "minLength": 1}, "null": {"type": "null"},
+            simple: dict[str, dict] = {"str": {"type": "string", "minLength": 1}, "null": {"type": "null"},
                           "bool": {"type": "boolean"}, "number": {"type": "number"},
                           "int": _int(key), "list[str]": {"type": "array", "items": {"type": "string", "minLength": 1}},
-                          "list[number]": {"type": "array", "items": {"type": "number"}}}[option])
+                          "list[number]": {"type": "array", "items": {"type": "number"}}}
+            types.append(simple[option])
         return types[0] if len(types) == 1 else {"anyOf": types}
 
     def _int(key: str) -> dict:

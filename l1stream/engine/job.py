@@ -11,17 +11,17 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from l1stream.engine.planning import DEFAULT_TASK_BYTES, plan_tasks
+from l1stream.engine.planning import DEFAULT_TASK_BYTES, Plan, plan_tasks
 from l1stream.engine.result import EvaluationResult
 from l1stream.engine.scan import Piece, ScanSpec, open_parquet, scan_pieces
 from l1stream.engine.scan_state import ScanState, merge_all
 from l1stream.engine.schedulers import run_graph, scheduler_from_file, scheduler_label, tree_graph, validate_scheduler
 from l1stream.errors import NoRowsError, SchemaError, UsageError, did_you_mean
 from l1stream.exact.state import check_nan_policy
-from l1stream.sources.discovery import check_outputs_outside_sources, discover
-from l1stream.sources.filters import bind_filters, parse_filters
+from l1stream.sources.discovery import Discovery, check_outputs_outside_sources, discover
+from l1stream.sources.filters import BoundFilters, bind_filters, parse_filters
 from l1stream.sources.tables import validate_format
 
 log = logging.getLogger("l1stream")
@@ -41,7 +41,7 @@ class Options:
     filters: list
     nan_policy: str
     on_bad_file: str
-    scheduler: object
+    scheduler: Any  # a name, an address, a Client, an Executor or a get function
     num_workers: int | None
     chunk_rows: int
     task_bytes: int
@@ -144,12 +144,12 @@ class Prepared(NamedTuple):
     """What :func:`prepare` checked and planned on the client."""
 
     started: float
-    found: object  # sources.Discovery
-    schema: object  # pyarrow.Schema of the first readable file (None if none could be read)
-    bound: object  # filters.BoundFilters
+    found: Discovery
+    schema: Any  # pyarrow.Schema of the first readable file (None if none could be read)
+    bound: BoundFilters
     spec: ScanSpec
-    plan: object  # planning.Plan
-    store: object  # store.StateStore or None
+    plan: Plan
+    store: Any  # store.StateStore or None
 
 
 def prepare(source, options: Options, storage_options=None, filesystem=None) -> Prepared:
@@ -262,7 +262,7 @@ def _columns(options: Options) -> dict:
 
 def _first_schema(found, options: Options):
     """The schema of the first readable file, to validate names before scheduling anything."""
-    last_error = None
+    last_error: Exception | None = None
     for file in found.files[:20]:
         try:
             parquet = open_parquet(file.path, found.filesystem)
@@ -273,7 +273,7 @@ def _first_schema(found, options: Options):
             return parquet.schema_arrow
         finally:
             parquet.close()
-    if options.on_bad_file == "skip":
+    if options.on_bad_file == "skip" or last_error is None:
         return None
     raise last_error
 
@@ -297,7 +297,7 @@ def _clean_store(store, found, options: Options) -> None:
     """Drop entries of files that are gone or rewritten (entries of filtered-out files stay)."""
     from l1stream.engine.planning import piece_splits
 
-    keep = set()
+    keep: set = set()
     for f in found.files:
         splits = piece_splits(f.size, options.task_bytes)
         keep.update(store.key(Piece(f.path, split=s, splits=splits, size=f.size, version=f.version).identity)

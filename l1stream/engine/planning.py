@@ -36,7 +36,9 @@ class Plan:
 def plan_tasks(discovery: Discovery, filters: BoundFilters, *, target_bytes: int = DEFAULT_TASK_BYTES,
                exclude: frozenset = frozenset()) -> Plan:
     """Group the files that pass the partition filters into tasks of about ``target_bytes``."""
-    tasks, current, current_bytes = [], [], 0
+    tasks: list = []
+    current: list = []
+    current_bytes = 0
     selected = pruned = 0
     for file in discovery.files:
         if file.path in exclude:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -253,7 +254,7 @@ def exact_quantiles(run_pass, qs: tuple, nan_policy: str, extra_ranks=None) -> Q
     patterns are returned in ``order_statistics``.
     """
     first: list = []
-    extra = extra_ranks or (lambda n: [])
+    extra: Any = extra_ranks or (lambda n: [])
     found, n, left_out, passes = select_ranks(run_pass, lambda n: ranks_for(n, qs) + list(extra(n)), first)
     histogram = histogram_bins(first[0]) if first else []
     if nan_policy == "propagate" and left_out:

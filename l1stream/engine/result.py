@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from typing import Any
 
 from l1stream.engine.scan_state import ScanState, _sort_key
 from l1stream.exact.state import LEFT_OUT_REASONS, L1State, correctly_rounded
@@ -70,7 +71,7 @@ class EvaluationResult:
             self.difference = paired_difference(self._overall, base)
         self.gates = None  # set by l1stream.scheduled.gates.check_gates
         self.inputs_fingerprint = ""
-        self.source = {"format": "parquet", "table_version": None, "tables": []}
+        self.source: dict[str, Any] = {"format": "parquet", "table_version": None, "tables": []}
         self.file_reports = dict(sorted(scan.files.items()))
 
     @property

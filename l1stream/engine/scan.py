@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -49,7 +50,7 @@ class Piece:
 class FramePart:
     """A DataFrame partition standing in for a :class:`Piece`: one chunk, already in memory."""
 
-    table: object  # pyarrow.Table
+    table: Any  # pyarrow.Table
     index: int
     partition: dict = field(default_factory=dict)
     name: str = ""  # what messages call it ("a pyarrow Table"); partition-<index> by default
@@ -68,7 +69,7 @@ class ScanSpec:
     weight: str | None = None
     by: tuple = ()
     partition_keys: tuple = ()
-    row_expression: object = None
+    row_expression: Any = None
     row_columns: tuple = ()
     nan_policy: str = "raise"
     on_bad_file: str = "raise"
@@ -340,7 +341,7 @@ def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str, nati
                                               f"is probably truncated or corrupt", remedy="rewrite it") from exc
 
 
-def _reduce_chunk(table: pa.Table, piece: Piece, spec: ScanSpec, state: ScanState, report: FileReport,
+def _reduce_chunk(table: pa.Table, piece: Piece | FramePart, spec: ScanSpec, state: ScanState, report: FileReport,
                   row_group: int, offset: int) -> None:
     if table.num_rows == 0:
         return  # slices appear only when they have rows

@@ -8,6 +8,7 @@ state per slice), picklable, and forms a commutative monoid under ``merge``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from l1stream.exact.state import LEFT_OUT_REASONS, L1State
 
@@ -173,6 +174,6 @@ def _encode_key(key: tuple) -> list:
 def _decode_key(items: list) -> tuple:
     import datetime as dt
 
-    decode = {"n": lambda v: None, "b": lambda v: v == "True", "i": int, "f": float, "s": str,
+    decode: dict[str, Any] = {"n": lambda v: None, "b": lambda v: v == "True", "i": int, "f": float, "s": str,
               "t": dt.datetime.fromisoformat, "d": dt.date.fromisoformat}
     return tuple(decode[tag](value) for tag, value in items)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from typing import Any
 
 from l1stream.errors import L1StreamError, UsageError, first_line
 
@@ -94,9 +95,9 @@ def tree_graph(name: str, func, items, shared: tuple, merge, split_every: int = 
     dsk: dict = {}
     shared_keys = []
     for i, obj in enumerate(shared):
-        key = f"{name}-shared-{i}-{token}"
-        dsk[key] = obj
-        shared_keys.append(key)
+        shared_key = f"{name}-shared-{i}-{token}"
+        dsk[shared_key] = obj
+        shared_keys.append(shared_key)
     level = []
     for i, item in enumerate(items):
         key = (f"{name}-{token}", i)
@@ -234,6 +235,7 @@ def default_threads() -> int | None:
 
 
 def _local_get(name: str):
+    get: Any
     if name == "threads":
         from dask.threaded import get
     elif name == "processes":

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -132,7 +133,7 @@ class NativeRowGroups:
                 if (leaf.physical_type == "DOUBLE" and leaf.max_repetition_level == 0
                         and leaf.max_definition_level <= 1):
                     self.leaf[name] = (names.index(name), leaf.max_definition_level)
-        self._file = None
+        self._file: Any = None
 
     def close(self) -> None:
         if self._file is not None:
@@ -286,7 +287,7 @@ class _ColumnPages:
         self.window_size = window
         self.view, self.view_start = memoryview(b""), start
         self.dictionary = None
-        self.page = None  # (kind, count, offset in view, uncompressed size, length) of the page peek found
+        self.page: Any = None  # (kind, count, offset in view, uncompressed size, length) of the page peek found
 
     def _bytes(self, size: int) -> int:
         """Make file bytes [position, position + size) (clamped to the chunk) readable; their offset in the view."""
@@ -377,7 +378,7 @@ class _ChunkCutter:
 
     def __init__(self, pages: "_ColumnPages", rows: int, largest_page: int, reuse: bool):
         self.pages, self.rows, self.largest_page, self.reuse = pages, rows, largest_page, reuse
-        self.carry = None  # (values, valid or None) decoded but not yet handed out
+        self.carry: Any = None  # (values, valid or None) decoded but not yet handed out
 
     def skip(self, rows: int) -> None:
         """Pass over the first ``rows`` rows: whole pages undecoded, the page holding row ``rows`` decoded

@@ -21,6 +21,7 @@ import math
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -285,11 +286,12 @@ class ReportJob:
                                         task_bytes=task_bytes or DEFAULT_TASK_BYTES, store=store, full=full,
                                         baseline_prediction=baseline_prediction, format=format,
                                         table_version=table_version, catalog=catalog)
+        self.prepared: Any = None  # engine.job.Prepared, for paths
         if self.frame is None:
             self.prepared = prepare(source, self.options, storage_options, filesystem)
             found, schema = self.prepared.found.partition_types, self.prepared.schema
         else:
-            self.prepared, found, schema = None, {}, _FrameColumns(self.frame.columns)
+            found, schema = {}, _FrameColumns(self.frame.columns)
         self.time_key, self.time_is_partition = resolve_time_key(time_key, found, schema)
         self.storage_options = storage_options
         self.title = title or "l1stream error report"

@@ -32,6 +32,7 @@ types and missing required keys fail at load time, naming the key path
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from l1stream.errors import ConfigError, did_you_mean
 
@@ -49,7 +50,7 @@ TOP_KEYS = {
     "task_bytes": "int", "storage_options": "mapping", "output": "output", "cluster": "cluster", "store": "str|null",
     "history": "str|null", "gates": "gates", "report": "report",
 }
-DEFAULTS = {"columns": {"actual": "actual", "prediction": "prediction", "weight": None,
+DEFAULTS: dict[str, Any] = {"columns": {"actual": "actual", "prediction": "prediction", "weight": None,
                         "baseline_prediction": None}, "by": [],
             "filters": [], "nan_policy": "raise", "on_bad_file": "raise", "allow_skipped": False,
             "scheduler": None, "scheduler_file": None, "num_workers": None, "chunk_rows": 1 << 20,

@@ -14,8 +14,12 @@ import copy
 import json
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from l1stream.errors import GateFailedError, SkippedFilesError, UsageError
+
+if TYPE_CHECKING:
+    from l1stream.engine.result import EvaluationResult
 
 
 @dataclass
@@ -23,7 +27,7 @@ class RunOutcome:
     """What a scheduled run produced: the result (``result.gates`` holds the gate checks), the
     failed gates, and every output it wrote."""
 
-    result: object  # EvaluationResult
+    result: EvaluationResult
     config: dict
     failed_gates: list = field(default_factory=list)
     written: list = field(default_factory=list)  # paths (or URLs) of the outputs, in the order written

@@ -177,7 +177,9 @@ def check_run(result: EvaluationResult, *, gates: list, history: str | None, def
     if not gates:
         return None
     digest = metrics_history.config_hash(definition)
-    values = metrics_history.previous_values(history, digest, storage_options) if _wants_history(gates) else {}
+    values: dict = {}
+    if history and _wants_history(gates):
+        values = metrics_history.previous_values(history, digest, storage_options)
     return check_gates(result, gates, history_values=values)
 
 

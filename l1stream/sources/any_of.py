@@ -12,6 +12,7 @@ statistics are not used for these filters.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pyarrow as pa
 
@@ -25,7 +26,7 @@ class AnyOf:
     """Rows matching any group of filters (every filter of a group), or a pyarrow expression."""
 
     groups: tuple = ()  # tuples of l1stream.sources.filters.Filter
-    expression: object = None  # pyarrow.compute.Expression
+    expression: Any = None  # pyarrow.compute.Expression
 
     def __str__(self) -> str:
         if self.expression is not None:
@@ -56,7 +57,7 @@ def is_any_of_groups(filters) -> bool:
 class BoundAnyOf:
     """An :class:`AnyOf` bound to a dataset."""
 
-    expression: object  # one pyarrow expression over data columns and partition keys
+    expression: Any  # one pyarrow expression over data columns and partition keys
     columns: tuple  # data columns it reads
     partition_keys: tuple  # (key, arrow type): added to each chunk before filtering
     groups_partition: tuple | None  # per group, its typed partition filters (None: no pruning)

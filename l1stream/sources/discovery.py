@@ -23,6 +23,7 @@ import posixpath
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import unquote
 
 from l1stream.errors import L1StreamError, SourceError, UsageError, first_line
@@ -41,7 +42,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 class Discovery:
     """What :func:`discover` found."""
 
-    filesystem: object
+    filesystem: Any
     files: list
     partition_types: dict = field(default_factory=dict)  # key -> "int" | "date" | "string"
     duplicates: list = field(default_factory=list)
@@ -115,9 +116,11 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
         raise UsageError("no source given: pass at least one file, directory, glob or URL")
     fs = as_fsspec(filesystem)
     found: dict[str, SourceFile] = {}
-    duplicates, ignored, links = [], [], []
+    duplicates: list = []
+    ignored: list = []
+    links: list = []
     resolve = len(sources) > 1  # one plain source cannot reach a file twice, unless through a link
-    tables = []
+    tables: list = []
     for source in sources:
         started = time.monotonic()
         try:

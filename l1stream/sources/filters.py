@@ -15,6 +15,7 @@ import operator
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import pyarrow as pa
 
@@ -33,7 +34,7 @@ class Filter:
 
     column: str
     op: str
-    value: object
+    value: Any
 
     def __str__(self) -> str:
         value = ",".join(map(str, self.value)) if self.op in ("in", "not in") else self.value
@@ -41,7 +42,7 @@ class Filter:
         return f"{self.column}{sep}{self.op}{sep}{value}"
 
 
-def parse_filters(filters) -> list[Filter]:
+def parse_filters(filters) -> list:
     """Normalise filters given as strings, ``(column, op, value)`` tuples, or a list of them.
 
     Examples
@@ -69,7 +70,7 @@ def parse_filters(filters) -> list[Filter]:
 
 def filter_columns(filters) -> list | None:
     """Every column or key the filters name; None when one is an expression (known from a schema)."""
-    names = []
+    names: list = []
     for f in filters:
         columns = getattr(f, "columns", (f.column,) if isinstance(f, Filter) else None)
         if columns is None:
@@ -114,7 +115,7 @@ class BoundFilters:
     """Filters bound to a dataset: typed partition filters and one row expression."""
 
     partition: tuple  # ((key, op, typed value), ...)
-    row_expression: object  # pyarrow.compute.Expression or None
+    row_expression: Any  # pyarrow.compute.Expression or None
     row_columns: tuple  # data columns the row expression reads
     text: tuple  # the filters as written, for messages
     row_comparisons: tuple = ()  # ((column, op, typed value), ...): row-group pruning by statistics
@@ -142,7 +143,12 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
     ``partition_values(key)``, when given, returns the raw values of a partition key: an error
     about a key's type then names the values that made it so.
     """
-    partition, expressions, columns, comparisons, alternatives, keys = [], [], [], [], [], []
+    partition: list = []
+    expressions: list = []
+    columns: list = []
+    comparisons: list = []
+    alternatives: list = []
+    keys: list = []
     for f in filters:
         if isinstance(f, AnyOf):
             bound = _bind_any_of(f, partition_types, schema, partition_values)
@@ -188,7 +194,10 @@ def _bind_any_of(any_of: AnyOf, partition_types: dict, schema, partition_values=
 
     if any_of.expression is not None:
         return bind_expression(any_of.expression, partition_types, schema)
-    expression, columns, keys, partitions = None, [], [], []
+    expression = None
+    columns: list = []
+    key_names: list = []
+    partitions: list = []
     for group in any_of.groups:
         bound = bind_filters(list(group), partition_types, schema, partition_values)
         group_expression = pc.scalar(True)
@@ -198,9 +207,9 @@ def _bind_any_of(any_of: AnyOf, partition_types: dict, schema, partition_values=
             group_expression = group_expression & bound.row_expression
         expression = group_expression if expression is None else expression | group_expression
         columns += bound.row_columns
-        keys += [key for key, _, _ in bound.partition]
+        key_names += [key for key, _, _ in bound.partition]
         partitions.append(bound.partition)
-    keys = tuple((k, PARTITION_TYPES[partition_types[k]]) for k in dict.fromkeys(keys))
+    keys = tuple((k, PARTITION_TYPES[partition_types[k]]) for k in dict.fromkeys(key_names))
     return BoundAnyOf(expression, tuple(dict.fromkeys(columns)), keys, tuple(partitions))
 
 

@@ -36,7 +36,7 @@ class TableSnapshot:
     root: str
     version: int | None
     files: list  # SourceFile
-    partition_types: dict = None  # key -> "int" | "date" | "string", from the table's schema
+    partition_types: dict | None = None  # key -> "int" | "date" | "string", from the table's schema
 
 
 def validate_format(value) -> str:
