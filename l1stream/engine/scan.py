@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from l1stream.engine.remote import prefetch_small_files
 from l1stream.engine.scan_state import FileReport, ScanState
 from l1stream.errors import BadFileError, DataError, SchemaError, first_line
 from l1stream.exact.state import chunk_state, grouped_chunk_states, paired_chunk_states
@@ -106,10 +107,11 @@ def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
     (recomputed if the entry is missing or corrupt) and every freshly computed piece is saved.
     """
     result = ScanState.empty()
+    fetched = prefetch_small_files([p for p in pieces if not isinstance(p, FramePart)], filesystem)
     for piece in pieces:
         try:
             if store is None:
-                result = result.merge(_scan_piece(piece, spec, filesystem))
+                result = result.merge(_scan_piece(piece, spec, filesystem, fetched.pop(piece.path, None)))
                 result.fragments_read += 1
                 continue
             key = store.key(piece.identity)
@@ -117,7 +119,7 @@ def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
             if state is not None:
                 state.fragments_reused += 1
             else:
-                state = _scan_piece(piece, spec, filesystem)
+                state = _scan_piece(piece, spec, filesystem, fetched.pop(piece.path, None))
                 store.save(key, piece.identity, state)
                 state.fragments_read += 1
                 state.fragments_rejected += rejected
@@ -134,24 +136,25 @@ def _without_path(reason: str, path: str) -> str:
     return reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason
 
 
-def _scan_piece(piece: Piece, spec: ScanSpec, filesystem) -> ScanState:
+def _scan_piece(piece: Piece, spec: ScanSpec, filesystem, data: bytes | None = None) -> ScanState:
     state = ScanState.empty()
     report = FileReport()
     # each chunk is reduced before the next is read, and nothing keeps its arrays: recycle them
     for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True,
-                                                  dictionary_keys=True):
+                                                  dictionary_keys=True, data=data):
         _reduce_chunk(table, piece, spec, state, report, index, offset)
     state.files[piece.path] = report
     return state
 
 
 def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileReport | None = None,
-                      recycle: bool = False, dictionary_keys: bool = False):
+                      recycle: bool = False, dictionary_keys: bool = False, data: bytes | None = None):
     """Yield ``(row_group, offset, table)``: the piece's rows that pass the filters, chunk by chunk
     (a :class:`FramePart` is one chunk, "row group" 0).  With ``recycle``, a table's arrays may be
     reused for a later chunk: only for a caller that keeps nothing of a chunk once it asks for the next.
     With ``dictionary_keys``, string slice columns arrive as dictionary arrays (decoded from the
-    file's dictionary pages, not hashed again): for a caller that only splits by them.
+    file's dictionary pages, not hashed again): for a caller that only splits by them.  ``data``:
+    the whole file, already fetched (:func:`~l1stream.engine.remote.prefetch_small_files`).
 
     Row groups whose statistics exclude the filters are skipped; ``report`` (if given)
     counts rows scanned and filtered.  Bad files raise :class:`BadFileError`/:class:`SchemaError`.
@@ -161,9 +164,9 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
         report.rows_scanned += piece.table.num_rows
         yield 0, 0, filter_rows(piece.table, piece, spec, report)
         return
-    parquet = open_parquet(piece.path, filesystem, spec.data_by if dictionary_keys else ())
+    parquet = open_parquet(piece.path, filesystem, spec.data_by if dictionary_keys else (), data)
     native = (NativeRowGroups(parquet, piece.path, filesystem, spec.columns, reuse=recycle,
-                                 file_size=piece.size)
+                              file_size=piece.size, data=data)
               if native_decoder_enabled() else None)
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)
@@ -243,10 +246,14 @@ def row_group_may_match(parquet: pq.ParquetFile, index: int, comparisons) -> boo
     return True
 
 
-def open_parquet(path: str, filesystem, dictionary_keys: tuple = ()) -> pq.ParquetFile:
+def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes | None = None) -> pq.ParquetFile:
     """Open a Parquet file (buffered reads), as a :class:`BadFileError` on failure; its string and
-    binary columns among ``dictionary_keys`` are read as dictionary arrays."""
+    binary columns among ``dictionary_keys`` are read as dictionary arrays.  ``data``: the whole
+    file, already in memory."""
     try:
+        if data is not None:
+            check_footer(data[-TAIL_BYTES:], path)
+            return _reader(pa.BufferReader(data), dictionary_keys)
         if is_local(filesystem):
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size

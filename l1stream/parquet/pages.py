@@ -117,13 +117,16 @@ class NativeRowGroups:
     """
 
     def __init__(self, parquet, path: str, filesystem, columns: list, reuse: bool = False,
-                 file_size: int | None = None):
+                 file_size: int | None = None, data: bytes | None = None):
         self.reuse = reuse  # the caller is done with a chunk before asking for the next: recycle arrays
         self.parquet = parquet
         self.path = path
         self.filesystem = filesystem
         self.columns = list(columns)
         self._size = file_size or None  # bytes in the file: what a column chunk may claim at most
+        self._data = memoryview(data) if data is not None else None  # the whole file, fetched already
+        if self._data is not None:
+            self._size = len(self._data)
         schema = parquet.metadata.schema
         names = [schema.column(i).path for i in range(len(schema))]
         self.leaf = {}
@@ -246,6 +249,8 @@ class NativeRowGroups:
         if start < 0 or size < 0 or start + size > self._file_size():
             raise _pages.Corrupt(f"a column chunk claimed at bytes [{start}, {start + size}) of a "
                                  f"{self._file_size()}-byte file")
+        if self._data is not None:
+            return self._data[start:start + size]
         if len(buffer) < size:
             buffer.extend(bytearray(size - len(buffer)))
         view = memoryview(buffer)[:size]
