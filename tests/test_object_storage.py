@@ -92,3 +92,20 @@ def test_a_file_that_is_not_parquet_is_named_as_such_from_memory(bucket):
         assert list(result.skipped) == ["small/date=2026-11-29/notes.parquet"]
     finally:
         fs.rm("small/date=2026-11-29/notes.parquet")
+
+
+def test_a_large_file_is_read_in_a_few_coalesced_requests(bucket, tmp_path):
+    """Footer with one tail read; the column chunks of all its row groups coalesced into ranges of at
+    most 16 MiB, fetched together: a handful of requests, not one per column chunk."""
+    fs, options, log, *_ = bucket
+    rng = np.random.default_rng(5)
+    a, p = rng.normal(size=1_200_000), rng.normal(size=1_200_000)  # 19 MB: above the small-file size
+    path = tmp_path / "large.parquet"
+    pq.write_table(pa.table({"actual": a, "prediction": p}), path, row_group_size=200_000)  # 6 x 2 chunks
+    fs.mkdir("large")
+    fs.put_file(str(path), "large/part-0.parquet")
+    since = len(log.read_text().splitlines())
+    remote = l1stream.evaluate("s3://large/", storage_options=options, task_bytes=1 << 30)
+    assert_exact(remote, Oracle({(): [(a, p)]}))
+    gets = [line for line in log.read_text().splitlines()[since:] if '"GET /large/part-0.parquet' in line]
+    assert 2 <= len(gets) <= 5, gets  # planner's footer, the task's footer, two coalesced data ranges

@@ -172,6 +172,10 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
         _check_schema(parquet.schema_arrow, piece.path, spec)
         mine = my_row_ranges(parquet, piece, spec.columns)
         report.row_groups = sum(1 for _, start, _ in mine if start == 0)  # a split row group counts once
+        if native is not None and data is None:
+            native.prefetch([index for index, start, stop in mine
+                             if start == 0 and row_group_may_match(parquet, index, spec.row_comparisons)
+                             and stop == parquet.metadata.row_group(index).num_rows], spec.chunk_rows)
         for index, start, stop in mine:
             if not row_group_may_match(parquet, index, spec.row_comparisons):
                 report.rows_scanned += stop - start

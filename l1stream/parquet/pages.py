@@ -125,6 +125,7 @@ class NativeRowGroups:
         self.columns = list(columns)
         self._size = file_size or None  # bytes in the file: what a column chunk may claim at most
         self._data = memoryview(data) if data is not None else None  # the whole file, fetched already
+        self._fetched: dict = {}  # (start, size) -> bytes of column chunks fetched ahead (prefetch)
         if self._data is not None:
             self._size = len(self._data)
         schema = parquet.metadata.schema
@@ -142,6 +143,41 @@ class NativeRowGroups:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+    def prefetch(self, row_groups, chunk_rows: int, limit: int = 256 << 20) -> None:
+        """On object storage, fetch the column chunks of ``row_groups`` that will be decoded whole,
+        all at once (``cat_ranges``: concurrent on s3fs, gcsfs, adlfs), if they total at most
+        ``limit`` bytes; :meth:`read` then takes them from memory.  Locally, or over the limit,
+        nothing is fetched ahead and each chunk is read when it is decoded."""
+        if self._data is not None or is_local(self.filesystem) or not self.leaf:
+            return
+        ranges = []
+        for index in row_groups:
+            meta = self.parquet.metadata.row_group(index)
+            if meta.num_rows == 0 or meta.num_rows > chunk_rows:
+                continue  # streamed through a window: read page by page
+            for position, _ in self.leaf.values():
+                column = meta.column(position)
+                if _decodable(column):
+                    ranges.append(_chunk_range(column))
+        ranges = sorted(set(ranges))
+        if not ranges or sum(size for _, size in ranges) > limit:
+            return
+        if any(start < 0 or size < 0 or start + size > self._file_size() for start, size in ranges):
+            return  # a claimed range the file cannot hold: _read reports it, chunk by chunk
+        merged = coalesce(ranges)
+        try:
+            blobs = self.filesystem.cat_ranges([self.path] * len(merged), [s for s, _ in merged],
+                                               [s + n for s, n in merged])
+        except Exception:  # noqa: BLE001 - each chunk is read (and any error located) when decoded
+            return
+        for (begin, length), blob in zip(merged, blobs):
+            if not isinstance(blob, bytes) or len(blob) != length:
+                continue
+            view = memoryview(blob)
+            for start, size in ranges:
+                if begin <= start and start + size <= begin + length:
+                    self._fetched[(start, size)] = view[start - begin:start - begin + size]
 
     def read(self, index: int, chunk_rows: int, start: int = 0, stop: int | None = None):
         """Chunks of row group ``index``'s rows ``[start, stop)`` (default: all), or ``None``."""
@@ -251,6 +287,9 @@ class NativeRowGroups:
                                  f"{self._file_size()}-byte file")
         if self._data is not None:
             return self._data[start:start + size]
+        fetched = self._fetched.pop((start, size), None)
+        if fetched is not None:
+            return fetched
         if len(buffer) < size:
             buffer.extend(bytearray(size - len(buffer)))
         view = memoryview(buffer)[:size]
@@ -518,6 +557,28 @@ def batches_between(parquet, index: int, columns: list, chunk_rows: int, start: 
 
 class _HandOver(Exception):
     """A streamed page the C decoder does not take whole: pyarrow reads on from the row it begins at."""
+
+
+def coalesce(ranges: list, gap: int = 1 << 20, largest: int = 16 << 20) -> list:
+    """Sorted ``(start, size)`` ranges merged where at most ``gap`` bytes apart, each merged range at
+    most ``largest`` bytes (so a big file is still fetched as several requests in flight).
+
+    Examples
+    --------
+    >>> coalesce([(0, 10), (12, 5), (100, 5)], gap=4)
+    [(0, 17), (100, 5)]
+    >>> coalesce([(0, 10), (10, 10), (20, 10)], gap=0, largest=20)
+    [(0, 20), (20, 10)]
+    """
+    out: list = []
+    for start, size in ranges:
+        if out:
+            begin, length = out[-1]
+            if start - (begin + length) <= gap and start + size - begin <= largest:
+                out[-1] = (begin, max(length, start + size - begin))
+                continue
+        out.append((start, size))
+    return out
 
 
 def _chunk_range(column) -> tuple:
