@@ -61,6 +61,9 @@ def test_one_request_per_small_file_and_the_same_bits(bucket):
     assert len(whole) == 120  # one GET per file: the whole file, footer and pages parsed from memory
     assert len(ranged) == 1  # the planner's read of one footer (the schema), once per run
     assert len(gets) / 120 <= 1.5
+    lines = log.read_text().splitlines()[since:]
+    listings = [line for line in lines if "list-type=2" in line]
+    assert len(listings) <= 2, listings  # the top level (table detection reads it) and one recursive listing
     local_result = l1stream.evaluate(str(local), by="date")
     assert remote.mae == local_result.mae and remote.slice_numbers() == local_result.slice_numbers()
 

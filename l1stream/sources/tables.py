@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from l1stream.errors import SourceError, UsageError
 from l1stream.sources.source_file import SourceFile
+from l1stream.storage import is_local
 
 FORMATS = ("auto", "parquet", "delta", "iceberg")
 # Delta reader features that do not change which rows a file holds or how its columns are named
@@ -54,9 +55,15 @@ def table_kind(fs, path: str) -> str | None:
     if path.endswith(".metadata.json"):
         return "iceberg"
     try:
-        if fs.isdir(posixpath.join(path, "_delta_log")):
+        if is_local(fs):
+            delta, metadata = (fs.isdir(posixpath.join(path, name)) for name in ("_delta_log", "metadata"))
+        else:  # one listing request instead of one per marker (each is a round trip on object storage)
+            children = ({posixpath.basename(c.rstrip("/")) for c in fs.ls(path, detail=False)}
+                        if fs.isdir(path) else set())
+            delta, metadata = "_delta_log" in children, "metadata" in children
+        if delta:
             return "delta"
-        if fs.isdir(posixpath.join(path, "metadata")) and fs.glob(posixpath.join(path, "metadata", "*.metadata.json")):
+        if metadata and fs.glob(posixpath.join(path, "metadata", "*.metadata.json")):
             return "iceberg"
     except (OSError, ValueError):
         return None
