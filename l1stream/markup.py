@@ -18,7 +18,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24p
 padding:0 16px}h1{font-size:1.5em;margin:0 0 4px}h2{font-size:1.15em;margin:28px 0 8px;border-bottom:1px solid #ddd;
 padding-bottom:4px}.meta,.note{color:#666;font-size:.85em}.cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
 .card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:120px}.card b{display:block;font-size:1.25em}
-.card span{color:#666;font-size:.8em}.card.main b{font-size:1.7em;color:#c44e52}table{border-collapse:collapse;
+.card span{color:#666;font-size:.8em}.card.main b{font-size:1.7em;color:#222}.card.failed b{color:#c44e52}
+.card.passed b{color:#2e7d32}table{border-collapse:collapse;
 font-size:.85em}td,th{border-bottom:1px solid #eee;padding:3px 10px;text-align:right}th{background:#f6f6f6}
 td:first-child,th:first-child{text-align:left}.pass{color:#2e7d32;font-weight:600}.fail{color:#c62828;font-weight:600}
 svg text{font-family:inherit}
@@ -61,8 +62,10 @@ def short(value: float) -> str:
     return text
 
 
-def card(label: str, value: str, main: bool = False) -> str:
-    return f"<div class='card{' main' if main else ''}'><span>{esc(label)}</span><b>{esc(value)}</b></div>"
+def card(label: str, value: str, main: bool = False, state: str = "") -> str:
+    """A headline figure; ``state`` "failed" (red) or "passed" (green) colours it: only gates do."""
+    classes = "card" + (" main" if main else "") + (f" {state}" if state else "")
+    return f"<div class='{classes}'><span>{esc(label)}</span><b>{esc(value)}</b></div>"
 
 
 def slice_bars_svg(slices: list, *, width: int = 900) -> str:

@@ -64,6 +64,7 @@ class SliceProfile:
     log_counts: dict = field(default_factory=dict)  # top-16-bit digit -> rows
     bin_counts: list | None = None  # fixed bins: [below first edge, each bin..., at or above last edge]
     blocks: dict = field(default_factory=dict)  # jackknife block (a row group, or a hash bucket) -> L1State
+    fractional: int = 0  # finite losses that are not integers (0: every loss is, and the chart says so)
 
     def merge(self, other: "SliceProfile") -> "SliceProfile":
         """Add two profiles (exact, associative, commutative)."""
@@ -80,7 +81,8 @@ class SliceProfile:
             other.bin_counts if self.bin_counts is None else [x + y for x, y in zip(self.bin_counts,
                                                                                      other.bin_counts)])
         return SliceProfile(self.count + other.count, self.loss_sum + other.loss_sum,
-                            self.infinite_losses + other.infinite_losses, squares, counts, bins, blocks)
+                            self.infinite_losses + other.infinite_losses, squares, counts, bins, blocks,
+                            self.fractional + other.fractional)
 
     @property
     def mse(self) -> float:
@@ -200,8 +202,10 @@ def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block, policy: str
         where = np.searchsorted(np.asarray(wanted.edges, dtype=np.float64), losses, side="right")
         bins = np.bincount(where, minlength=len(wanted.edges) + 1).tolist()
     squares = exact_square_sum(a, p) if wanted.squares and not spec.weight else None
+    kept = losses[finite] if infinite else losses
+    fractional = int(np.count_nonzero(kept != np.floor(kept)))
     return SliceProfile(len(a), acc.units, infinite, squares,
-                        dict(zip(nonzero.tolist(), digits[nonzero].tolist())), bins, {block: state})
+                        dict(zip(nonzero.tolist(), digits[nonzero].tolist())), bins, {block: state}, fractional)
 
 
 def _add_times(out: Profile, table, piece, spec: ScanSpec, wanted: ProfileSpec, policy: str) -> None:

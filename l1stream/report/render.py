@@ -22,15 +22,17 @@ from l1stream.markup import (
     short,
     slice_bars_svg,
     svg_open,
-    y_grid,
 )
+from l1stream.report.histogram import histogram_model, histogram_note, histogram_svg
 
 
 def headline_cards(report) -> str:
     result = report.result
     overall = report.overall
     left = sum(result.left_out.values())
-    cards = [card("MAE (exact, correctly rounded)", repr(result.mae), main=True),
+    state = "" if result.gates is None else ("failed" if any(g["status"] == "failed" for g in result.gates)
+                                             else "passed")
+    cards = [card("MAE (exact, correctly rounded)", repr(result.mae), main=True, state=state),
              card("rows used", f"{result.count:,}"),
              card("rows left out", f"{left:,}" + (" (" + ", ".join(f"{k} {v:,}" for k, v in result.left_out.items()
                                                                    if v) + ")" if left else ""))]
@@ -47,72 +49,32 @@ def headline_cards(report) -> str:
                                                                if result.skipped else "")))
     if result.gates is not None:
         bad = sum(1 for g in result.gates if g["status"] == "failed")
-        cards.append(card("quality gates", "all passed" if not bad else f"{bad} failed"))
+        cards.append(card("quality gates", "all passed" if not bad else f"{bad} failed", state=state))
     return "<div class='cards'>" + "".join(cards) + "</div>"
 
 
-def histogram_svg(bins: list, *, mae: float | None = None, median: float | None = None,
-                  width: int = 900, height: int = 260) -> str:
-    """Bars of a log-binned histogram ``[(lower, upper, count)]`` (log x axis, linear counts)."""
-    if not bins:
-        return "<p class='note'>no rows</p>"
-    left, right, top, bottom = 60, 20, 16, 44
-    plot_w, plot_h = width - left - right, height - top - bottom
-    positions = [_log_position(lo) for lo, _, _ in bins] + [_log_position(bins[-1][1])]
-    x_min, x_max = min(positions), max(positions)
-    span = (x_max - x_min) or 1.0
-    peak = max(c for _, _, c in bins) * 1.12  # headroom for the line labels
-    parts = [svg_open(width, height, "histogram of per-row L1 loss"),
-             *y_grid(peak, left, top, plot_w, plot_h)]
-    for lo, hi, count in bins:
-        x0 = left + (_log_position(lo) - x_min) / span * plot_w
-        x1 = left + (_log_position(hi) - x_min) / span * plot_w
-        h = count / peak * plot_h
-        parts.append(f"<rect class='bar' x='{x0:.1f}' y='{top + plot_h - h:.1f}' width='{max(x1 - x0 - 1, 1):.1f}' "
-                     f"height='{h:.1f}' fill='{BAR}'><title>[{short(lo)}, {short(hi)}): {count:,} rows</title></rect>")
-    for row, (value, colour, name) in enumerate(((mae, MAE_LINE, "MAE"), (median, MEDIAN_LINE, "median"))):
-        if value is not None and math.isfinite(value) and value > 0:
-            x = left + (_log_position(value) - x_min) / span * plot_w
-            anchor, dx = ("start", 4) if row == 0 else ("end", -4)
-            parts.append(f"<line x1='{x:.1f}' x2='{x:.1f}' y1='{top}' y2='{top + plot_h}' stroke='{colour}' "
-                         f"stroke-width='2' stroke-dasharray='5,3'/>"
-                         f"<text x='{x + dx:.1f}' y='{top + 10}' font-size='12' fill='{colour}' "
-                         f"text-anchor='{anchor}'>{name}</text>")
-    for exponent in range(math.ceil(x_min), math.floor(x_max) + 1, max(1, round(span / 10))):
-        x = left + (exponent - x_min) / span * plot_w
-        if x > width - 40:
-            continue  # a label cut by the edge helps nobody
-        parts.append(f"<text x='{x:.1f}' y='{top + plot_h + 16}' font-size='11' text-anchor='middle'>"
-                     f"{esc(short(2.0 ** exponent))}</text>")
-    parts.append(f"<text x='{left + plot_w / 2:.0f}' y='{height - 6}' font-size='12' text-anchor='middle'>"
-                 f"|actual - prediction| (log scale)</text></svg>")
-    return "".join(parts)
-
-
-def _log_position(value: float) -> float:
-    if value <= 0:
-        return -1075.0  # zero sits one step left of the smallest subnormal
-    if math.isinf(value):
-        return 1025.0
-    return math.log2(value)
-
-
 def line_svg(points: list, *, title: str, width: int = 900, height: int = 240) -> str:
-    """MAE over an ordered axis: ``[(label, value)]`` as a line with markers."""
-    points = [(label, v) for label, v in points if v is not None and math.isfinite(v)]
+    """MAE over an ordered axis: ``[(label, value)]`` or ``[(label, value, position)]`` as a line with
+    markers; with positions (dates as day numbers, say) the spacing shows the gaps between them."""
+    points = [(p[0], p[1], p[2] if len(p) > 2 else i) for i, p in enumerate(points)
+              if p[1] is not None and math.isfinite(p[1])]
     if not points:
         return "<p class='note'>nothing to plot</p>"
-    left, right, top, bottom = 60, 50, 14, 40
+    left, right, top, bottom = 70, 50, 14, 40
     plot_w, plot_h = width - left - right, height - top - bottom
-    highest = max(v for _, v in points) or 1.0
-    step = plot_w / max(len(points) - 1, 1)
-    coords = [(left + i * step if len(points) > 1 else left + plot_w / 2, top + plot_h - v / highest * plot_h)
-              for i, (_, v) in enumerate(points)]
-    parts = [svg_open(width, height, title), *y_grid(highest, left, top, plot_w, plot_h, label=short)]
+    low, high, ticks = value_axis(min(v for _, v, _ in points), max(v for _, v, _ in points))
+    first, last = points[0][2], points[-1][2]
+    coords = [(left + (pos - first) / (last - first) * plot_w if last != first else left + plot_w / 2,
+               top + plot_h - (v - low) / (high - low) * plot_h) for _, v, pos in points]
+    parts = [svg_open(width, height, title)]
+    for tick in ticks:
+        y = top + plot_h - (tick - low) / (high - low) * plot_h
+        parts.append(f"<line x1='{left}' x2='{left + plot_w}' y1='{y:.1f}' y2='{y:.1f}' stroke='#e5e5e5'/>"
+                     f"<text x='{left - 6}' y='{y + 4:.1f}' font-size='11' text-anchor='end'>{esc(short(tick))}</text>")
     parts.append(f"<polyline class='series' points='{' '.join(f'{x:.1f},{y:.1f}' for x, y in coords)}' fill='none' "
                  f"stroke='{BAR}' stroke-width='2'/>")
     every = max(1, math.ceil(len(points) / 8))
-    for i, ((label, value), (x, y)) in enumerate(zip(points, coords)):
+    for i, ((label, value, _), (x, y)) in enumerate(zip(points, coords)):
         parts.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3.5' fill='{BAR}'><title>{esc(label)}: MAE "
                      f"{value!r}</title></circle>")
         if i % every == 0:
@@ -122,12 +84,39 @@ def line_svg(points: list, *, title: str, width: int = 900, height: int = 240) -
     return "".join(parts)
 
 
-def _display_bins(overall) -> list:
-    for per_binade in (4, 2, 1):
-        bins = overall.log_histogram(per_binade)
-        if not bins or _log_position(bins[-1][1]) - _log_position(bins[0][0]) <= 80 / per_binade:
-            return bins
-    return overall.log_histogram(1)
+def _position(value, index: int) -> float:
+    """Where a time value sits on the axis: dates and times by their distance, anything else in order."""
+    import datetime as dt
+
+    if isinstance(value, dt.datetime):
+        return value.timestamp() / 86400
+    if isinstance(value, dt.date):
+        return value.toordinal()
+    if hasattr(value, "to_pydatetime"):
+        return value.to_pydatetime().timestamp() / 86400
+    return index
+
+
+def value_axis(lowest: float, highest: float, ticks: int = 5) -> tuple:
+    """``(low, high, ticks)``: a nice range that covers ``[lowest, highest]`` with a little room, not
+    forced to start at 0 (a day-to-day movement of 1% should be visible), and its tick values.
+
+    Examples
+    --------
+    >>> value_axis(54_210.0, 55_930.0)
+    (54000.0, 56000.0, [54000.0, 54500.0, 55000.0, 55500.0, 56000.0])
+    >>> value_axis(3.0, 3.0)
+    (2.5, 3.5, [2.5, 2.75, 3.0, 3.25, 3.5])
+    """
+    if highest == lowest:
+        pad = abs(highest) / 6 or 1.0
+        lowest, highest = lowest - pad, highest + pad
+    raw = (highest - lowest) / (ticks - 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    low, high = float(math.floor(lowest / step) * step), float(math.ceil(highest / step) * step)
+    count = round((high - low) / step)
+    return low, high, [low + i * step for i in range(count + 1)]
 
 
 def slice_table(report) -> str:
@@ -164,21 +153,25 @@ def gates_table(result) -> str:
 
 def report_html(report) -> str:
     """The whole report page (see :meth:`l1stream.report.Report.to_html`)."""
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(report.title)}</title>"
+            f"<style>{PAGE_STYLE}</style></head><body>\n{report_body(report)}\n</body></html>\n")
+
+
+def report_body(report) -> str:
+    """Every section of the report (the page's body, and the notebook view)."""
     from l1stream._version import __version__
 
     result, overall = report.result, report.overall
     q = report.quantiles
-    bins = _display_bins(overall)
+    model = histogram_model(overall)
     sections = [f"<h1>{esc(report.title)}</h1><p class='meta'>{esc(report.source)} &middot; generated "
                 f"{esc(report.generated)} &middot; l1stream {esc(__version__)} &middot; {report.passes} passes over "
                 f"the data</p>", headline_cards(report)]
     if result.weighted:
         sections.append("<p class='note'>Weighted MAE; histogram, quantiles and the top-share count rows "
                         "(unweighted); L2 is not computed for weighted runs.</p>")
-    sections.append("<h2>Error distribution</h2>" + histogram_svg(
-        bins, mae=result.mae, median=q.median if q else None) +
-        f"<p class='note'>Exact row counts of |actual - prediction| in log-spaced bins "
-        f"({_per_binade(bins)} per power of two); dashed lines: MAE and median.</p>")
+    sections.append("<h2>Error distribution</h2>" + histogram_svg(model, mae=result.mae, median=q.median if q else None)
+                    + f"<p class='note'>{esc(histogram_note(model))}</p>")
     if result.by:
         sections.append(f"<h2>MAE per slice ({esc(', '.join(result.by))})</h2>" + slice_bars_svg(report.slices())
                         + slice_table(report)
@@ -189,7 +182,8 @@ def report_html(report) -> str:
     series = report.time_series()
     if series:
         sections.append(f"<h2>MAE over time ({esc(report.time_key)})</h2>"
-                        + line_svg([(str(_json_value(t)), m) for t, m, _ in series], title="MAE over time"))
+                        + line_svg([(str(_json_value(t)), m, _position(t, i)) for i, (t, m, _) in enumerate(series)],
+                                   title="MAE over time"))
     runs = report.history_series()
     if runs:
         sections.append("<h2>MAE of past runs (metrics history)</h2>"
@@ -200,40 +194,40 @@ def report_html(report) -> str:
         sections.append(f"<h2>Skipped files</h2><ul>{items}</ul>")
     sections.append("<p class='note'>The MAE is the correctly rounded exact mean; MSE/RMSE are exact likewise; "
                     "quantiles match numpy.quantile (linear) bit for bit.</p>")
-    body = "\n".join(f"<section>{s}</section>" for s in sections)
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{esc(report.title)}</title>"
-            f"<style>{PAGE_STYLE}</style></head><body>\n{body}\n</body></html>\n")
-
-
-def _per_binade(bins: list) -> int:
-    if not bins or bins[0][0] <= 0 or math.isinf(bins[0][1]):
-        return 4
-    return max(1, round(1 / (math.log2(bins[0][1]) - math.log2(bins[0][0]))))
+    return "\n".join(f"<section>{s}</section>" for s in sections)
 
 
 def summary_html(report) -> str:
-    """The notebook view of a report: cards, histogram and slice bars."""
-    parts = [f"<div class='l1stream-report'><style>{scoped_style('.l1stream-report')}</style>", headline_cards(report),
-             histogram_svg(_display_bins(report.overall), mae=report.result.mae,
-                           median=report.quantiles.median if report.quantiles else None, height=200)]
-    if report.result.by:
-        parts.append(slice_bars_svg(report.slices()))
-    return "".join(parts) + "</div>"
+    """The notebook view of a report: the page's own sections (cards, histogram, slices with their
+    intervals, the time chart, gates), styled within their own container."""
+    return (f"<div class='l1stream-report'><style>{scoped_style('.l1stream-report')}</style>{report_body(report)}"
+            "</div>")
 
 
 def plot_report(report, fig=None):
     """A matplotlib figure: histogram, MAE per slice with intervals, MAE over time."""
-    import matplotlib.pyplot as plt
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:
+        from l1stream.errors import UsageError
+
+        raise UsageError('report.plot() draws with matplotlib, which is not installed: pip install "l1stream[plot]" '
+                         '(the HTML page, report.to_html(), needs nothing)') from None
 
     series = report.time_series()
     panels = 2 + (1 if series else 0)
     if fig is None:
         fig = plt.figure(figsize=(10, 3.2 * panels))
     axes = fig.subplots(panels, 1)
-    bins = [b for b in _display_bins(report.overall) if b[0] > 0 and math.isfinite(b[1])]
+    model = histogram_model(report.overall)
+    bins = model["bins"]
     axes[0].bar([lo for lo, _, _ in bins], [c for _, _, c in bins], width=[hi - lo for lo, hi, _ in bins],
                 align="edge", color=BAR)
-    axes[0].set_xscale("log")
+    if model["scale"] == "log":
+        axes[0].set_xscale("log")
+        if model["zero"]:
+            axes[0].set_title(f"{model['zero']:,} rows with |error| = 0 not on the log axis", loc="right",
+                              fontsize=9)
     axes[0].axvline(report.result.mae, color=MAE_LINE, linestyle="--", label="MAE")
     if report.quantiles is not None and report.quantiles.median > 0:
         axes[0].axvline(report.quantiles.median, color=MEDIAN_LINE, linestyle="--", label="median")

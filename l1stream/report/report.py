@@ -140,6 +140,14 @@ class Report:
         write_text(path, self.to_html(), storage_options)
         return path
 
+    def __repr__(self) -> str:
+        q = self.quantiles
+        quantiles = "" if q is None else ", median=" + repr(q.median) + "".join(
+            f", p{level * 100:g}={value!r}" for level, value in q.quantiles.items())
+        slices = f", slices={len(self.slices())}" if self.result.by else ""
+        return (f"Report(mae={self.result.mae!r}, count={self.result.count:,}{quantiles}, "
+                f"rmse={self.overall.rmse!r}{slices}, passes={self.passes})")
+
     def _repr_html_(self) -> str:
         from l1stream.report.render import summary_html
 
