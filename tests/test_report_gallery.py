@@ -16,6 +16,7 @@ import l1stream
 from l1stream.report.histogram import histogram_model
 from l1stream.report.render import report_body
 
+
 def shapes() -> dict:
     """The same data on every call (the tests compare the charts with it)."""
     RNG = np.random.default_rng(8)  # noqa: N806
@@ -42,6 +43,9 @@ def shapes() -> dict:
         "time key with gaps": (pd.DataFrame({"actual": actual, "prediction": actual * RNG.lognormal(0, 0.1, n),
                                              "day": days.date}), {"time_key": "day"}),
         "NaNs omitted": (pd.DataFrame({"actual": actual, "prediction": nan_prediction}), {"nan_policy": "omit"}),
+        "slices over time": (pd.DataFrame({"actual": actual, "prediction": actual * RNG.lognormal(0, 0.1, n),
+                                           "day": days.date, "model": RNG.choice(["v1", "v2", "v3"], n)}),
+                             {"time_key": "day", "by": "model"}),
     }
 
 
@@ -67,7 +71,7 @@ def rendered(tmp_path_factory):
 def test_every_element_inside_its_chart(rendered, name):
     import browser
 
-    (report, charts), _ = rendered[0][name], None
+    _, charts = rendered[0][name]
     assert charts, f"{name}: no chart"
     for chart in charts:
         drawn = [i for i in chart["items"] if i["tag"] != "text"]
@@ -127,6 +131,23 @@ def test_time_axis_covers_the_line(rendered):
     assert ticks[0] > 0  # not forced to start at 0: the day-to-day movement shows
     assert len(values) == 6  # six days with rows, gaps left out, not zero-filled
     assert all(math.isfinite(v) for v in values)
+
+
+def test_slices_over_time_are_exact_and_drawn(rendered):
+    from fractions import Fraction
+
+    report, charts = rendered[0]["slices over time"]
+    frame = shapes()["slices over time"][0]
+    for (model,), rows in report.slice_time_series().items():
+        for day, mae, count in rows:
+            part = frame[(frame.model == model) & (frame.day == day)]
+            exact = sum(abs(Fraction(a) - Fraction(p)) for a, p in zip(part.actual, part.prediction)) / len(part)
+            assert (mae, count) == (exact.numerator / exact.denominator, len(part))
+    assert sorted(k[0] for k in report.slice_time_series()) == ["v1", "v2", "v3"]
+    line = next(c for c in charts if c["label"].startswith("MAE over"))
+    assert len([i for i in line["items"] if i["cls"] == "series slice"]) == 3
+    legend = [i["text"] for i in line["items"] if i["tag"] == "text" and i["text"] in ("v1", "v2", "v3", "all rows")]
+    assert sorted(legend) == ["all rows", "v1", "v2", "v3"]
 
 
 def test_short_repr_and_the_notebook_view(rendered):

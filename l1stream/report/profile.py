@@ -51,6 +51,7 @@ class ProfileSpec:
     time_is_partition: bool = False
     squares: bool = True  # sum of squares (unweighted runs)
     slices: frozenset | None = None  # slice keys profiled one by one (None: all); the rest go to Profile.rest
+    time_slices: frozenset = frozenset()  # slices whose MAE over time is tracked too (the largest few)
 
 
 @dataclass
@@ -133,21 +134,27 @@ class Profile:
     slices: dict = field(default_factory=dict)
     times: dict = field(default_factory=dict)
     rest: SliceProfile = field(default_factory=SliceProfile)
+    slice_times: dict = field(default_factory=dict)  # (slice key, time value) -> L1State, for time_slices
 
     def merge(self, other: "Profile") -> "Profile":
         slices = dict(self.slices)
         for key, prof in other.slices.items():
             slices[key] = slices[key].merge(prof) if key in slices else prof
-        times = dict(self.times)
-        for key, state in other.times.items():
-            times[key] = times[key].merge(state) if key in times else state
-        return Profile(slices, times, self.rest.merge(other.rest))
+        return Profile(slices, _merge_states(self.times, other.times), self.rest.merge(other.rest),
+                       _merge_states(self.slice_times, other.slice_times))
 
     def overall(self) -> SliceProfile:
         total = self.rest
         for key in sorted(self.slices, key=repr):
             total = total.merge(self.slices[key])
         return total
+
+
+def _merge_states(left: dict, right: dict) -> dict:
+    out = dict(left)
+    for key, state in right.items():
+        out[key] = out[key].merge(state) if key in out else state
+    return out
 
 
 def merge_profiles(parts) -> Profile:
@@ -172,8 +179,10 @@ def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> P
                         out.rest = out.rest.merge(prof)
                     else:
                         out.slices[key] = out.slices[key].merge(prof) if key in out.slices else prof
+                    if wanted.time_key and key in wanted.time_slices:
+                        _add_times(out.slice_times, part, piece, spec, wanted, policy, key)
                 if wanted.time_key:
-                    _add_times(out, table, piece, spec, wanted, policy)
+                    _add_times(out.times, table, piece, spec, wanted, policy)
             except DataError as exc:
                 raise type(exc)(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
     return out
@@ -208,7 +217,8 @@ def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block, policy: str
                         dict(zip(nonzero.tolist(), digits[nonzero].tolist())), bins, {block: state}, fractional)
 
 
-def _add_times(out: Profile, table, piece, spec: ScanSpec, wanted: ProfileSpec, policy: str) -> None:
+def _add_times(out: dict, table, piece, spec: ScanSpec, wanted: ProfileSpec, policy: str, slice_key=None) -> None:
+    """Add the chunk's exact states by time value to ``out`` (keyed ``(slice_key, when)`` for a slice)."""
     names = spec.names
     if wanted.time_is_partition:
         groups = [((piece.partition.get(wanted.time_key),), table)]
@@ -221,4 +231,5 @@ def _add_times(out: Profile, table, piece, spec: ScanSpec, wanted: ProfileSpec, 
     for (when,), part in groups:
         weight = part[spec.weight] if spec.weight else None
         state = chunk_state(part[spec.actual], part[spec.prediction], weight, nan_policy=policy, names=names)
-        out.times[when] = out.times[when].merge(state) if when in out.times else state
+        key = when if slice_key is None else (slice_key, when)
+        out[key] = out[key].merge(state) if key in out else state

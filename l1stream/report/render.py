@@ -53,26 +53,51 @@ def headline_cards(report) -> str:
     return "<div class='cards'>" + "".join(cards) + "</div>"
 
 
-def line_svg(points: list, *, title: str, width: int = 900, height: int = 240) -> str:
+SERIES_COLOURS = ("#dd8452", "#55a868", "#8172b3", "#937860", "#da8bc3", "#8c8c8c")
+
+
+def _finite_points(points: list) -> list:
+    return [(p[0], p[1], p[2] if len(p) > 2 else i) for i, p in enumerate(points)
+            if p[1] is not None and math.isfinite(p[1])]
+
+
+def line_svg(points: list, *, title: str, width: int = 900, height: int = 240, others=()) -> str:
     """MAE over an ordered axis: ``[(label, value)]`` or ``[(label, value, position)]`` as a line with
-    markers; with positions (dates as day numbers, say) the spacing shows the gaps between them."""
-    points = [(p[0], p[1], p[2] if len(p) > 2 else i) for i, p in enumerate(points)
-              if p[1] is not None and math.isfinite(p[1])]
+    markers; with positions (dates as day numbers, say) the spacing shows the gaps between them.
+    ``others``: ``[(name, points)]`` drawn as thinner lines in their own colours, with a legend."""
+    points = _finite_points(points)
+    others = [(name, _finite_points(series)) for name, series in others]
+    others = [(name, series) for name, series in others if series]
     if not points:
         return "<p class='note'>nothing to plot</p>"
-    left, right, top, bottom = 70, 50, 14, 40
+    left, right, top, bottom = 70, 50 + (150 if others else 0), 14, 40
     plot_w, plot_h = width - left - right, height - top - bottom
-    low, high, ticks = value_axis(min(v for _, v, _ in points), max(v for _, v, _ in points))
-    first, last = points[0][2], points[-1][2]
-    coords = [(left + (pos - first) / (last - first) * plot_w if last != first else left + plot_w / 2,
-               top + plot_h - (v - low) / (high - low) * plot_h) for _, v, pos in points]
+    every_value = [v for _, v, _ in points] + [v for _, series in others for _, v, _ in series]
+    low, high, ticks = value_axis(min(every_value), max(every_value))
+    positions = [pos for _, _, pos in points] + [pos for _, series in others for _, _, pos in series]
+    first, last = min(positions), max(positions)
+
+    def xy(value, pos):
+        x = left + (pos - first) / (last - first) * plot_w if last != first else left + plot_w / 2
+        return x, top + plot_h - (value - low) / (high - low) * plot_h
+
+    coords = [xy(v, pos) for _, v, pos in points]
     parts = [svg_open(width, height, title)]
     for tick in ticks:
         y = top + plot_h - (tick - low) / (high - low) * plot_h
         parts.append(f"<line x1='{left}' x2='{left + plot_w}' y1='{y:.1f}' y2='{y:.1f}' stroke='#e5e5e5'/>"
                      f"<text x='{left - 6}' y='{y + 4:.1f}' font-size='11' text-anchor='end'>{esc(short(tick))}</text>")
+    for n, (name, series) in enumerate(others):
+        colour = SERIES_COLOURS[n % len(SERIES_COLOURS)]
+        line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(v, pos) for _, v, pos in series))
+        parts.append(f"<polyline class='series slice' points='{line}' fill='none' stroke='{colour}' "
+                     f"stroke-width='1.5'><title>{esc(name)}</title></polyline>"
+                     f"<text x='{left + plot_w + 12}' y='{top + 12 + 15 * (n + 1)}' font-size='11' fill='{colour}'>"
+                     f"{esc(short_label(name, 22))}</text>")
+    if others:
+        parts.append(f"<text x='{left + plot_w + 12}' y='{top + 12}' font-size='11' fill='{BAR}'>all rows</text>")
     parts.append(f"<polyline class='series' points='{' '.join(f'{x:.1f},{y:.1f}' for x, y in coords)}' fill='none' "
-                 f"stroke='{BAR}' stroke-width='2'/>")
+                 f"stroke='{BAR}' stroke-width='2.5'/>")
     every = max(1, math.ceil(len(points) / 8))
     for i, ((label, value, _), (x, y)) in enumerate(zip(points, coords)):
         parts.append(f"<circle cx='{x:.1f}' cy='{y:.1f}' r='3.5' fill='{BAR}'><title>{esc(label)}: MAE "
@@ -82,6 +107,15 @@ def line_svg(points: list, *, title: str, width: int = 900, height: int = 240) -
                          f"{esc(label)}</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def short_label(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut).
+
+    >>> short_label("model=v2, region=north-east", 12)
+    'model=v2, r…'
+    """
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _position(value, index: int) -> float:
@@ -180,10 +214,14 @@ def report_body(report) -> str:
     else:
         sections.append("<h2>MAE interval</h2>" + slice_table(report))
     series = report.time_series()
+    order = {t: i for i, (t, _, _) in enumerate(series)}  # a slice's point sits where its time value does
     if series:
         sections.append(f"<h2>MAE over time ({esc(report.time_key)})</h2>"
                         + line_svg([(str(_json_value(t)), m, _position(t, i)) for i, (t, m, _) in enumerate(series)],
-                                   title="MAE over time"))
+                                   title="MAE over time", others=[
+                                       (", ".join(map(str, key)), [(str(_json_value(t)), m, _position(t, order[t]))
+                                                                   for t, m, _ in rows])
+                                       for key, rows in report.slice_time_series().items()]))
     runs = report.history_series()
     if runs:
         sections.append("<h2>MAE of past runs (metrics history)</h2>"

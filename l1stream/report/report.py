@@ -43,6 +43,7 @@ from l1stream.report.profile import Profile, ProfileSpec, SliceProfile, merge_pr
 
 TIME_KEY_NAMES = ("date", "day", "dt", "ds")
 MAX_PROFILED_SLICES = 200
+TIME_LINES = 6  # slices drawn over time beside the overall line (the largest)
 """Beyond this many slices, only the largest are profiled one by one (intervals, L2, histograms):
 the profile's memory stays bounded whatever the cardinality of ``by``."""
 
@@ -94,6 +95,15 @@ class Report:
             if state.count and state.weight_sum:
                 rows.append((when, state.mae, state.count))
         return rows
+
+    def slice_time_series(self) -> dict:
+        """``{slice key: [(time value, mae, rows)]}`` for the largest slices (at most six), by time."""
+        out: dict = {}
+        for (key, when), state in self.profile.slice_times.items():
+            if when is not None and state.count and state.weight_sum:
+                out.setdefault(key, []).append((when, state.mae, state.count))
+        return {key: sorted(rows, key=lambda r: (str(type(r[0])), r[0])) for key, rows in sorted(
+            out.items(), key=lambda item: repr(item[0]))}
 
     def history_series(self) -> list:
         """``[(timestamp, mae, passed)]`` of the overall records in the metrics history."""
@@ -331,8 +341,9 @@ class ReportJob:
                             nan_policy=options.nan_policy)
         if self.time_key and not self.time_is_partition:
             spec = replace(spec, extra_columns=(self.time_key,))
+        lines = largest_slices(result, TIME_LINES) or frozenset(result.group_states) if result.by else frozenset()
         wanted = ProfileSpec(self.edges, self.time_key, self.time_is_partition, squares=options.weight is None,
-                             slices=largest_slices(result, MAX_PROFILED_SLICES))
+                             slices=largest_slices(result, MAX_PROFILED_SLICES), time_slices=lines)
         passes = Passes(items, spec, filesystem, options, frame=self.frame)
         profile = passes.run(profile_pieces, (wanted,), merge_profiles, Profile())
         quantile_result, share = self._quantiles(passes, profile.overall(), result)
