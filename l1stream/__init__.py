@@ -30,7 +30,7 @@ _LAZY = {
     "evaluate": "l1stream.engine.api", "error_quantiles": "l1stream.engine.api",
     "EvaluationResult": "l1stream.engine.result",
     "MeanAbsoluteError": "l1stream.exact.metric", "l1_loss": "l1stream.exact.metric",
-    "mean_absolute_error": "l1stream.exact.metric",
+    "mean_absolute_error": "l1stream.engine.arrays",
     "L1State": "l1stream.exact.state", "chunk_state": "l1stream.exact.state",
     "evaluate_report": "l1stream.report", "Report": "l1stream.report",
     "run": "l1stream.scheduled.job",

@@ -51,6 +51,11 @@ def mean_absolute_error(y_true=None, y_pred=None, *, sample_weight=None, multiou
             raise UsageError(f"y_true and y_pred are expected to have the same shape, but got {t.shape} and {p.shape}")
         states = [chunk_state(t[:, j], p[:, j], sample_weight, nan_policy=nan_policy, names=(
             f"y_true[:, {j}]", f"y_pred[:, {j}]", "sample_weight")) for j in range(t.shape[1])]
+    return combine_outputs(states, multioutput)
+
+
+def combine_outputs(states: list, multioutput="uniform_average"):
+    """The figure ``mean_absolute_error`` returns for the per-output exact ``states``."""
     if isinstance(multioutput, str) and multioutput == "raw_values":
         return np.array([s.mae for s in states])
     if isinstance(multioutput, str) and multioutput != "uniform_average":
