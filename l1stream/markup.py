@@ -86,19 +86,34 @@ def slice_bars_svg(slices: list, *, width: int = 900) -> str:
     for i, s in enumerate(rows):
         y = top + i * row_h
         w = s["mae"] / highest * plot_w
-        parts.append(f"<text x='{label_w - 8}' y='{y + 16}' font-size='12' text-anchor='end'>{esc(s['label'])}</text>"
+        parts.append(f"<text x='{label_w - 8}' y='{y + 16}' font-size='12' text-anchor='end'>"
+                     f"{esc(short_label(s['label'], 30))}<title>{esc(s['label'])}</title></text>"
                      f"<rect class='bar' x='{label_w}' y='{y + 4}' width='{max(w, 1):.1f}' height='{row_h - 8}' "
                      f"fill='{BAR}'><title>{esc(s['label'])}: MAE {s['mae']!r}, {s['count']:,} rows</title></rect>")
         interval = s.get("interval")
+        spread = ""
         if interval is not None:
             x0, x1 = (label_w + v / highest * plot_w for v in (interval.lower, interval.upper))
+            centre = label_w + w
+            x0, x1 = min(x0, centre - 3), max(x1, centre + 3)  # a narrow interval stays visible: 6 px at least
             mid = y + row_h / 2
-            parts.append(f"<path class='interval' d='M{x0:.1f},{mid:.1f}H{x1:.1f}M{x0:.1f},{mid - 5:.1f}V{mid + 5:.1f}"
-                         f"M{x1:.1f},{mid - 5:.1f}V{mid + 5:.1f}' stroke='{INTERVAL}' stroke-width='1.5' fill='none'/>")
-        parts.append(f"<text x='{width - right + 6}' y='{y + 16}' font-size='11'>{short(s['mae'])} "
+            parts.append(f"<path class='interval' d='M{x0:.1f},{mid:.1f}H{x1:.1f}M{x0:.1f},{mid - 6:.1f}V{mid + 6:.1f}"
+                         f"M{x1:.1f},{mid - 6:.1f}V{mid + 6:.1f}' stroke='{INTERVAL}' stroke-width='2' fill='none'>"
+                         f"<title>{esc(s['label'])}: [{interval.lower!r}, {interval.upper!r}]</title></path>")
+            spread = f" \u00b1{short((interval.upper - interval.lower) / 2)}"
+        parts.append(f"<text x='{width - right + 6}' y='{y + 16}' font-size='11'>{short(s['mae'])}{spread} "
                      f"(n={count_label(s['count'])})</text>")
     parts.append("</svg>")
     return "".join(parts)
+
+
+def short_label(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters (an ellipsis marks the cut; the full text goes in a tooltip).
+
+    >>> short_label("model=v2, region=north-east", 12)
+    'model=v2, r…'
+    """
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def svg_open(width: int, height: int, label: str) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,6 +44,9 @@ def shapes() -> dict:
         "time key with gaps": (pd.DataFrame({"actual": actual, "prediction": actual * RNG.lognormal(0, 0.1, n),
                                              "day": days.date}), {"time_key": "day"}),
         "NaNs omitted": (pd.DataFrame({"actual": actual, "prediction": nan_prediction}), {"nan_policy": "omit"}),
+        "slices with intervals": (dd.from_pandas(pd.DataFrame({
+            "actual": actual, "prediction": actual * RNG.lognormal(0, 0.05, n),
+            "model": RNG.choice(["a-very-long-model-name-v1", "v2"], n)}), npartitions=8), {"by": "model"}),
         "slices over time": (pd.DataFrame({"actual": actual, "prediction": actual * RNG.lognormal(0, 0.1, n),
                                            "day": days.date, "model": RNG.choice(["v1", "v2", "v3"], n)}),
                              {"time_key": "day", "by": "model"}),
@@ -148,6 +152,16 @@ def test_slices_over_time_are_exact_and_drawn(rendered):
     assert len([i for i in line["items"] if i["cls"] == "series slice"]) == 3
     legend = [i["text"] for i in line["items"] if i["tag"] == "text" and i["text"] in ("v1", "v2", "v3", "all rows")]
     assert sorted(legend) == ["all rows", "v1", "v2", "v3"]
+
+
+def test_interval_whiskers_are_visible(rendered):
+    report, charts = rendered[0]["slices with intervals"]
+    bars = next(c for c in charts if c["label"] == "MAE per slice")
+    whiskers = [i for i in bars["items"] if i["cls"] == "interval"]
+    assert len(whiskers) == 2 and all(w["width"] >= 6 and w["height"] >= 10 for w in whiskers)
+    for row in report.slices():
+        half = (row["interval"].upper - row["interval"].lower) / 2
+        assert row["interval"].lower < row["mae"] < row["interval"].upper and half > 0
 
 
 def test_short_repr_and_the_notebook_view(rendered):

@@ -20,6 +20,7 @@ from l1stream.markup import (
     esc,
     scoped_style,
     short,
+    short_label,
     slice_bars_svg,
     svg_open,
 )
@@ -107,15 +108,6 @@ def line_svg(points: list, *, title: str, width: int = 900, height: int = 240, o
                          f"{esc(label)}</text>")
     parts.append("</svg>")
     return "".join(parts)
-
-
-def short_label(text: str, limit: int) -> str:
-    """``text`` cut to ``limit`` characters (an ellipsis marks the cut).
-
-    >>> short_label("model=v2, region=north-east", 12)
-    'model=v2, r…'
-    """
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def _position(value, index: int) -> float:
