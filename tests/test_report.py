@@ -361,3 +361,23 @@ def test_only_the_largest_slices_are_profiled_one_by_one(tmp_path, rng, monkeypa
     assert report.quantiles.median == np.median(np.abs(a - p))
     assert all(s["interval"] is None and math.isnan(s["rmse"]) for s in report.slices() if not s["profiled"])
     assert "only the 3 largest slices are profiled" in report.to_html()
+
+
+@pytest.mark.parametrize("collect_limit", [1 << 20, 4])
+def test_top_share_with_and_without_a_tail_pass(sliced_log, monkeypatch, collect_limit):
+    """The quantile pass sums the losses above the threshold's bin and collects the bin itself, so no
+    tail pass is needed; when the bin is too large to collect, a tail pass runs. Same exact figure."""
+    from l1stream.engine import quantiles
+    from l1stream.report import report as report_module
+
+    root, rows = sliced_log
+    monkeypatch.setattr(quantiles, "COLLECT_LIMIT", collect_limit)
+    ran = []
+    real_tail = report_module.tail_counts
+    monkeypatch.setattr(report_module, "tail_counts", lambda *a: ran.append(1) or real_tail(*a))
+    report = l1stream.evaluate_report(str(root), by="model", scheduler="synchronous")
+    losses = np.abs(np.concatenate([r[0] for r in rows.values()]) - np.concatenate([r[1] for r in rows.values()]))
+    k = math.ceil(0.01 * len(losses))
+    top = sorted(losses.tolist(), reverse=True)[:k]
+    assert report.top_share == float(sum(map(Fraction, top)) / sum(map(Fraction, losses.tolist())))
+    assert bool(ran) == (collect_limit == 4)  # a tail pass only when the threshold's bin was not collected

@@ -44,16 +44,25 @@ class Bucket:
         return patterns[(patterns >> np.uint64(64 - self.bits)) == np.uint64(self.prefix)]
 
 
-def pass_counts(pieces, spec: ScanSpec, filesystem, buckets: tuple) -> dict:
+def pass_counts(pieces, spec: ScanSpec, filesystem, buckets: tuple, tail_above: int | None = None) -> dict:
     """One pass over some pieces: per bucket, a digit histogram (or the values, if collecting).
 
-    Also returns ``("left_out", None)``: the number of rows with a null, NaN or infinite input.
+    Also returns ``"left_out"``: the number of rows with a null, NaN or infinite input; and with
+    ``tail_above`` (a loss bit pattern), ``"tail"``: ``(rows, exact sum in 2**-1074 units)`` of the
+    finite losses above it, so a caller needing both saves a pass.
     """
+    from l1stream.exact.summation import ExactSum
+
     buckets = tuple(buckets)
     out: dict = {b: ([] if b.collect else np.zeros(1 << DIGIT_BITS, dtype=np.int64)) for b in buckets}
-    left_out = 0
+    left_out, tail_rows, tail = 0, 0, ExactSum()
     for patterns, dropped in iter_loss_patterns(pieces, spec, filesystem):
         left_out += dropped
+        if tail_above is not None:
+            above = patterns[patterns > np.uint64(tail_above)].view(np.float64)
+            above = above[np.isfinite(above)]
+            tail_rows += int(above.shape[0])
+            tail.add_values(above)
         for bucket in buckets:
             chosen = bucket.select(patterns)
             if bucket.collect:
@@ -66,6 +75,8 @@ def pass_counts(pieces, spec: ScanSpec, filesystem, buckets: tuple) -> dict:
         if bucket.collect:
             out[bucket] = np.concatenate(out[bucket]) if out[bucket] else np.empty(0, np.uint64)
     out["left_out"] = left_out
+    if tail_above is not None:
+        out["tail"] = (tail_rows, tail.units)
     return out
 
 
@@ -87,6 +98,8 @@ def merge_counts(parts) -> dict:
                 total[key] = value
             elif key == "left_out":
                 total[key] += value
+            elif key == "tail":
+                total[key] = (total[key][0] + value[0], total[key][1] + value[1])
             elif isinstance(key, Bucket) and key.collect:
                 total[key] = np.concatenate([total[key], value])
             else:

@@ -364,18 +364,36 @@ class ReportJob:
         spec = passes.spec
         policy = self.options.nan_policy
         root = (Bucket(0, 0),)
+        histogram = overall.dense_log_counts()
+        # the top-16-bit bin of the threshold (rank n - k): losses above that bin are summed in the
+        # quantile passes themselves; those inside it are the bin's collected values
+        digit = int(np.searchsorted(np.cumsum(histogram), n - k, side="right"))
+        tail_above = ((digit + 1) << 48) - 1
+        seen: dict = {}
 
         def run_pass(buckets):
             if tuple(buckets) == root:  # the first pass's histogram is the profile's: no need to read again
-                return {root[0]: overall.dense_log_counts(), "left_out": sum(result.left_out.values())}
-            return passes.run(pass_counts, (list(buckets),), merge_counts, pass_counts([], spec, None, buckets))
+                return {root[0]: histogram, "left_out": sum(result.left_out.values())}
+            found = passes.run(pass_counts, (list(buckets), tail_above), merge_counts,
+                               pass_counts([], spec, None, buckets, tail_above))
+            seen.setdefault("tail", found.get("tail", (0, 0)))
+            for bucket in buckets:
+                if bucket.collect and bucket.bits == 16 and bucket.prefix == digit:
+                    seen["bin"] = found[bucket]
+            return found
 
         quantile_result = exact_quantiles(
             run_pass, self.qs, "omit" if policy == "propagate" else policy, extra_ranks=lambda count: [count - k])
         threshold = quantile_result.order_statistics[n - k]
         share = math.nan
-        if not overall.infinite_losses and overall.loss_sum:  # else the share is undefined: no tail pass
-            above, units = passes.run(tail_counts, (threshold,), merge_tails, (0, 0))
+        if not overall.infinite_losses and overall.loss_sum:  # else the share is undefined
+            if "bin" in seen:  # no tail pass: the quantile pass counted what lies above the threshold
+                inside = seen["bin"][seen["bin"] > np.uint64(threshold)].view(np.float64)
+                acc = ExactSum()
+                acc.add_values(inside)
+                above, units = seen["tail"][0] + int(inside.shape[0]), seen["tail"][1] + acc.units
+            else:
+                above, units = passes.run(tail_counts, (threshold,), merge_tails, (0, 0))
             top = Fraction(units, UNITS_PER_ONE) + (k - above) * Fraction(float(as_float(threshold)))
             share = correctly_rounded(top / Fraction(overall.loss_sum, UNITS_PER_ONE))
         if policy == "propagate" and any(result.left_out.values()):
