@@ -212,3 +212,28 @@ def test_weighted_with_weights_spanning_many_binades(rng):
         p = a * rng.lognormal(0, 1e-8, 300)
         w = np.abs(rng.normal(size=300)) * 10.0**k
         assert mean_absolute_error(a, p, sample_weight=w) == exact_mae(a, p, w)
+
+
+@settings(max_examples=examples(80), deadline=None)
+@given(st.lists(st.floats(min_value=0, max_value=1e300, allow_nan=False, allow_infinity=False, width=64),
+                min_size=1, max_size=200), st.booleans())
+def test_add_values_of_non_negative_values_is_exact_on_both_paths(values, negate):
+    """Non-negative values (losses) go through the compiled kernel; the numpy fold must agree."""
+    import os
+    from fractions import Fraction
+
+    from l1stream.exact.summation import UNITS_PER_ONE, ExactSum
+
+    exact = sum(Fraction(v) for v in values) * (-1 if negate else 1)
+    before = os.environ.get("L1STREAM_NATIVE")
+    for native in ("1", "0"):
+        os.environ["L1STREAM_NATIVE"] = native
+        try:
+            acc = ExactSum()
+            acc.add_values(np.array(values), negate=negate)
+        finally:
+            if before is None:
+                os.environ.pop("L1STREAM_NATIVE", None)
+            else:
+                os.environ["L1STREAM_NATIVE"] = before
+        assert Fraction(acc.units, UNITS_PER_ONE) == exact

@@ -33,6 +33,18 @@ try:  # the compiled twin of add_abs_diff (l1stream/_kernel.c); optional
 except ImportError:  # built without a C compiler
     _compiled_abs_diff_units = _compiled_abs_diff_units_by = None
 
+_ZEROS = np.zeros(0)
+
+
+def _zeros(n: int) -> np.ndarray:
+    """``n`` zeros, from one shared read-only array grown as needed."""
+    global _ZEROS
+    if _ZEROS.shape[0] < n:
+        _ZEROS = np.zeros(max(n, 1 << 16))
+        _ZEROS.flags.writeable = False
+    return _ZEROS[:n]
+
+
 MAX_CODES = 1 << 22
 """Largest code space :func:`grouped_abs_diff_units` counts in (one 8-byte counter per code)."""
 
@@ -149,6 +161,14 @@ class ExactSum:
     def add_values(self, values: np.ndarray, negate: bool = False) -> None:
         """Add (or subtract, with ``negate``) the exact sum of finite float64 values."""
         n = values.shape[0]
+        if (n and _compiled_abs_diff_units is not None and native_enabled() and values.dtype == np.float64
+                and values.flags.c_contiguous and float(values.min()) >= 0.0):
+            # non-negative values (losses): sum |v - 0| with the compiled kernel, exact as the fold below
+            units = _compiled_abs_diff_units(values, _zeros(n))
+            if units is not None:
+                self._units += -units if negate else units
+                return
+
         for start in range(0, n, BLOCK_ROWS):
             block = values[start:start + BLOCK_ROWS]
             m = block.shape[0]
