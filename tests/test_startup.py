@@ -1,6 +1,7 @@
 """What a plain local run imports: only what it needs (the start-up is most of a small job's time).
 
-Checked in a fresh interpreter through ``sys.modules`` after a real ``l1stream mae``: no pandas,
+Checked in a fresh interpreter through ``sys.modules`` after a real ``l1stream mae``: no Dask at all
+for a one-task graph (run inline), Dask's threaded scheduler for more; never pandas,
 no distributed, no dask.dataframe, no pyarrow.compute or pyarrow.dataset (row filters and frames
 import them when used), no table libraries, plotting or object-storage clients.  The figures are
 in benchmarks/RESULTS.md (``python benchmarks/startup.py``); this test keeps the gain.
@@ -39,7 +40,16 @@ def test_a_plain_local_mae_imports_no_heavy_module(tmp_path):
     path = write_parquet(tmp_path / "p.parquet", actual=[1.0, 2.0, 4.0], prediction=[1.5, 2.0, 3.0])
     modules = imported_by("mae", path, "--quiet")
     assert not [m for m in NEVER_ON_A_PLAIN_LOCAL_RUN if m in modules]
-    assert {"l1stream", "dask", "pyarrow", "numpy"} <= modules  # the run did run, through Dask
+    assert {"l1stream", "pyarrow", "numpy", "l1stream.parquet._pages"} <= modules  # the run did run
+    # one task: its graph runs inline, without importing Dask's scheduler (~80 ms of a small job)
+    assert "dask" not in modules
+
+
+def test_a_graph_of_several_tasks_runs_on_dasks_threaded_scheduler(tmp_path):
+    for i in range(300):  # more files than one task holds (MAX_FILES_PER_TASK)
+        write_parquet(tmp_path / "logs" / f"p{i:03d}.parquet", actual=[float(i)], prediction=[i + 0.5])
+    modules = imported_by("mae", tmp_path / "logs", "--quiet")
+    assert "dask.threaded" in modules and not [m for m in NEVER_ON_A_PLAIN_LOCAL_RUN if m in modules]
 
 
 def test_by_a_column_and_json_output_stay_light_too(tmp_path):
