@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import l1stream
-from l1stream.engine import scan
+from l1stream.engine import slicing
 from l1stream.exact.state import chunk_state, grouped_chunk_states
 from l1stream.parquet.pages import native_decoder_enabled
 
@@ -45,7 +45,7 @@ def fast_path_only(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the general split ran: the grouped kernel did not take this chunk")
 
-    monkeypatch.setattr(scan, "split_rows", refuse)
+    monkeypatch.setattr(slicing, "split_rows", refuse)
 
 
 def test_the_native_kernel_is_there():

@@ -23,7 +23,8 @@ import numpy as np
 import pyarrow as pa
 
 from l1stream.engine.quantiles import log_bin
-from l1stream.engine.scan import ScanSpec, iter_piece_chunks, slice_groups, split_rows
+from l1stream.engine.scan import ScanSpec, iter_piece_chunks
+from l1stream.engine.slicing import slice_groups, split_rows
 from l1stream.errors import DataError
 from l1stream.exact.columns import as_numeric
 from l1stream.exact.squares import correctly_rounded_sqrt, exact_square_sum
