@@ -16,7 +16,8 @@ from l1stream.errors import OutputError, UsageError
 
 
 @pytest.fixture
-def logs(tmp_path):
+def logs(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a sqlite store keeps artifacts in ./mlruns: here, never in the checkout
     rng = np.random.default_rng(4)
     a = np.round(rng.lognormal(10, 1, 2000), 2)
     p = np.round(a * rng.lognormal(0, 0.1, 2000), 2)
