@@ -12,7 +12,7 @@ import time
 
 from l1stream.engine.job import SPLIT_EVERY
 from l1stream.engine.result import EvaluationResult
-from l1stream.engine.scan import FramePart, ScanSpec, _reduce_chunk
+from l1stream.engine.scan import FramePart, ScanSpec, _reduce_chunk, filter_rows
 from l1stream.engine.scan_state import FileReport, ScanState, merge_all
 from l1stream.engine.schedulers import delayed_tree, run_graph, scheduler_label
 from l1stream.errors import NoRowsError, SchemaError, UsageError, did_you_mean
@@ -57,7 +57,7 @@ def frame_result(scan: ScanState, label: str, options, parts: int, started: floa
                           f"{sum(overall.left_out.values()):,} left out under nan_policy={options.nan_policy!r}")
     return EvaluationResult(scan, by=options.by, weighted=options.weight is not None, nan_policy=options.nan_policy,
                             filters=tuple(str(f) for f in options.filters), files_selected=parts,
-                            columns=_option_columns(options),
+                            columns=options.result_columns,
                             elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
 
 
@@ -80,10 +80,7 @@ def stream_state(tables, options, label: str) -> ScanState:
             bound = bind_filters(options.filters, {}, table.schema) if options.filters else None
             spec = frame_spec(options, bound)
         report.rows_scanned += table.num_rows
-        if spec.row_expression is not None:
-            before = table.num_rows
-            table = table.filter(spec.row_expression)
-            report.rows_filtered += before - table.num_rows
+        table = filter_rows(table, part, spec, report)
         _reduce_chunk(table, part, spec, state, report, 0, offset)
         offset += table.num_rows
     state.files[label] = report
@@ -194,8 +191,3 @@ def _check_columns(options, columns: list, label: str) -> None:
         hint = did_you_mean(missing[0], columns)
         raise SchemaError(f"{label} has no column {', '.join(map(repr, missing))}{hint}; columns: "
                           f"{', '.join(map(str, columns))}")
-
-
-def _option_columns(options) -> dict:
-    return {"actual": options.actual, "prediction": options.prediction, "weight": options.weight,
-            "baseline_prediction": options.baseline}

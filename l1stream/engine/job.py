@@ -52,6 +52,12 @@ class Options:
     table_version: int | None = None
     catalog: dict | None = None  # Iceberg catalog properties: sources are table identifiers
 
+    @property
+    def result_columns(self) -> dict:
+        """The columns as a result reports them (``result.columns``, JSON ``columns``)."""
+        return {"actual": self.actual, "prediction": self.prediction, "weight": self.weight,
+                "baseline_prediction": self.baseline}
+
 
 def validate_options(*, actual="actual", prediction="prediction", weight=None, by=None, filters=None,
                      nan_policy="raise", on_bad_file="raise", scheduler=None, num_workers=None,
@@ -240,7 +246,7 @@ def _finish(scan: ScanState, prepared: Prepared, options: Options) -> Evaluation
     result = EvaluationResult(
         scan, by=options.by, weighted=options.weight is not None, nan_policy=options.nan_policy,
         filters=bound.text, files_selected=plan.files_selected, files_pruned=plan.files_pruned,
-        duplicates=found.duplicates, ignored=len(found.ignored), columns=_columns(options),
+        duplicates=found.duplicates, ignored=len(found.ignored), columns=options.result_columns,
         elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
     result.inputs_fingerprint = _fingerprint(plan.tasks)
     result.source = found.source_summary()
@@ -253,11 +259,6 @@ def _fingerprint(tasks) -> str:
 
     pieces = sorted((p.path, p.size, p.version, p.split, p.splits) for task in tasks for p in task)
     return hashlib.sha256(repr(pieces).encode()).hexdigest()[:16]
-
-
-def _columns(options: Options) -> dict:
-    return {"actual": options.actual, "prediction": options.prediction, "weight": options.weight,
-            "baseline_prediction": options.baseline}
 
 
 def _first_schema(found, options: Options):

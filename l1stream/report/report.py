@@ -30,7 +30,6 @@ from l1stream.engine.quantiles import (
     QuantileResult,
     as_float,
     exact_quantiles,
-    iter_loss_patterns,
     merge_counts,
     pass_counts,
     validate_qs,
@@ -210,14 +209,8 @@ def validate_edges(bins) -> tuple | None:
 
 
 def tail_counts(pieces, spec, filesystem, threshold_pattern: int) -> tuple[int, int]:
-    """``(rows, exact sum in units of 2**-1074)`` of the losses strictly above a threshold."""
-    rows, acc = 0, ExactSum()
-    for patterns, _ in iter_loss_patterns(pieces, spec, filesystem):
-        above = patterns[patterns > np.uint64(threshold_pattern)].view(np.float64)
-        above = above[np.isfinite(above)]
-        rows += int(above.shape[0])
-        acc.add_values(above)
-    return rows, acc.units
+    """``(rows, exact sum in units of 2**-1074)`` of the finite losses strictly above a threshold."""
+    return pass_counts(pieces, spec, filesystem, (), tail_above=threshold_pattern)["tail"]
 
 
 def merge_tails(parts) -> tuple[int, int]:
