@@ -34,7 +34,7 @@ if pages._pages is None or _exact._compiled_abs_diff_units is None:
                            "(pip install -e . needs a C compiler and the Python headers)")
     pytest.skip("l1stream's C extensions are not built", allow_module_level=True)
 
-from l1stream.exact._kernel import abs_diff_units  # noqa: E402
+from l1stream.exact._kernel import abs_diff_units, folds  # noqa: E402
 
 from l1stream.parquet import _pages  # noqa: E402
 
@@ -207,6 +207,8 @@ def test_a_streamed_row_group_that_fails_midway_is_an_error_not_a_fallback(tmp_p
         return real(*args)
 
     monkeypatch.setattr(_pages, "decode_page", fails_later)
+    # the streamed tables' path (the lockstep sum, which would take these rows whole, declines)
+    monkeypatch.setattr(_pages, "reduce_pair", lambda *args: "declined by the test")
     with pytest.raises(BadFileError) as caught:
         l1stream.evaluate(path, chunk_rows=1000, scheduler="synchronous")
     assert "simulated failure" in str(caught.value) and "L1STREAM_NATIVE=0" in str(caught.value)
@@ -263,6 +265,7 @@ def test_decoder_disagreement_falls_back_to_pyarrow_and_warns(tmp_path, monkeypa
 
     monkeypatch.setattr(_pages, "decode_page", refuses)
     monkeypatch.setattr(_pages, "decode_column_chunks", refuses)
+    monkeypatch.setattr(_pages, "reduce_pair", lambda *args: "page 0: damage: simulated disagreement")
     with caplog.at_level(logging.WARNING, logger="l1stream"):
         result = l1stream.evaluate(path, scheduler="synchronous")
     assert result.mae == exact_mae(actual, prediction)
@@ -397,6 +400,29 @@ def test_kernel_equals_fractions(pairs):
     p = np.array([y for _, y in pairs], dtype=np.float64)
     expected = sum((abs(Fraction(x) - Fraction(y)) for x, y in pairs), Fraction(0))
     assert Fraction(abs_diff_units(a, p), UNITS) == expected
+    for fold in folds():  # every vector width this processor runs, not only the one chosen
+        assert Fraction(abs_diff_units(a, p, fold), UNITS) == expected, fold
+
+
+def test_kernel_folds_are_the_widest_this_machine_runs():
+    import re
+
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    found = set(re.findall(r"\b(avx2|avx512f)\b", flags))
+    assert folds()[0] == "sse2" or not flags
+    assert ("avx2" in folds()) == ("avx2" in found)
+    assert ("avx512" in folds()) == ("avx512f" in found)
+
+
+@pytest.mark.parametrize("fold", folds())
+@pytest.mark.parametrize("n", [0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 4095, 4096, 4097, 4111, 8208])
+def test_kernel_every_fold_at_every_ragged_length(fold, n):
+    """Rows past the last whole loop step go to the bins one by one: every length, every width."""
+    rng = np.random.default_rng(n)
+    a = np.round(rng.lognormal(3, 2, n), 3) * rng.choice([-1, 1], n)
+    p = a + rng.normal(size=n) * 10.0 ** rng.integers(-12, 3, n)
+    expected = sum((abs(Fraction(x) - Fraction(y)) for x, y in zip(a.tolist(), p.tolist())), Fraction(0))
+    assert Fraction(abs_diff_units(a, p, fold), UNITS) == expected
 
 
 @pytest.mark.parametrize("data", ["ordinary", "mixed-signs", "whole-range", "subnormal", "near-overflow"])
@@ -420,6 +446,8 @@ def test_kernel_blocks_equal_fractions_and_the_numpy_kernel(data):
         p = -a * rng.random(n)
     expected = sum((abs(Fraction(x) - Fraction(y)) for x, y in zip(a.tolist(), p.tolist())), Fraction(0))
     assert Fraction(abs_diff_units(a, p), UNITS) == expected
+    for fold in folds():
+        assert Fraction(abs_diff_units(a, p, fold), UNITS) == expected, fold
     plain = _exact.ExactSum()
     for start in range(0, n, _exact.BLOCK_ROWS):
         plain._block_abs_diff(a[start:start + _exact.BLOCK_ROWS], p[start:start + _exact.BLOCK_ROWS])
@@ -433,6 +461,11 @@ def test_kernel_reports_non_finite_values():
         abs_diff_units(np.zeros(3), np.zeros(4))
     with pytest.raises(TypeError):
         abs_diff_units(np.zeros(3, dtype=np.float32), np.zeros(3, dtype=np.float32))
+    for fold in folds():
+        assert abs_diff_units(np.ones(40), np.array([1.0] * 39 + [np.nan]), fold) is None
+        assert abs_diff_units(np.array([-np.inf] + [1.0] * 39), np.ones(40), fold) is None
+    with pytest.raises(ValueError, match="no fold 'mmx'"):
+        abs_diff_units(np.zeros(3), np.zeros(3), "mmx")
 
 
 def test_version_says_which_c_parts_run(capsys, monkeypatch):

@@ -8,6 +8,7 @@ batch of a huge row group) at a time, so memory stays at about
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +20,15 @@ from l1stream.engine.remote import prefetch_small_files
 from l1stream.engine.scan_state import FileReport, ScanState
 from l1stream.engine.slicing import grouped_slices, slice_groups
 from l1stream.errors import BadFileError, DataError, SchemaError, first_line
-from l1stream.exact.state import chunk_state, paired_chunk_states
+from l1stream.exact.state import L1State, chunk_state, paired_chunk_states, state_of_units
+from l1stream.exact.summation import compiled_abs_diff_sum
 from l1stream.parquet.footer import TAIL_BYTES, check_footer, describe_foreign
 from l1stream.parquet.pages import NativeRowGroups, batches_between, native_decoder_enabled, splittable
 from l1stream.sources.any_of import add_partition_columns
 from l1stream.sources.filters import statistics_may_match
 from l1stream.storage import is_local
+
+log = logging.getLogger("l1stream")
 
 NUMERIC_HINT = "expected float, integer or decimal"
 
@@ -95,6 +99,13 @@ class ScanSpec:
         return tuple(k for k in self.by if k not in self.partition_keys)
 
     @property
+    def plain_pair(self) -> bool:
+        """Only actual and prediction are read, every row counts (no filter), and slices are partition
+        keys if any: the page decoder may hand rows straight to an exact sum, page by page."""
+        return (self.weight is None and self.baseline is None and self.row_expression is None and not self.data_by
+                and not self.row_columns and not self.extra_columns and not self.row_comparisons)
+
+    @property
     def columns(self) -> list:
         return list(dict.fromkeys(self.value_columns + self.data_by + tuple(self.row_columns)
                                   + tuple(self.extra_columns)))
@@ -141,20 +152,28 @@ def _scan_piece(piece: Piece, spec: ScanSpec, filesystem, data: bytes | None = N
     report = FileReport()
     # each chunk is reduced before the next is read, and nothing keeps its arrays: recycle them
     for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True,
-                                                  dictionary_keys=True, data=data):
+                                                  dictionary_keys=True, data=data, sums=True):
+        if isinstance(table, L1State):  # summed as it was decoded
+            state.add_group_state(tuple(piece.partition.get(k) for k in spec.by), table)
+            report.add_state(table)
+            continue
         _reduce_chunk(table, piece, spec, state, report, index, offset)
     state.files[piece.path] = report
     return state
 
 
 def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileReport | None = None,
-                      recycle: bool = False, dictionary_keys: bool = False, data: bytes | None = None):
+                      recycle: bool = False, dictionary_keys: bool = False, data: bytes | None = None,
+                      sums: bool = False):
     """Yield ``(row_group, offset, table)``: the piece's rows that pass the filters, chunk by chunk
     (a :class:`FramePart` is one chunk, "row group" 0).  With ``recycle``, a table's arrays may be
     reused for a later chunk: only for a caller that keeps nothing of a chunk once it asks for the next.
     With ``dictionary_keys``, string slice columns arrive as dictionary arrays (decoded from the
     file's dictionary pages, not hashed again): for a caller that only splits by them.  ``data``:
     the whole file, already fetched (:func:`~l1stream.engine.remote.prefetch_small_files`).
+    With ``sums`` (and a :attr:`ScanSpec.plain_pair` spec), a row range the page decoder can sum as
+    it decodes comes as its :class:`~l1stream.exact.state.L1State` in place of a table; one it
+    cannot (nulls, a value that is not finite, a page it does not take) comes as tables, as always.
 
     Row groups whose statistics exclude the filters are skipped; ``report`` (if given)
     counts rows scanned and filtered.  Bad files raise :class:`BadFileError`/:class:`SchemaError`.
@@ -176,11 +195,17 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
             native.prefetch([index for index, start, stop in mine
                              if start == 0 and row_group_may_match(parquet, index, spec.row_comparisons)
                              and stop == parquet.metadata.row_group(index).num_rows], spec.chunk_rows)
+        summing = sums and native is not None and spec.plain_pair
         for index, start, stop in mine:
             if not row_group_may_match(parquet, index, spec.row_comparisons):
                 report.rows_scanned += stop - start
                 report.rows_filtered += stop - start
                 report.row_groups_pruned += start == 0
+                continue
+            summed = _summed(native, index, spec, start, stop) if native and summing and stop > start else None
+            if summed is not None:
+                report.rows_scanned += stop - start
+                yield index, start, summed
                 continue
             for offset, table in _chunks(parquet, index, spec, piece.path, native, start, stop):
                 report.rows_scanned += table.num_rows
@@ -189,6 +214,19 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
         if native is not None:
             native.close()
         parquet.close()
+
+
+def _summed(native: NativeRowGroups, index: int, spec: ScanSpec, start: int, stop: int) -> L1State | None:
+    """Rows ``[start, stop)`` of a row group summed exactly as the page decoder decodes them, or None
+    where it declines (the caller then reads them as tables)."""
+    total = compiled_abs_diff_sum()
+    if total is None:
+        return None
+    why = native.reduce_pair(index, (spec.actual, spec.prediction), total.consumer(), spec.chunk_rows, start, stop)
+    if why is not None:
+        log.debug("%s: row group %d: read as tables (%s)", native.path, index, why)
+        return None
+    return state_of_units(total.units(), total.rows)
 
 
 def filter_rows(table: pa.Table, piece, spec: ScanSpec, report: FileReport) -> pa.Table:

@@ -5,13 +5,15 @@
  * < 2**E) splits each value into q + r exactly; the q sum exactly in float64 in any order, and so
  * do the r when the block's values have one sign and span at most 2**20 (ordinary data).  Otherwise
  * a second extraction runs on the residuals, and what is still left goes to the exponent bins.
- * Two-wide vectors (SSE2 on x86-64, plain C elsewhere), four rows a step; no fast-math: the
- * extractions need IEEE rounding.  Block sums and leftovers go to exact integer bins, one per binary exponent:
+ * The fold is written once (_fold.h) and compiled for vectors of two doubles (SSE2 on x86-64, plain C
+ * elsewhere), four (AVX2) and eight (AVX-512); the widest the processor runs is used, and all give
+ * the same bits.  No fast-math: the extractions need IEEE rounding.  Block sums and leftovers go to exact integer bins, one per binary exponent:
  * every finite float64 is m * 2**(e - 1075) with |m| < 2**53, and adding m to a 128-bit bin is
  * exact.  The result is a Python int counting 2**-1074, as ExactSum.units.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <math.h>
 #include <string.h>
@@ -26,6 +28,8 @@
 #ifndef __SIZEOF_INT128__
 #error "l1stream.exact._kernel needs a compiler with 128-bit integers (GCC or Clang on a 64-bit target)"
 #endif
+
+#include "_consumer.h"
 
 typedef __int128 wide;
 enum { EXPONENTS = 2048 };
@@ -112,31 +116,8 @@ fail:
 
 /* ---- the vectorised block kernel ------------------------------------------------------------ */
 
-typedef double v2d __attribute__((vector_size(16)));
-typedef int64_t v2i __attribute__((vector_size(16)));
-
 enum { BLOCK = 4096, MARGIN = 17, MAX_FOLD_EXPONENT = 1023 - MARGIN - 1, MIN_SIGMA_EXPONENT = -1021,
        RESIDUAL_SPAN = 37 };
-
-static inline v2d load2(const double *x) {
-    v2d v;
-    memcpy(&v, x, sizeof v);
-    return v;
-}
-static inline void store2(double *x, v2d v) { memcpy(x, &v, sizeof v); }
-static inline v2d vabs(v2d v) { return (v2d)((v2i)v & (v2i){INT64_MAX, INT64_MAX}); }
-#ifdef __SSE2__
-#include <emmintrin.h>
-/* NaN never reaches a result: fold_block checks for it first */
-static inline v2d vmax(v2d a, v2d b) { return (v2d)_mm_max_pd((__m128d)a, (__m128d)b); }
-static inline v2d vmin(v2d a, v2d b) { return (v2d)_mm_min_pd((__m128d)a, (__m128d)b); }
-static inline int any_nonzero(v2d a) { return _mm_movemask_pd(_mm_cmpneq_pd((__m128d)a, _mm_setzero_pd())) != 0; }
-#else
-static inline v2d vmax(v2d a, v2d b) { v2d r = {a[0] > b[0] ? a[0] : b[0], a[1] > b[1] ? a[1] : b[1]}; return r; }
-static inline v2d vmin(v2d a, v2d b) { v2d r = {a[0] < b[0] ? a[0] : b[0], a[1] < b[1] ? a[1] : b[1]}; return r; }
-static inline int any_nonzero(v2d a) { return a[0] != 0.0 || a[1] != 0.0; }
-#endif
-static inline double hsum(v2d a, v2d b) { return (a[0] + a[1]) + (b[0] + b[1]); } /* callers: exact sums */
 
 /* Add one scalar row (hi - lo) to the bins; return 1 if not finite. */
 static inline int add_row(Bins *bins, double x, double y) {
@@ -144,98 +125,120 @@ static inline int add_row(Bins *bins, double x, double y) {
     return add_untracked(bins, x, lt) | add_untracked(bins, y, !lt);
 }
 
-static int fold_block(Bins *bins, const double *a, const double *p, Py_ssize_t m, double *rh, double *rl) {
-    const v2d zero = {0.0, 0.0};
-    v2d top0 = {-INFINITY, -INFINITY}, top1 = top0, bottom0 = -top0, bottom1 = bottom0, check0 = zero,
-        check1 = zero;
-    for (Py_ssize_t i = 0; i < m; i += 4) {
-        v2d x0 = load2(a + i), y0 = load2(p + i), x1 = load2(a + i + 2), y1 = load2(p + i + 2);
-        top0 = vmax(top0, vmax(x0, y0));
-        top1 = vmax(top1, vmax(x1, y1));
-        bottom0 = vmin(bottom0, vmin(x0, y0));
-        bottom1 = vmin(bottom1, vmin(x1, y1));
-        check0 += (x0 - x0) + (y0 - y0); /* NaN once a value is NaN or infinite */
-        check1 += (x1 - x1) + (y1 - y1);
-    }
-    double check = hsum(check0, check1);
-    if (check != 0.0 || check != check) return 1;
-    v2d top = vmax(top0, top1), bottom = vmin(bottom0, bottom1);
-    double high = top[0] > top[1] ? top[0] : top[1], low = bottom[0] < bottom[1] ? bottom[0] : bottom[1];
-    double bound = high > -low ? high : -low;
-    if (bound == 0.0) return 0;
-    int exponent;
-    frexp(bound, &exponent); /* bound < 2**exponent */
-    if (exponent > MAX_FOLD_EXPONENT) { /* near overflow: the bins take the block */
-        int bad = 0;
-        touch_all(bins);
-        for (Py_ssize_t i = 0; i < m; i++) bad |= add_row(bins, a[i], p[i]);
-        return bad;
-    }
-    double smallest = low > 0.0 ? low : high < 0.0 ? -high : 0.0;
-    int sigma_exponent = exponent + MARGIN > MIN_SIGMA_EXPONENT ? exponent + MARGIN : MIN_SIGMA_EXPONENT;
-    double sigma = ldexp(1.0, sigma_exponent);
-    const v2d s = {sigma, sigma};
-    v2d q0 = zero, q1 = zero, r0 = zero, r1 = zero;
-    int smallest_exponent = 0;
-    if (smallest > 0.0) frexp(smallest, &smallest_exponent);
-    if (smallest > 0.0 && sigma_exponent - smallest_exponent <= RESIDUAL_SPAN) {
-        /* residuals are multiples of the smallest value's ulp, at most 2**37 of them each: exact */
-        for (Py_ssize_t i = 0; i < m; i += 4) {
-            v2d x0 = load2(a + i), y0 = load2(p + i), x1 = load2(a + i + 2), y1 = load2(p + i + 2);
-            v2d h0 = vmax(x0, y0), l0 = vmin(x0, y0), h1 = vmax(x1, y1), l1 = vmin(x1, y1);
-            v2d qh0 = (s + h0) - s, ql0 = (s + l0) - s, qh1 = (s + h1) - s, ql1 = (s + l1) - s;
-            q0 += qh0 - ql0;
-            q1 += qh1 - ql1;
-            r0 += (h0 - qh0) - (l0 - ql0);
-            r1 += (h1 - qh1) - (l1 - ql1);
-        }
-        return add(bins, hsum(q0, q1), 0) | add(bins, hsum(r0, r1), 0);
-    }
-    /* general: a second extraction on the residuals, then the bins for what is left */
-    for (Py_ssize_t i = 0; i < m; i += 2) {
-        v2d x = load2(a + i), y = load2(p + i);
-        v2d h = vmax(x, y), l = vmin(x, y);
-        v2d qh = (s + h) - s, ql = (s + l) - s;
-        q0 += qh - ql;
-        store2(rh + i, h - qh);
-        store2(rl + i, l - ql);
-    }
-    int bad = add(bins, hsum(q0, zero), 0);
-    sigma_exponent = sigma_exponent - 53 + MARGIN > MIN_SIGMA_EXPONENT ? sigma_exponent - 53 + MARGIN
-                                                                      : MIN_SIGMA_EXPONENT;
-    sigma = ldexp(1.0, sigma_exponent);
-    const v2d s1 = {sigma, sigma};
-    v2d left = zero;
-    for (Py_ssize_t i = 0; i < m; i += 2) {
-        v2d h = load2(rh + i), l = load2(rl + i);
-        v2d qh = (s1 + h) - s1, ql = (s1 + l) - s1;
-        q1 += qh - ql;
-        v2d dh = h - qh, dl = l - ql;
-        store2(rh + i, dh);
-        store2(rl + i, dl);
-        left += vabs(dh) + vabs(dl); /* a sum of magnitudes is 0 only if each is (inf is fine) */
-    }
-    bad |= add(bins, hsum(q1, zero), 0);
-    if (any_nonzero(left)) {
-        touch_all(bins);
-        for (Py_ssize_t i = 0; i < m; i++) {
-            if (rh[i] != 0.0) bad |= add_untracked(bins, rh[i], 0);
-            if (rl[i] != 0.0) bad |= add_untracked(bins, rl[i], 1);
-        }
-    }
-    return bad;
+/* The fold (_fold.h), compiled for each vector width the machine may have; one is chosen when the
+   module loads (the widest the processor runs) and gives the same bits as every other. */
+typedef int (*FoldBlock)(Bins *, const double *, const double *, Py_ssize_t, double *, double *);
+typedef struct {
+    const char *name;
+    FoldBlock fold;
+    int step; /* rows per loop step: blocks hold a multiple of it */
+} Fold;
+
+/* two doubles a vector: SSE2 on x86-64 (its baseline), plain C elsewhere */
+typedef double v2d __attribute__((vector_size(16)));
+typedef int64_t v2i __attribute__((vector_size(16)));
+#ifdef __SSE2__
+#include <emmintrin.h>
+#define VMAX(x, y) ((v2d)_mm_max_pd((__m128d)(x), (__m128d)(y)))
+#define VMIN(x, y) ((v2d)_mm_min_pd((__m128d)(x), (__m128d)(y)))
+#define ANY_NONZERO(v) (_mm_movemask_pd(_mm_cmpneq_pd((__m128d)(v), _mm_setzero_pd())) != 0)
+#else
+static inline v2d vmax2(v2d x, v2d y) { v2d r = {x[0] > y[0] ? x[0] : y[0], x[1] > y[1] ? x[1] : y[1]}; return r; }
+static inline v2d vmin2(v2d x, v2d y) { v2d r = {x[0] < y[0] ? x[0] : y[0], x[1] < y[1] ? x[1] : y[1]}; return r; }
+#define VMAX vmax2
+#define VMIN vmin2
+#define ANY_NONZERO(v) ((v)[0] != 0.0 || (v)[1] != 0.0)
+#endif
+#define FOLD_NAME fold_block_2
+#define FOLD_TARGET
+#define FOLD_WIDTH 2
+#define vd v2d
+#define vi v2i
+#include "_fold.h"
+#undef FOLD_NAME
+#undef FOLD_TARGET
+#undef FOLD_WIDTH
+#undef vd
+#undef vi
+#undef VMAX
+#undef VMIN
+#undef ANY_NONZERO
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_WIDE_FOLDS 1
+#include <immintrin.h>
+/* four doubles a vector (AVX2 machines) */
+typedef double v4d __attribute__((vector_size(32)));
+typedef int64_t v4i __attribute__((vector_size(32)));
+#define FOLD_NAME fold_block_4
+#define FOLD_TARGET __attribute__((target("avx2")))
+#define FOLD_WIDTH 4
+#define vd v4d
+#define vi v4i
+#define VMAX(x, y) ((v4d)_mm256_max_pd((__m256d)(x), (__m256d)(y)))
+#define VMIN(x, y) ((v4d)_mm256_min_pd((__m256d)(x), (__m256d)(y)))
+#define ANY_NONZERO(v) (_mm256_movemask_pd(_mm256_cmp_pd((__m256d)(v), _mm256_setzero_pd(), _CMP_NEQ_UQ)) != 0)
+#include "_fold.h"
+#undef FOLD_NAME
+#undef FOLD_TARGET
+#undef FOLD_WIDTH
+#undef vd
+#undef vi
+#undef VMAX
+#undef VMIN
+#undef ANY_NONZERO
+/* eight doubles a vector (AVX-512 machines) */
+typedef double v8d __attribute__((vector_size(64)));
+typedef int64_t v8i __attribute__((vector_size(64)));
+#define FOLD_NAME fold_block_8
+#define FOLD_TARGET __attribute__((target("avx512f")))
+#define FOLD_WIDTH 8
+#define vd v8d
+#define vi v8i
+#define VMAX(x, y) ((v8d)_mm512_max_pd((__m512d)(x), (__m512d)(y)))
+#define VMIN(x, y) ((v8d)_mm512_min_pd((__m512d)(x), (__m512d)(y)))
+#define ANY_NONZERO(v) (_mm512_cmp_pd_mask((__m512d)(v), _mm512_setzero_pd(), _CMP_NEQ_UQ) != 0)
+#include "_fold.h"
+#undef FOLD_NAME
+#undef FOLD_TARGET
+#undef FOLD_WIDTH
+#undef vd
+#undef vi
+#undef VMAX
+#undef VMIN
+#undef ANY_NONZERO
+#endif
+
+static const Fold folds[] = {
+    {"sse2", fold_block_2, 4},
+#ifdef HAVE_WIDE_FOLDS
+    {"avx2", fold_block_4, 8},
+    {"avx512", fold_block_8, 16},
+#endif
+};
+enum { FOLDS = sizeof folds / sizeof folds[0] };
+
+static int fold_runs_here(int index) {
+#ifdef HAVE_WIDE_FOLDS
+    __builtin_cpu_init();
+    if (index == 1) return __builtin_cpu_supports("avx2");
+    if (index == 2) return __builtin_cpu_supports("avx512f");
+#endif
+    return index == 0;
 }
 
+static const Fold *fold = &folds[0]; /* set when the module loads: the widest that runs here */
+
 /* sum |a - p| into bins; return 1 if a value is not finite */
-static int sum_abs_diff(Bins *bins, const double *a, const double *p, Py_ssize_t n) {
+static int sum_abs_diff(Bins *bins, const double *a, const double *p, Py_ssize_t n, const Fold *f) {
     double rh[BLOCK], rl[BLOCK];
     int bad = 0;
-    Py_ssize_t whole = n & ~(Py_ssize_t)3;
+    Py_ssize_t whole = n - n % f->step;
     for (Py_ssize_t start = 0; start < whole && !bad; start += BLOCK) {
         Py_ssize_t m = whole - start < BLOCK ? whole - start : BLOCK;
-        bad |= fold_block(bins, a + start, p + start, m, rh, rl);
+        bad |= f->fold(bins, a + start, p + start, m, rh, rl);
     }
-    for (Py_ssize_t i = whole; i < n; i++) { /* at most 3 rows: tracked adds */
+    for (Py_ssize_t i = whole; i < n; i++) { /* fewer rows than a step: tracked adds */
         int lt = a[i] < p[i];
         bad |= add(bins, a[i], lt) | add(bins, p[i], !lt);
     }
@@ -253,13 +256,26 @@ static int float64_buffer(PyObject *obj, Py_buffer *view, const char *name) {
 }
 
 PyDoc_STRVAR(abs_diff_units_doc,
-"abs_diff_units(actual, prediction) -> int or None\n\n"
+"abs_diff_units(actual, prediction, fold=None) -> int or None\n\n"
 "Exact sum of |actual - prediction| over two float64 arrays of one length, in 2**-1074 units;\n"
-"None when a value is NaN or infinite.");
+"None when a value is NaN or infinite.  fold names a vector width from folds() (for tests: every\n"
+"one gives the same bits); by default the widest this processor runs.");
+
+/* The fold named (one that runs here), the default for NULL; NULL with an exception otherwise. */
+static const Fold *named_fold(const char *name) {
+    if (!name) return fold;
+    for (int i = 0; i < FOLDS; i++)
+        if (strcmp(folds[i].name, name) == 0 && fold_runs_here(i)) return &folds[i];
+    PyErr_Format(PyExc_ValueError, "no fold '%s' on this machine; see folds()", name);
+    return NULL;
+}
 
 static PyObject *abs_diff_units(PyObject *self, PyObject *args) {
     PyObject *a_obj, *p_obj;
-    if (!PyArg_ParseTuple(args, "OO", &a_obj, &p_obj)) return NULL;
+    const char *fold_name = NULL;
+    if (!PyArg_ParseTuple(args, "OO|z", &a_obj, &p_obj, &fold_name)) return NULL;
+    const Fold *f = named_fold(fold_name);
+    if (!f) return NULL;
     Py_buffer av, pv;
     if (float64_buffer(a_obj, &av, "actual") < 0) return NULL;
     if (float64_buffer(p_obj, &pv, "prediction") < 0) { PyBuffer_Release(&av); return NULL; }
@@ -273,7 +289,7 @@ static PyObject *abs_diff_units(PyObject *self, PyObject *args) {
     Py_ssize_t n = av.len / 8;
     int bad = 0;
     Py_BEGIN_ALLOW_THREADS
-    bad = sum_abs_diff(bins, a, p, n);
+    bad = sum_abs_diff(bins, a, p, n, f);
     Py_END_ALLOW_THREADS
     if (bad) {
         result = Py_NewRef(Py_None);
@@ -285,6 +301,108 @@ done:
     PyBuffer_Release(&pv);
     return result;
 }
+
+/* ---- AbsDiffSum: an exact sum the Parquet reader feeds while it decodes (_consumer.h) ---------- */
+
+typedef struct {
+    PyObject_HEAD
+    Bins *bins;       /* its own bins (not the thread's): it lives across calls */
+    Py_ssize_t rows;  /* rows taken */
+    int bad;          /* a NaN or infinity was met: the sum is void */
+    RowConsumer consumer;
+} AbsDiffSum;
+
+static int abs_diff_take(void *self, const double *a, const double *b, Py_ssize_t n) {
+    AbsDiffSum *s = self;
+    if (!s->bad) s->bad = sum_abs_diff(s->bins, a, b, n, fold);
+    s->rows += n;
+    return s->bad;
+}
+
+static PyObject *abs_diff_sum_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    if (!PyArg_ParseTuple(args, ":AbsDiffSum") || (kwargs && PyDict_Size(kwargs))) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "AbsDiffSum() takes no arguments");
+        return NULL;
+    }
+    AbsDiffSum *s = (AbsDiffSum *)type->tp_alloc(type, 0);
+    if (!s) return NULL;
+    s->bins = PyMem_RawCalloc(1, sizeof(Bins));
+    if (!s->bins) { Py_DECREF(s); return PyErr_NoMemory(); }
+    s->bins->low = EXPONENTS;
+    s->bins->high = -1;
+    s->bins->ready = 1;
+    s->consumer.take = abs_diff_take;
+    s->consumer.self = s;
+    return (PyObject *)s;
+}
+
+static void abs_diff_sum_dealloc(AbsDiffSum *s) {
+    PyMem_RawFree(s->bins);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static void consumer_capsule_release(PyObject *capsule) {
+    Py_XDECREF((PyObject *)PyCapsule_GetContext(capsule));
+}
+
+static PyObject *abs_diff_sum_consumer(AbsDiffSum *s, PyObject *unused) {
+    PyObject *capsule = PyCapsule_New(&s->consumer, CONSUMER_CAPSULE, consumer_capsule_release);
+    if (!capsule) return NULL;
+    Py_INCREF(s); /* the capsule keeps the sum alive */
+    if (PyCapsule_SetContext(capsule, s) < 0) { Py_DECREF(s); Py_DECREF(capsule); return NULL; }
+    return capsule;
+}
+
+static PyObject *abs_diff_sum_units(AbsDiffSum *s, PyObject *unused) {
+    if (s->bad) Py_RETURN_NONE;
+    return to_units(s->bins);
+}
+
+static PyObject *abs_diff_sum_add(AbsDiffSum *s, PyObject *args) {
+    PyObject *a_obj, *p_obj;
+    if (!PyArg_ParseTuple(args, "OO", &a_obj, &p_obj)) return NULL;
+    Py_buffer av, pv;
+    if (float64_buffer(a_obj, &av, "actual") < 0) return NULL;
+    if (float64_buffer(p_obj, &pv, "prediction") < 0) { PyBuffer_Release(&av); return NULL; }
+    if (av.len != pv.len) {
+        PyErr_SetString(PyExc_ValueError, "actual and prediction must have the same length");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        abs_diff_take(s, av.buf, pv.buf, av.len / 8);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&av);
+    PyBuffer_Release(&pv);
+    if (PyErr_Occurred()) return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef abs_diff_sum_methods[] = {
+    {"consumer", (PyCFunction)abs_diff_sum_consumer, METH_NOARGS,
+     "consumer() -> capsule: this sum as a RowConsumer (_consumer.h) for l1stream.parquet._pages.reduce_pair"},
+    {"units", (PyCFunction)abs_diff_sum_units, METH_NOARGS,
+     "units() -> int or None: the exact sum of |a - b| over the rows taken, in 2**-1074 units; None once a "
+     "value was NaN or infinite"},
+    {"add", (PyCFunction)abs_diff_sum_add, METH_VARARGS, "add(a, b): take two float64 arrays of one length"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMemberDef abs_diff_sum_members[] = {
+    {"rows", T_PYSSIZET, offsetof(AbsDiffSum, rows), READONLY, "rows taken"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject AbsDiffSumType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "l1stream.exact._kernel.AbsDiffSum",
+    .tp_basicsize = sizeof(AbsDiffSum),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "AbsDiffSum(): an exact sum of |a - b| that C code feeds in runs of rows (through consumer()).",
+    .tp_new = abs_diff_sum_new,
+    .tp_dealloc = (destructor)abs_diff_sum_dealloc,
+    .tp_methods = abs_diff_sum_methods,
+    .tp_members = abs_diff_sum_members,
+};
 
 /* Rows regrouped by code (a counting sort): per thread, grown as needed, kept for the next call. */
 static _Thread_local double *grouped_values;
@@ -368,7 +486,7 @@ static PyObject *abs_diff_units_by(PyObject *self, PyObject *args) {
         Bins *bins = fresh_bins();
         int bad;
         Py_BEGIN_ALLOW_THREADS
-        bad = sum_abs_diff(bins, ga + offset, gp + offset, m);
+        bad = sum_abs_diff(bins, ga + offset, gp + offset, m, fold);
         Py_END_ALLOW_THREADS
         offset += m;
         if (bad) {
@@ -394,12 +512,32 @@ done:
     return result;
 }
 
+static PyObject *fold_names(PyObject *self, PyObject *unused) {
+    PyObject *names = PyList_New(0);
+    for (int i = 0; names && i < FOLDS; i++) {
+        if (!fold_runs_here(i)) continue;
+        PyObject *name = PyUnicode_FromString(folds[i].name);
+        if (!name || PyList_Append(names, name) < 0) Py_CLEAR(names);
+        Py_XDECREF(name);
+    }
+    return names;
+}
+
 static PyMethodDef methods[] = {
     {"abs_diff_units", abs_diff_units, METH_VARARGS, abs_diff_units_doc},
+    {"folds", fold_names, METH_NOARGS, "folds() -> [name, ...]: the vector widths of the fold this processor runs, "
+                                       "narrowest first; the last is the one used"},
     {"abs_diff_units_by", abs_diff_units_by, METH_VARARGS, abs_diff_units_by_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernel", "Exact float64 sums in C.", -1, methods};
 
-PyMODINIT_FUNC PyInit__kernel(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__kernel(void) {
+    for (int i = 0; i < FOLDS; i++)
+        if (fold_runs_here(i)) fold = &folds[i];
+    if (PyType_Ready(&AbsDiffSumType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddObjectRef(m, "AbsDiffSum", (PyObject *)&AbsDiffSumType) < 0) Py_CLEAR(m);
+    return m;
+}

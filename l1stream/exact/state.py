@@ -179,6 +179,16 @@ def chunk_state(actual, prediction, weight=None, *, nan_policy: str = "raise",
     return L1State(total, weight_sum, len(a), left_out, propagated)
 
 
+def state_of_units(units: int, count: int) -> L1State:
+    """The state of ``count`` rows, none left out, whose |errors| sum to ``units`` 2**-1074 units
+    (what :func:`~l1stream.exact.summation.compiled_abs_diff_sum` gathers).
+
+    >>> state_of_units(3 << 1073, 2).mae
+    0.75
+    """
+    return L1State(Fraction(units, UNITS_PER_ONE), Fraction(count), count)
+
+
 def grouped_chunk_states(actual, prediction, codes: np.ndarray, distinct: int,
                          names: tuple = ("actual", "prediction")) -> tuple | None:
     """The exact states of the groups of rows with one code (row ``i`` has ``codes[i]`` in

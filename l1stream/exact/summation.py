@@ -28,10 +28,11 @@ import sys
 import numpy as np
 
 try:  # the compiled twin of add_abs_diff (l1stream/_kernel.c); optional
+    from l1stream.exact._kernel import AbsDiffSum as _CompiledAbsDiffSum
     from l1stream.exact._kernel import abs_diff_units as _compiled_abs_diff_units
     from l1stream.exact._kernel import abs_diff_units_by as _compiled_abs_diff_units_by
 except ImportError:  # built without a C compiler
-    _compiled_abs_diff_units = _compiled_abs_diff_units_by = None
+    _compiled_abs_diff_units = _compiled_abs_diff_units_by = _CompiledAbsDiffSum = None
 
 _ZEROS = np.zeros(0)
 
@@ -43,6 +44,26 @@ def _zeros(n: int) -> np.ndarray:
         _ZEROS = np.zeros(max(n, 1 << 16))
         _ZEROS.flags.writeable = False
     return _ZEROS[:n]
+
+
+def compiled_abs_diff_sum():
+    """A running exact sum of ``|a - b|`` that compiled code feeds, or None without the C kernel
+    (or with it turned off).
+
+    Its ``consumer()`` is a capsule (``l1stream/exact/_consumer.h``) through which the Parquet
+    reader hands it rows while it decodes; ``units()`` is then the exact sum in 2**-1074 units
+    (None once a value was NaN or infinite) and ``rows`` the rows taken.
+
+    Examples
+    --------
+    >>> total = compiled_abs_diff_sum()
+    >>> if total is not None:
+    ...     total.add(np.array([1.0, 2.0]), np.array([1.5, 0.0]))
+    ...     assert (total.units(), total.rows) == (5 << 1073, 2)
+    """
+    if _CompiledAbsDiffSum is None or not native_enabled():
+        return None
+    return _CompiledAbsDiffSum()
 
 
 MAX_CODES = 1 << 22

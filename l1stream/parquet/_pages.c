@@ -616,6 +616,10 @@ done:
     return result;
 }
 
+/* ---- two column chunks in lockstep, page by page, to a consumer (reduce_pair) ------------------ */
+
+#include "_lockstep.h"
+
 static PyObject *py_snappy_uncompress2(PyObject *self, PyObject *args) {
     Py_buffer a, b;
     Py_ssize_t size_a, size_b;
@@ -641,6 +645,7 @@ static PyMethodDef methods[] = {
     {"page_header", py_page_header, METH_VARARGS, page_header_doc},
     {"decode_page", py_decode_page, METH_VARARGS, decode_page_doc},
     {"decode_column_chunks", py_decode_column_chunks, METH_VARARGS, decode_column_chunks_doc},
+    {"reduce_pair", py_reduce_pair, METH_VARARGS, reduce_pair_doc},
     {"crc32", py_crc32, METH_VARARGS, "crc32(data) -> int: zlib's CRC-32 (for tests)"},
     {"footer_risks", py_footer_risks, METH_VARARGS,
      "footer_risks(metadata) -> {encryption, encrypted_columns, codecs}: parquet/footer.py's walk, in C"},

@@ -202,6 +202,52 @@ class NativeRowGroups:
             arrays.update((name, table[name]) for name in rest)
         return [(0, _table(arrays, self.columns))]
 
+    def reduce_pair(self, index: int, names: tuple, consumer, chunk_rows: int, start: int = 0,
+                    stop: int | None = None) -> str | None:
+        """Hand rows ``[start, stop)`` of row group ``index``'s two columns ``names`` to ``consumer``
+        (a capsule from :func:`~l1stream.exact.summation.compiled_abs_diff_sum`) page by page, as
+        they decode, with no row-group-sized arrays (``_lockstep.h``).
+
+        Returns None when every row went, else why not: a page with nulls, a value that is not
+        finite, a column or page the decoder does not take, damage.  The consumer has then taken
+        some rows: the caller discards it and reads the row group the ordinary way (:meth:`read`),
+        where every policy and error message lives.
+        """
+        meta = self.parquet.metadata.row_group(index)
+        stop = meta.num_rows if stop is None else stop
+        lanes, fetched = [], []
+        for name in names:
+            if name not in self.leaf:
+                return f"column {name!r} is not a flat DOUBLE column"
+            position, level = self.leaf[name]
+            column = meta.column(position)
+            if not _decodable(column):
+                return f"column {name!r}: {column.compression} or {column.encodings}"
+            begin, size = _chunk_range(column)
+            if begin < 0 or size < 0 or begin + size > self._file_size():
+                return "a column chunk claimed past the end of the file"
+            source: Any
+            if self._data is not None:  # the whole file, fetched already
+                source = self._data[begin:begin + size]
+            elif is_local(self.filesystem):  # read through a window, with pread
+                if self._file is None:
+                    self._file = open(self.path, "rb", buffering=0)
+                source = self._file.fileno()
+            elif (begin, size) in self._fetched:  # fetched ahead (prefetch); read() takes it if we decline
+                source = self._fetched[(begin, size)]
+                fetched.append((begin, size))
+            else:
+                return "a remote column chunk not fetched ahead"
+            lanes.append((source, begin, size, CODECS[column.compression], level))
+        try:
+            why = _pages.reduce_pair(lanes, meta.num_rows, start, stop, max(chunk_rows, WHOLE_PAGE_VALUES), consumer)
+        except OSError as exc:
+            why = str(exc)
+        if why is None:
+            for key in fetched:
+                self._fetched.pop(key, None)
+        return why
+
     # -- internals ---------------------------------------------------------------
 
     def _decode_whole(self, meta, columns: list) -> list:
