@@ -3,8 +3,11 @@
 Input: byte 0 = codec (0 none, 1 snappy, 2 zstd; modulo 3), byte 1 = max definition level (0 or 1), then a column
 chunk.  Every page is parsed and decoded as the reader does it, one by one (``decode_page``) and
 whole (``decode_column_chunks``, alone and paired); each call must return or raise
-Corrupt/Unsupported, never crash, and the two ways must agree.  Snappy and zstd streams are checked
-against pyarrow's codecs (reference implementations).  See fuzz/README.md.
+Corrupt/Unsupported, never crash, and the two ways must agree.  The lockstep sum (``reduce_pair``,
+the chunk beside a hand-built PLAIN chunk whose page size the input's last byte sets) must take
+exactly what the whole decoding takes without nulls or non-finite values, with the same exact sum
+(over every row and over a range the input sets), and decline everything else.  Snappy and zstd
+streams are checked against pyarrow's codecs (reference implementations).  See fuzz/README.md.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ with atheris.instrument_imports(include=["l1stream"]):
     import numpy as np
     import pyarrow as pa
 
+    from l1stream.exact._kernel import AbsDiffSum, abs_diff_units
     from l1stream.parquet import _pages
 
 ROWS = 4096
@@ -50,6 +54,51 @@ def whole(chunk: bytes, codec: int, level: int, rows: int):
     valid = np.empty(rows, np.uint8) if level else None
     nulls = _pages.decode_column_chunks([(chunk, codec, level, out, valid)])
     return out, valid, nulls
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _i32(value: int) -> bytes:  # a Thrift compact i32 field of id (previous + 1)
+    return bytes([0x15]) + _varint((value << 1) ^ (value >> 31))
+
+
+def plain_chunk(values: np.ndarray, per_page: int) -> bytes:
+    """Uncompressed PLAIN v1 pages of a required DOUBLE column, ``per_page`` values each (Thrift by hand)."""
+    out = bytearray()
+    for i in range(0, len(values), per_page):
+        body = values[i:i + per_page].tobytes()
+        # PageHeader: type 0, sizes, then field 5 (delta 2, a struct) = DataPageHeader(num_values, PLAIN, RLE, RLE)
+        header = (_i32(0) + _i32(len(body)) + _i32(len(body)) + bytes([0x2C])
+                  + _i32(len(body) // 8) + _i32(0) + _i32(3) + _i32(3) + b"\x00" + b"\x00")
+        out += header + body
+    return bytes(out)
+
+
+def check_lockstep(chunk: bytes, codec: int, level: int, rows: int, decoded, tail: int) -> None:
+    """reduce_pair beside a plain chunk: the same rows and sum as the whole decoding, or a decline."""
+    other = np.arange(rows, dtype=np.float64) * 0.75 - 3.0
+    plain = plain_chunk(other, 1 + tail % 61)
+    lanes = [(chunk, 0, len(chunk), codec, level), (plain, 0, len(plain), 0, 0)]
+    clean = decoded is not None and decoded[2][0] == 0 and bool(np.isfinite(decoded[0]).all())
+    spans = [(0, rows)] + ([(tail % (rows + 1), rows - (tail // 7) % (rows + 1))] if clean else [])
+    for start, stop in spans:
+        if stop < start:
+            continue
+        total = AbsDiffSum()
+        why = _pages.reduce_pair(lanes, rows, start, stop, ROWS, total.consumer())
+        if not clean:
+            assert why is not None, "the lockstep sum took a chunk the whole decoding refuses or finds nulls in"
+            return
+        assert why is None, f"the lockstep sum declined a clean chunk: {why}"
+        assert total.rows == stop - start
+        assert total.units() == abs_diff_units(decoded[0][start:stop], other[start:stop]), (start, stop)
 
 
 def check_snappy(data: bytes) -> None:
@@ -108,9 +157,10 @@ def test_one_input(data: bytes) -> None:
             second = _pages.decode_column_chunks([(chunk, codec, level, np.empty(rows),
                                                    np.empty(rows, np.uint8) if level else None)] * 2)
         except REFUSED:
-            pass  # whole-chunk decoding may refuse what page-by-page took (no dictionary yet, counts)
+            first = None  # whole-chunk decoding may refuse what page-by-page took (no dictionary yet, counts)
         else:
             assert second[0] == second[1] == first[2][0], (second, first[2])
+        check_lockstep(chunk, codec, level, rows, first, data[-1])
     if codec == 1:
         check_snappy(chunk[:4096])
     elif codec == 6:

@@ -310,6 +310,8 @@ def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes
         except BaseException:
             handle.close()
             raise
+    except BadFileError:
+        raise  # check_footer's, already located (a ValueError too: not to be wrapped below)
     except FileNotFoundError as exc:
         link = is_local(filesystem) and os.path.islink(path)
         what = (f"a symbolic link to {os.readlink(path)}, which does not exist" if link

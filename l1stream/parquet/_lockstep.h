@@ -184,14 +184,15 @@ static int lane_page_done(Lane *l) {
 }
 
 /* Find the next data page that holds a row at or past `skip_before` (pages wholly before it passed
-   over undecoded; dictionary pages decoded on the way), its header in hand and buffers ready.
+   over undecoded, as another piece decodes them; dictionary pages, and pages of no values, decoded
+   on the way, as decode_column_chunks decodes them), its header in hand and buffers ready.
    Sets l->g.header.type to -1 at the chunk's end. */
 static int lane_find(Lane *l, Py_ssize_t skip_before) {
     for (;;) {
         int status = lane_header(l);
         if (status || l->g.header.type < 0) return status;
         PageHeader *h = &l->g.header;
-        if (h->type != PAGE_DICTIONARY && l->position + h->num_values <= skip_before) {
+        if (h->type != PAGE_DICTIONARY && h->num_values > 0 && l->position + h->num_values <= skip_before) {
             if (l->position + h->num_values > l->rows) { l->why = "more values than the row group has rows"; return ERR_CORRUPT; }
             l->position += h->num_values;
             l->offset += l->g.header_length + h->compressed_size;

@@ -364,10 +364,12 @@ static PyObject *py_crc32(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_footer_risks(PyObject *self, PyObject *args) {
+    static const char *kinds[] = {NULL, "type", "repetition histogram", "definition histogram", "byte array sizes"};
     Py_buffer view;
     FooterRisks f;
     if (!PyArg_ParseTuple(args, "y*", &view)) return NULL;
     int status = footer_risks(view.buf, view.len, &f);
+    footer_done(&f);
     PyBuffer_Release(&view);
     if (status < 0 || f.too_many_codecs) {
         PyErr_SetString(PyExc_ValueError, "not a readable FileMetaData");
@@ -380,8 +382,13 @@ static PyObject *py_footer_risks(PyObject *self, PyObject *args) {
         Py_XDECREF(codec);
     }
     if (!codecs) return NULL;
-    return Py_BuildValue("{s:O,s:O,s:N}", "encryption", f.encryption ? Py_True : Py_False, "encrypted_columns",
-                         f.encrypted_columns ? Py_True : Py_False, "codecs", codecs);
+    PyObject *mismatch = f.mismatch ? Py_BuildValue("(sLLLL)", kinds[f.mismatch], (long long)f.mismatch_row_group,
+                                                    (long long)f.mismatch_column, (long long)f.mismatch_stated,
+                                                    (long long)f.mismatch_expected)
+                                    : Py_NewRef(Py_None);
+    if (!mismatch) { Py_DECREF(codecs); return NULL; }
+    return Py_BuildValue("{s:O,s:O,s:N,s:N}", "encryption", f.encryption ? Py_True : Py_False, "encrypted_columns",
+                         f.encrypted_columns ? Py_True : Py_False, "codecs", codecs, "mismatch", mismatch);
 }
 
 static PyObject *py_plausible_page_size(PyObject *self, PyObject *args) {
@@ -648,7 +655,7 @@ static PyMethodDef methods[] = {
     {"reduce_pair", py_reduce_pair, METH_VARARGS, reduce_pair_doc},
     {"crc32", py_crc32, METH_VARARGS, "crc32(data) -> int: zlib's CRC-32 (for tests)"},
     {"footer_risks", py_footer_risks, METH_VARARGS,
-     "footer_risks(metadata) -> {encryption, encrypted_columns, codecs}: parquet/footer.py's walk, in C"},
+     "footer_risks(metadata) -> {encryption, encrypted_columns, codecs, mismatch}: parquet/footer.py's walk, in C"},
     {"plausible_page_size", py_plausible_page_size, METH_VARARGS,
      "plausible_page_size(num_values, uncompressed, compressed, codec) -> bool: the decoder's bound on a page"},
     {"zstd_uncompress", py_zstd_uncompress, METH_VARARGS,

@@ -2,9 +2,11 @@
 
 pyarrow (25-26) can abort the whole process (a C++ exception, ``terminate``, exit 134) from
 ``RowGroupMetaData.column(i)`` and friends on files with encrypted columns under a plaintext
-footer, or an unknown codec number: no ``except`` can catch that, and ``on_bad_file="skip"``
-cannot save a process that died.  So the footer's Thrift (compact protocol) is walked here first,
-just far enough to find those cases, and such a file is a clean, located
+footer, an unknown codec number, or column chunk metadata that contradicts the schema (a chunk's
+type, its level histograms, byte-array sizes on another type; ``.statistics`` of a chunk whose type
+is not its column's): no ``except`` can catch that, and ``on_bad_file="skip"`` cannot save a
+process that died.  So the footer's Thrift (compact protocol) is walked here first, just far
+enough to find those cases, and such a file is a clean, located
 :class:`~l1stream.errors.BadFileError` instead.  The walk runs in C (``_footer.h``, 20x faster on
 footers of many row groups) when the page decoder is built, in Python (:func:`footer_risks`)
 otherwise; tests check that the two agree.
@@ -109,36 +111,127 @@ class _Reader:
             raise IndexError("past the end")
 
 
+MISMATCHES = {  # what a column chunk's metadata may contradict, as check_footer says it
+    "type": "states physical type {stated} where the schema says {expected}",
+    "repetition histogram": "holds a repetition-level histogram of {stated} entries where the column has {expected}",
+    "definition histogram": "holds a definition-level histogram of {stated} entries where the column has {expected}",
+    "byte array sizes": "states byte-array sizes, but the schema says physical type {expected}",
+}
+_BYTE_ARRAY = 6
+
+
 def footer_risks(metadata: bytes) -> dict:
     """What in a serialized FileMetaData would make pyarrow abort: ``encryption`` (the footer names
-    an encryption algorithm), ``encrypted_columns``, ``codecs`` (the codec numbers used)."""
+    an encryption algorithm), ``encrypted_columns``, ``codecs`` (the codec numbers used) and
+    ``mismatch``: the first column chunk whose metadata contradicts the schema, as
+    ``(what, row group, column, stated, expected)`` (``what`` a key of :data:`MISMATCHES`), or None.
+
+    Two passes, as the C twin: the schema's leaves (types and maximum levels from the tree of
+    repetition types), then every column chunk against its leaf.
+    """
+    out: dict = {"encryption": False, "encrypted_columns": False, "codecs": set(), "mismatch": None}
     r = _Reader(metadata)
-    out = {"encryption": False, "encrypted_columns": False, "codecs": set()}
+    leaves = None
     for fid, kind in r.fields():
-        if fid == 4 and kind == 9:  # row_groups: list<RowGroup>
-            size, inner = r.list_header()
-            for _ in range(size):
-                _row_group(r, out)
+        if fid == 2 and kind == 9:  # schema: list<SchemaElement>
+            leaves = _schema_leaves(r)
         elif fid == 8 and kind == 12:  # encryption_algorithm
             out["encryption"] = True
             r.skip(kind)
         else:
             r.skip(kind)
+    r = _Reader(metadata)
+    for fid, kind in r.fields():
+        if fid == 4 and kind == 9:  # row_groups: list<RowGroup>
+            size, inner = r.list_header()
+            if inner != 12:
+                _skip_elements(r, size, inner)
+                continue
+            for index in range(size):
+                _row_group(r, out, index, leaves)
+        else:
+            r.skip(kind)
     return out
 
 
-def _row_group(r: _Reader, out: dict) -> None:
+def schema_leaves(metadata: bytes) -> list | None:
+    """``(physical type, max definition level, max repetition level)`` of each leaf column of a
+    serialized FileMetaData, as :func:`footer_risks` computes them (None: not readable here).
+
+    >>> schema_leaves(b"\\x00")  # no schema at all
+    """
+    r = _Reader(metadata)
+    leaves = None
+    for fid, kind in r.fields():
+        if fid == 2 and kind == 9:
+            leaves = _schema_leaves(r)
+        else:
+            r.skip(kind)
+    return leaves
+
+
+def _skip_elements(r: _Reader, size: int, inner: int) -> None:
+    for _ in range(size):
+        if inner in (1, 2):
+            r.pos += 1
+        else:
+            r.skip(inner, 1)
+
+
+def _schema_leaves(r: _Reader) -> list | None:
+    """``(type, max definition level, max repetition level)`` of each leaf, depth first; None when
+    the tree cannot be read (then nothing is checked against it: pyarrow decides)."""
+    size, inner = r.list_header()
+    if inner != 12:
+        _skip_elements(r, size, inner)
+        return None
+    leaves: list | None = []
+    stack: list = []  # [children left, definition, repetition] per open group
+    for index in range(size):
+        element = {1: -1, 3: -1, 5: 0}  # type, repetition_type, num_children
+        for fid, kind in r.fields():
+            if kind == 5 and fid in element:
+                element[fid] = r.i32()
+            else:
+                r.skip(kind)
+        if leaves is None:
+            continue
+        if index == 0:  # the root: its repetition does not count
+            stack = [[element[5], 0, 0]]
+            continue
+        while len(stack) > 1 and stack[-1][0] == 0:
+            stack.pop()
+        if not stack or stack[-1][0] <= 0:
+            leaves = None  # more elements than the tree holds
+            continue
+        stack[-1][0] -= 1
+        definition = stack[-1][1] + (element[3] in (1, 2))
+        repetition = stack[-1][2] + (element[3] == 2)
+        if element[5] > 0:
+            if len(stack) > 64:
+                leaves = None
+                continue
+            stack.append([element[5], definition, repetition])
+        else:
+            leaves.append((element[1], definition, repetition))
+    if leaves is not None and any(left != 0 for left, _, _ in stack):
+        return None  # fewer elements than the tree claims
+    return leaves
+
+
+def _row_group(r: _Reader, out: dict, index: int, leaves: list | None) -> None:
     for fid, kind in r.fields():
         if fid == 1 and kind == 9:  # columns: list<ColumnChunk>
-            size, _ = r.list_header()
-            for _ in range(size):
+            size, inner = r.list_header()
+            if inner != 12:
+                _skip_elements(r, size, inner)
+                continue
+            for column in range(size):
                 for cid, ckind in r.fields():
                     if cid == 3 and ckind == 12:  # meta_data
-                        for mid, mkind in r.fields():
-                            if mid == 4 and mkind == 5:
-                                out["codecs"].add(r.i32())
-                            else:
-                                r.skip(mkind)
+                        facts = _column_meta(r, out)
+                        if leaves is not None and column < len(leaves) and out["mismatch"] is None:
+                            out["mismatch"] = _mismatch(facts, leaves[column], index, column)
                     elif cid in (8, 9):  # crypto_metadata, encrypted_column_metadata
                         out["encrypted_columns"] = True
                         r.skip(ckind)
@@ -146,6 +239,44 @@ def _row_group(r: _Reader, out: dict) -> None:
                         r.skip(ckind)
         else:
             r.skip(kind)
+
+
+def _column_meta(r: _Reader, out: dict) -> dict:
+    """Walk a ColumnMetaData: codecs into ``out``; the facts a chunk is checked by."""
+    facts = {"type": -1, "repetition": 0, "definition": 0, "byte_array_sizes": False}
+    for mid, mkind in r.fields():
+        if mid == 1 and mkind == 5:
+            facts["type"] = r.i32()
+        elif mid == 4 and mkind == 5:
+            out["codecs"].add(r.i32())
+        elif mid == 16 and mkind == 12:  # size_statistics
+            for sid, skind in r.fields():
+                if sid == 1 and skind == 6:
+                    r.varint()
+                    facts["byte_array_sizes"] = True
+                elif sid in (2, 3) and skind == 9:
+                    length, inner = r.list_header()
+                    _skip_elements(r, length, inner)
+                    facts["repetition" if sid == 2 else "definition"] = length
+                else:
+                    r.skip(skind)
+        else:
+            r.skip(mkind)
+    return facts
+
+
+def _mismatch(facts: dict, leaf: tuple, row_group: int, column: int) -> tuple | None:
+    """What pyarrow's ColumnChunkMetaData would throw on, from a chunk's facts and its leaf."""
+    kind, definition, repetition = leaf
+    if facts["type"] >= 0 and kind >= 0 and facts["type"] != kind:
+        return "type", row_group, column, facts["type"], kind
+    if facts["repetition"] and facts["repetition"] != repetition + 1:
+        return "repetition histogram", row_group, column, facts["repetition"], repetition + 1
+    if facts["definition"] and facts["definition"] != definition + 1:
+        return "definition histogram", row_group, column, facts["definition"], definition + 1
+    if facts["byte_array_sizes"] and kind != _BYTE_ARRAY:
+        return "byte array sizes", row_group, column, 1, kind
+    return None
 
 
 def check_footer(tail: bytes, path: str) -> None:
@@ -175,6 +306,11 @@ def check_footer(tail: bytes, path: str) -> None:
     if unknown:
         raise BadFileError(path=path, problem=f"compression codec number {unknown[0]}, which no Parquet reader here "
                                               f"knows", remedy="rewrite the file with snappy or zstd")
+    if risks["mismatch"] is not None:
+        what, row_group, column, stated, expected = risks["mismatch"]
+        raise BadFileError(path=path, problem=f"a damaged footer: in row group {row_group}, column chunk {column} "
+                                              f"{MISMATCHES[what].format(stated=stated, expected=expected)}",
+                           remedy="rewrite the file")
 
 
 _SIGNATURES = (  # leading bytes -> what the file is

@@ -636,4 +636,5 @@ def _chunk_range(column) -> tuple:
 
 
 def _decodable(column) -> bool:
-    return column.compression in CODECS and set(column.encodings) <= ENCODINGS
+    # the chunk's own type too: a footer may state another type than the schema's (pyarrow refuses that)
+    return column.physical_type == "DOUBLE" and column.compression in CODECS and set(column.encodings) <= ENCODINGS
