@@ -19,8 +19,8 @@ import atheris
 with atheris.instrument_imports(include=["l1stream"]):
     import numpy as np
     import pyarrow as pa
-
     from l1stream.exact._kernel import AbsDiffSum, abs_diff_units
+
     from l1stream.parquet import _pages
 
 ROWS = 4096
