@@ -148,8 +148,8 @@ def test_spark_style_bit_packed_in_chunk_encodings_stays_on_the_c_path(tmp_path,
     original = pages._decodable
     refused = []
 
-    def spy(column):
-        ok = original(column)
+    def spy(column, rows):
+        ok = original(column, rows)
         if not ok:
             refused.append(column.encodings)
         return ok

@@ -224,3 +224,35 @@ def test_the_schema_walk_computes_pyarrow_s_levels(tmp_path, name):
     leaves = footer.schema_leaves(metadata)
     assert [(names[t], d, r) for t, d, r in leaves] == expected
     assert both(metadata)[0][3] is None and both(metadata)[1][3] is None
+
+
+def test_a_footer_this_walk_cannot_read_is_tried_on_pyarrow_in_a_child_first():
+    """Damaged Thrift that pyarrow's generated parser still takes (it ignores a list's element type,
+    which a generic walk must trust), then aborts on: found by fuzzing; the child's death is the verdict."""
+    from l1stream.errors import BadFileError
+
+    data = (DATA / "fuzz-regressions" / "scan" / "footer-pyarrow-reads-but-aborts-on.parquet").read_bytes()
+    metadata = metadata_of(data)
+    with pytest.raises((IndexError, ValueError)):
+        footer.footer_risks(metadata)
+    assert footer.aborts_pyarrow(metadata)
+    with pytest.raises(BadFileError, match="aborts the process"):
+        footer.check_footer(data, "damaged.parquet")
+    # unreadable here and to pyarrow alike: no verdict from the child, pyarrow's own error decides later
+    garbage = bytes([0x19, 0xFC, 0x00])
+    assert not footer.aborts_pyarrow(garbage)
+    footer.check_footer(b"PAR1" + garbage + len(garbage).to_bytes(4, "little") + b"PAR1", "garbage.parquet")
+
+
+def test_a_footer_longer_than_the_first_read_is_read_whole_and_checked(tmp_path):
+    """More than TAIL_BYTES of footer (many row groups): check_footer asks for the rest."""
+    from l1stream.errors import BadFileError
+
+    metadata = _footer(0, definition=[0, 0])  # a mismatch, padded past the first read by a long key
+    assert both(metadata)[0][3] is not None
+    padding = bytes(footer.TAIL_BYTES)
+    data = padding + b"PAR1" + metadata + len(metadata).to_bytes(4, "little") + b"PAR1"
+    short = data[-100:]
+    footer.check_footer(short, "x.parquet")  # without a way to read more: pyarrow decides (as before)
+    with pytest.raises(BadFileError, match="damaged footer"):
+        footer.check_footer(short, "x.parquet", lambda n: data[-n:])

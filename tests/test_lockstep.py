@@ -212,3 +212,23 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="exactly the chunk"):
         pages._pages.reduce_pair([(b"abc", 0, 2, 0, 0), lane], 0, 0, 0, 1, consumer)
     assert pages._pages.reduce_pair([lane, lane], 0, 0, 0, 1, consumer) is None
+
+
+def test_a_second_dictionary_page_is_damage_on_every_path(tmp_path):
+    """pyarrow allows one dictionary page per column chunk ("Column cannot have more than one
+    dictionary"); the C decoders must refuse a second one too, not decode with the latest."""
+    path = str(tmp_path / "t.parquet")
+    pq.write_table(pa.table({"actual": np.tile([1.0, 2.0, 4.0], 100), "prediction": np.zeros(300)}), path,
+                   compression="none")
+    native = reader(path)
+    column = native.parquet.metadata.row_group(0).column(native.leaf["actual"][0])
+    begin, size = pages._chunk_range(column)
+    chunk = open(path, "rb").read()[begin:begin + size]
+    first = column.data_page_offset - begin  # the dictionary page's bytes
+    doubled = chunk[:first] + chunk[:first] + chunk[first:]
+    with pytest.raises(pages._pages.Corrupt, match="second dictionary page"):
+        pages._pages.decode_column_chunks([(doubled, 0, 1, np.empty(300), np.empty(300, np.uint8))])
+    lane = (doubled, 0, len(doubled), 0, 1)
+    why = pages._pages.reduce_pair([lane, lane], 300, 0, 300, 1 << 20, AbsDiffSum().consumer())
+    assert why is not None and "second dictionary page" in why
+    pages._pages.decode_column_chunks([(chunk, 0, 1, np.empty(300), np.empty(300, np.uint8))])  # once is fine

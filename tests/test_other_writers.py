@@ -52,8 +52,8 @@ def check(path, actual, prediction, monkeypatch, model=None):
     slices = per_slice(actual, prediction, model) if model is not None else None
     refused, original = [], pages._decodable
 
-    def watch(column):
-        ok = original(column)
+    def watch(column, rows):
+        ok = original(column, rows)
         if not ok and column.compression in C_CODECS:
             refused.append((column.compression, column.encodings))
         return ok

@@ -156,3 +156,20 @@ def test_nesting_deeper_than_thrifts_limit_is_refused_and_shallower_is_read():
     deep = standard(3)[:-1] + field(4, STRUCT, nested(100)) + b"\x00"
     with pytest.raises(_pages.Corrupt):
         read(deep)
+
+
+def v2_header(num_values=3, num_nulls=0, num_rows=3, definition_bytes=0, repetition_bytes=0) -> bytes:
+    """A DATA_PAGE_V2 header (type 3; its DataPageHeaderV2 is field 8: ids 1-6 in order)."""
+    sub = b"".join(field(1, I32, i32(v)) for v in (num_values, num_nulls, num_rows, 0, definition_bytes,
+                                                    repetition_bytes)) + b"\x00"
+    size = num_values * 8
+    return page_header(field(1, I32, i32(3)), field(1, I32, i32(size)), field(1, I32, i32(size)), field(5, STRUCT, sub))
+
+
+@pytest.mark.parametrize("what, values", [("rows", {"num_rows": -1}), ("definition bytes", {"definition_bytes": -2}),
+                                          ("repetition bytes", {"repetition_bytes": -1})])
+def test_a_v2_header_with_a_negative_count_is_refused_as_pyarrow_refuses_it(what, values):
+    """pyarrow: "Invalid page header (negative number of rows)" / "(negative levels byte length)"."""
+    assert read(v2_header())[:2] == (3, 3)
+    with pytest.raises(_pages.Corrupt, match="negative row count or level length"):
+        read(v2_header(**values))

@@ -294,17 +294,23 @@ def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes
     file, already in memory."""
     try:
         if data is not None:
-            check_footer(data[-TAIL_BYTES:], path)
+            check_footer(data[-TAIL_BYTES:], path, lambda n: data[-n:])
             return _reader(pa.BufferReader(data), dictionary_keys)
         if is_local(filesystem):
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
-                check_footer(os.pread(handle.fileno(), min(size, TAIL_BYTES), max(0, size - TAIL_BYTES)), path)
+                check_footer(os.pread(handle.fileno(), min(size, TAIL_BYTES), max(0, size - TAIL_BYTES)), path,
+                             lambda n: os.pread(handle.fileno(), min(size, n), max(0, size - n)))
             return _reader(path, dictionary_keys)  # buffered: no file pages in RSS
         handle = filesystem.open(path, "rb")
         try:
             handle.seek(max(0, handle.size - TAIL_BYTES))
-            check_footer(handle.read(), path)  # the handle's cache serves pyarrow's own footer read after
+
+            def more(n: int) -> bytes:
+                handle.seek(max(0, handle.size - n))
+                return handle.read()
+
+            check_footer(handle.read(), path, more)  # the handle's cache serves pyarrow's own footer read after
             handle.seek(0)
             return _reader(handle, dictionary_keys)
         except BaseException:
@@ -374,22 +380,35 @@ def _check_schema(schema: pa.Schema, path: str, spec: ScanSpec) -> None:
 
 def _chunks(parquet: pq.ParquetFile, index: int, spec: ScanSpec, path: str, native=None, start: int = 0,
             stop: int | None = None):
+    """``(offset, table)`` chunks of rows ``[start, stop)`` of a row group, from the page decoder or
+    pyarrow; a row group whose columns hold fewer or more rows than its footer states is damaged
+    (pyarrow alone would hand over what the pages hold)."""
     rows = parquet.metadata.row_group(index).num_rows
     stop = rows if stop is None else stop
+    got = 0
     try:
-        chunks = native.read(index, spec.chunk_rows, start, stop) if native is not None else None
-        if chunks is not None:
-            yield from chunks
-            return
-        if start == 0 and stop == rows and rows <= spec.chunk_rows:
-            yield 0, parquet.read_row_group(index, columns=spec.columns)
-            return
-        yield from batches_between(parquet, index, spec.columns, spec.chunk_rows, start, stop)
+        for offset, table in _row_group_tables(parquet, index, spec, native, start, stop, rows):
+            got += table.num_rows
+            yield offset, table
     except DataError:
         raise
     except (pa.ArrowException, OSError) as exc:
         raise BadFileError(path=path, problem=f"row group {index} cannot be decoded ({first_line(exc)}); the file "
                                               f"is probably truncated or corrupt", remedy="rewrite it") from exc
+    if got != stop - start:
+        raise BadFileError(path=path, problem=f"row group {index} holds {start + got:,} rows where the footer states "
+                                              f"{rows:,}; the file is damaged", remedy="rewrite it")
+
+
+def _row_group_tables(parquet: pq.ParquetFile, index: int, spec: ScanSpec, native, start: int, stop: int, rows: int):
+    chunks = native.read(index, spec.chunk_rows, start, stop) if native is not None else None
+    if chunks is not None:
+        yield from chunks
+        return
+    if start == 0 and stop == rows and rows <= spec.chunk_rows:
+        yield 0, parquet.read_row_group(index, columns=spec.columns)
+        return
+    yield from batches_between(parquet, index, spec.columns, spec.chunk_rows, start, stop)
 
 
 def _reduce_chunk(table: pa.Table, piece: Piece | FramePart, spec: ScanSpec, state: ScanState, report: FileReport,

@@ -142,6 +142,7 @@ static int lane_page_buffers(Lane *l) {
     g->scratch = b->scratch;
     g->scratch_size = b->scratch_capacity;
     if (h->type == PAGE_DICTIONARY) {
+        if (l->has_dictionary) { l->why = "a second dictionary page"; return ERR_CORRUPT; } /* pyarrow: one */
         if (reserve((void **)&b->dictionary, &b->dictionary_capacity, (Py_ssize_t)h->num_values * 8 + 8)) {
             l->why = "no memory for a dictionary";
             return ERR_UNSUPPORTED;

@@ -492,6 +492,7 @@ static int next_page(Chunk *c, const char **why) {
         g->scratch = c->buffers->scratch;
         g->scratch_size = c->buffers->scratch_capacity;
         if (h->type == PAGE_DICTIONARY) {
+            if (c->has_dictionary) { *why = "a second dictionary page"; return ERR_CORRUPT; } /* pyarrow: one */
             if (reserve((void **)&c->buffers->dictionary, &c->buffers->dictionary_capacity,
                         (Py_ssize_t)h->num_values * 8 + 8)) {
                 *why = "no memory for a dictionary";
@@ -516,7 +517,7 @@ static int next_page(Chunk *c, const char **why) {
 
 static void page_done(Chunk *c) {
     Page *g = &c->page;
-    if (g->header.type == PAGE_DICTIONARY) {
+    if (g->header.type == PAGE_DICTIONARY) {  /* the first: next_page refuses a second */
         c->dictionary_size = g->header.num_values;
         c->has_dictionary = 1;
     } else {

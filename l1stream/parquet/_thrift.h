@@ -246,6 +246,10 @@ static Py_ssize_t parse_header_raw(const uint8_t *buf, Py_ssize_t size, Py_ssize
         *why = "an unreadable page header";
         return -1;
     }
+    if (h->type == PAGE_DATA_V2 && (h->num_rows < 0 || h->def_bytes < 0 || h->rep_bytes < 0)) {
+        *why = "a v2 page header with a negative row count or level length";  /* pyarrow refuses these too */
+        return -1;
+    }
     if (h->type == PAGE_DICTIONARY && h->num_values >= 0 && (int64_t)h->num_values * 8 > h->uncompressed_size) {
         *why = "a dictionary page with more values than bytes for them";
         return -1;

@@ -158,7 +158,7 @@ class NativeRowGroups:
                 continue  # streamed through a window: read page by page
             for position, _ in self.leaf.values():
                 column = meta.column(position)
-                if _decodable(column):
+                if _decodable(column, meta.num_rows):
                     ranges.append(_chunk_range(column))
         ranges = sorted(set(ranges))
         if not ranges or sum(size for _, size in ranges) > limit:
@@ -183,7 +183,7 @@ class NativeRowGroups:
         """Chunks of row group ``index``'s rows ``[start, stop)`` (default: all), or ``None``."""
         meta = self.parquet.metadata.row_group(index)
         native = {name: (position, level) for name, (position, level) in self.leaf.items()
-                  if _decodable(meta.column(position))}
+                  if _decodable(meta.column(position), meta.num_rows)}
         stop = meta.num_rows if stop is None else stop
         if not native or meta.num_rows == 0:
             return None
@@ -221,7 +221,7 @@ class NativeRowGroups:
                 return f"column {name!r} is not a flat DOUBLE column"
             position, level = self.leaf[name]
             column = meta.column(position)
-            if not _decodable(column):
+            if not _decodable(column, meta.num_rows):
                 return f"column {name!r}: {column.compression} or {column.encodings}"
             begin, size = _chunk_range(column)
             if begin < 0 or size < 0 or begin + size > self._file_size():
@@ -413,6 +413,8 @@ class _ColumnPages:
         kind, count, at, uncompressed, _ = self.page
         dictionary = self.dictionary
         if kind == DICTIONARY_PAGE:
+            if self.dictionary is not None:
+                raise _pages.Corrupt("a second dictionary page")  # pyarrow allows one per column chunk
             values, valid, dictionary = self.buffers.dictionary_for(count), None, None
             self.dictionary = values
         return (self.view, at, self.codec, True, self.max_level, dictionary, values, valid,
@@ -561,7 +563,7 @@ def splittable(parquet, index: int, columns) -> bool:
             return False
         leaf = schema.column(names.index(name))
         if (leaf.physical_type != "DOUBLE" or leaf.max_repetition_level != 0 or leaf.max_definition_level > 1
-                or not _decodable(meta.column(names.index(name)))):
+                or not _decodable(meta.column(names.index(name)), meta.num_rows)):
             return False
     return True
 
@@ -635,6 +637,9 @@ def _chunk_range(column) -> tuple:
     return start, column.total_compressed_size
 
 
-def _decodable(column) -> bool:
-    # the chunk's own type too: a footer may state another type than the schema's (pyarrow refuses that)
-    return column.physical_type == "DOUBLE" and column.compression in CODECS and set(column.encodings) <= ENCODINGS
+def _decodable(column, rows: int) -> bool:
+    """Whether the page decoder takes a flat column's chunk in a row group of ``rows`` rows.  The chunk's
+    own type and value count too: a damaged footer may state another type than the schema's, or
+    another count than the row group's (pyarrow's reading then decides, refusing or not)."""
+    return (column.physical_type == "DOUBLE" and column.num_values == rows and column.compression in CODECS
+            and set(column.encodings) <= ENCODINGS)
