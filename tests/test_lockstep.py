@@ -232,3 +232,30 @@ def test_a_second_dictionary_page_is_damage_on_every_path(tmp_path):
     why = pages._pages.reduce_pair([lane, lane], 300, 0, 300, 1 << 20, AbsDiffSum().consumer())
     assert why is not None and "second dictionary page" in why
     pages._pages.decode_column_chunks([(chunk, 0, 1, np.empty(300), np.empty(300, np.uint8))])  # once is fine
+
+
+def test_the_buffers_a_thread_held_go_when_it_ends(tmp_path):
+    """Page windows, page buffers and decompression contexts are per thread and kept for its next
+    row group; a thread that ends frees them (a notebook's runs on fresh threads must not pile up)."""
+    import threading
+
+    for i in range(2):
+        write(str(tmp_path / f"p{i}.parquet"), 300_000, seed=i, compression="zstd")
+
+    def rss_mib() -> float:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def run():
+        l1stream.evaluate(str(tmp_path), scheduler="synchronous")
+
+    for _ in range(3):  # warm: imports, pyarrow's pools
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    before = rss_mib()
+    for _ in range(40):
+        thread = threading.Thread(target=run)
+        thread.start()
+        thread.join()
+    assert rss_mib() - before < 40, (before, rss_mib())  # kept buffers: over 4 MiB a thread, 160+ MiB

@@ -1,7 +1,8 @@
 """What a plain local run imports: only what it needs (the start-up is most of a small job's time).
 
 Checked in a fresh interpreter through ``sys.modules`` after a real ``l1stream mae``: no Dask at all
-for a one-task graph (run inline), Dask's threaded scheduler for more; never pandas,
+(the graph runs inline for one task, on l1stream's small thread pool for more, unless Dask's
+configuration says how local graphs run); never pandas,
 no distributed, no dask.dataframe, no pyarrow.compute or pyarrow.dataset (row filters and frames
 import them when used), no table libraries, plotting or object-storage clients.  The figures are
 in benchmarks/RESULTS.md (``python benchmarks/startup.py``); this test keeps the gain.
@@ -28,9 +29,9 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """
 
 
-def imported_by(*argv) -> set:
+def imported_by(*argv, env: dict | None = None) -> set:
     proc = subprocess.run([sys.executable, "-c", PROBE, *map(str, argv)], capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, env={**os.environ, **(env or {})})
     doc = json.loads(proc.stdout.strip().splitlines()[-1])
     assert doc["code"] == 0, proc.stderr
     return set(doc["modules"])
@@ -45,11 +46,21 @@ def test_a_plain_local_mae_imports_no_heavy_module(tmp_path):
     assert "dask" not in modules
 
 
-def test_a_graph_of_several_tasks_runs_on_dasks_threaded_scheduler(tmp_path):
+def test_a_graph_of_several_tasks_runs_without_dask_unless_dask_is_configured(tmp_path):
     for i in range(300):  # more files than one task holds (MAX_FILES_PER_TASK)
         write_parquet(tmp_path / "logs" / f"p{i:03d}.parquet", actual=[float(i)], prediction=[i + 0.5])
-    modules = imported_by("mae", tmp_path / "logs", "--quiet")
-    assert "dask.threaded" in modules and not [m for m in NEVER_ON_A_PLAIN_LOCAL_RUN if m in modules]
+    home = tmp_path / "home"
+    (home / ".config" / "dask").mkdir(parents=True)
+    # dask-jobqueue writes this file on import: it says nothing of local runs
+    (home / ".config" / "dask" / "jobqueue.yaml").write_text("jobqueue:\n  slurm:\n    cores: null\n")
+    modules = imported_by("mae", tmp_path / "logs", "--quiet", env={"HOME": str(home)})
+    assert "dask" not in modules and not [m for m in NEVER_ON_A_PLAIN_LOCAL_RUN if m in modules]
+    # a configuration that says how local graphs run is honoured: Dask's scheduler runs the graph
+    (home / ".config" / "dask" / "local.yaml").write_text("num_workers: 1\n")
+    assert "dask.threaded" in imported_by("mae", tmp_path / "logs", "--quiet", env={"HOME": str(home)})
+    (home / ".config" / "dask" / "local.yaml").unlink()
+    assert "dask.threaded" in imported_by("mae", tmp_path / "logs", "--quiet",
+                                          env={"HOME": str(home), "DASK_SCHEDULER": "threads"})
 
 
 def test_by_a_column_and_json_output_stay_light_too(tmp_path):

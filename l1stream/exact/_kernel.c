@@ -408,8 +408,32 @@ static PyTypeObject AbsDiffSumType = {
 static _Thread_local double *grouped_values;
 static _Thread_local Py_ssize_t grouped_capacity;
 
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void free_grouped_scratch(void *unused) {  /* runs in the ending thread */
+    (void)unused;
+    PyMem_RawFree(grouped_values);
+    grouped_values = NULL;
+    grouped_capacity = 0;
+}
+
+static void make_scratch_key(void) { (void)pthread_key_create(&scratch_key, free_grouped_scratch); }
+
+static void thread_holds_scratch(void) {
+    (void)pthread_once(&scratch_once, make_scratch_key);
+    if (!pthread_getspecific(scratch_key)) (void)pthread_setspecific(scratch_key, &scratch_key);
+}
+#else
+static void thread_holds_scratch(void) {}
+#endif
+
 static double *grouped_scratch(Py_ssize_t n) {
     if (n > grouped_capacity) {
+        thread_holds_scratch();
         double *grown = PyMem_RawRealloc(grouped_values, (size_t)(2 * (n > 0 ? n : 1)) * sizeof(double));
         if (!grown) return NULL;
         grouped_values = grown;

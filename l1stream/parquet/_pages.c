@@ -65,11 +65,14 @@ typedef struct {
     int job_codec;         /* CODEC_UNCOMPRESSED (a copy), CODEC_SNAPPY or CODEC_ZSTD */
 } Page;
 
+/* Marks this thread as holding buffers, freed when it ends (defined below, with the buffers). */
+static void thread_holds_buffers(void);
+
 /* One zstd decompression context per thread, made on first use and kept (like slot_buffers). */
 static _Thread_local ZSTD_DCtx *zstd_context;
 
 static int zstd_uncompress(const uint8_t *src, size_t n, uint8_t *dst, size_t size, const char **why) {
-    if (!zstd_context && !(zstd_context = ZSTD_createDCtx())) {
+    if (!zstd_context && (thread_holds_buffers(), !(zstd_context = ZSTD_createDCtx()))) {
         *why = "no memory for a zstd context";
         return ERR_UNSUPPORTED;
     }
@@ -448,6 +451,7 @@ static _Thread_local SlotBuffers slot_buffers[MAX_CHUNKS];
 
 static int reserve(void **buffer, Py_ssize_t *capacity, Py_ssize_t bytes) {
     if (bytes <= *capacity) return 0;
+    thread_holds_buffers();
     void *grown = realloc(*buffer, (size_t)bytes);
     if (!grown) return -1;
     *buffer = grown;
@@ -627,6 +631,41 @@ done:
 /* ---- two column chunks in lockstep, page by page, to a consumer (reduce_pair) ------------------ */
 
 #include "_lockstep.h"
+
+/* ---- buffers held per thread, freed when the thread ends ------------------------------------- */
+
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+
+static pthread_key_t buffers_key;
+static pthread_once_t buffers_once = PTHREAD_ONCE_INIT;
+
+/* Runs in the ending thread (a pool shut down, a Dask worker thread retired): its buffers go too. */
+static void free_thread_buffers(void *unused) {
+    (void)unused;
+    for (int i = 0; i < MAX_CHUNKS; i++) {
+        free(slot_buffers[i].dictionary);
+        free(slot_buffers[i].scratch);
+        memset(&slot_buffers[i], 0, sizeof slot_buffers[i]);
+    }
+    for (int i = 0; i < 2; i++) {
+        LaneBuffers *b = &lane_buffers[i];
+        free(b->window); free(b->scratch); free(b->valid); free(b->values); free(b->dictionary);
+        memset(b, 0, sizeof *b);
+    }
+    ZSTD_freeDCtx(zstd_context);
+    zstd_context = NULL;
+}
+
+static void make_buffers_key(void) { (void)pthread_key_create(&buffers_key, free_thread_buffers); }
+
+static void thread_holds_buffers(void) {
+    (void)pthread_once(&buffers_once, make_buffers_key);
+    if (!pthread_getspecific(buffers_key)) (void)pthread_setspecific(buffers_key, &buffers_key);
+}
+#else
+static void thread_holds_buffers(void) {}
+#endif
 
 static PyObject *py_snappy_uncompress2(PyObject *self, PyObject *args) {
     Py_buffer a, b;
