@@ -27,6 +27,7 @@
 #include "_thrift.h"
 #include "_encodings.h"
 #include "_footer.h"
+#include "_metadata.h"
 #include "zstd.h"
 
 static PyObject *Unsupported, *Corrupt;
@@ -693,6 +694,7 @@ static PyMethodDef methods[] = {
     {"decode_page", py_decode_page, METH_VARARGS, decode_page_doc},
     {"decode_column_chunks", py_decode_column_chunks, METH_VARARGS, decode_column_chunks_doc},
     {"reduce_pair", py_reduce_pair, METH_VARARGS, reduce_pair_doc},
+    {"file_metadata", py_file_metadata, METH_VARARGS, file_metadata_doc},
     {"crc32", py_crc32, METH_VARARGS, "crc32(data) -> int: zlib's CRC-32 (for tests)"},
     {"footer_risks", py_footer_risks, METH_VARARGS,
      "footer_risks(metadata) -> {encryption, encrypted_columns, codecs, mismatch}: parquet/footer.py's walk, in C"},

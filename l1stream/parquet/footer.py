@@ -309,18 +309,29 @@ def check_footer(tail: bytes, path: str, more=None) -> None:
             raise BadFileError(path=path, problem="a damaged footer, on which the Parquet library (pyarrow) aborts "
                                                   "the process", remedy="rewrite the file") from None
         return  # not readable here, harmless to pyarrow: its own error (or reading) decides
+    found = problem(risks)
+    if found is not None:
+        raise BadFileError(path=path, problem=found[0], remedy=found[1])
+
+
+def problem(risks: dict) -> tuple | None:
+    """``(problem, remedy)`` for the risks :func:`footer_risks` found that pyarrow would abort on, or None.
+
+    >>> problem({"encryption": False, "encrypted_columns": False, "codecs": {1, 99}, "mismatch": None})
+    ('compression codec number 99, which no Parquet reader here knows', 'rewrite the file with snappy or zstd')
+    """
     if risks["encryption"] or risks["encrypted_columns"]:
-        raise BadFileError(path=path, problem="encrypted columns (under a plaintext footer), which l1stream cannot "
-                                              "decrypt", remedy="read the file with the keys and write a plain copy")
+        return ("encrypted columns (under a plaintext footer), which l1stream cannot decrypt",
+                "read the file with the keys and write a plain copy")
     unknown = sorted(risks["codecs"] - KNOWN_CODECS)
     if unknown:
-        raise BadFileError(path=path, problem=f"compression codec number {unknown[0]}, which no Parquet reader here "
-                                              f"knows", remedy="rewrite the file with snappy or zstd")
+        return (f"compression codec number {unknown[0]}, which no Parquet reader here knows",
+                "rewrite the file with snappy or zstd")
     if risks["mismatch"] is not None:
         what, row_group, column, stated, expected = risks["mismatch"]
-        raise BadFileError(path=path, problem=f"a damaged footer: in row group {row_group}, column chunk {column} "
-                                              f"{MISMATCHES[what].format(stated=stated, expected=expected)}",
-                           remedy="rewrite the file")
+        return (f"a damaged footer: in row group {row_group}, column chunk {column} "
+                f"{MISMATCHES[what].format(stated=stated, expected=expected)}", "rewrite the file")
+    return None
 
 
 _PROBE = """
