@@ -30,9 +30,9 @@ def synthetic(files: int, size: int) -> Discovery:
 
 
 def measure(files: int, size: int) -> dict:
-    from l1stream.engine.scan import scan_pieces
     from l1stream.engine.scan_state import merge_all
     from l1stream.engine.schedulers import tree_graph
+    from l1stream.engine.tasks import scan_pieces
 
     t0 = time.perf_counter()
     found = synthetic(files, size)

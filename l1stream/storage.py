@@ -178,19 +178,109 @@ PROTOCOL_EXTRAS = {"s3": "s3", "s3a": "s3", "gs": "gcs", "gcs": "gcs", "abfs": "
                    "az": "azure", "adl": "azure", "http": "http", "https": "http"}
 
 
+class LocalFiles:
+    """fsspec's local filesystem, made on first use: ``protocol`` (for :func:`is_local`) and what a
+    local discovery asks (``_strip_protocol``, ``info``, ``isdir``, ``exists``, written as fsspec's
+    ``LocalFileSystem`` writes them; tests compare the two) answer without importing fsspec (about
+    30 ms of a short run); any other attribute is the real ``LocalFileSystem``'s.  Pickles as
+    itself (for workers)."""
+
+    protocol = ("file", "local")
+
+    @staticmethod
+    def _strip_protocol(path) -> str:
+        text = os.fspath(path)
+        local = _local_posix_path(text)
+        if local is None:
+            from fsspec.implementations.local import LocalFileSystem
+
+            return LocalFileSystem._strip_protocol(text)
+        return local
+
+    def info(self, path, **kwargs) -> dict:
+        import stat
+
+        path = self._strip_protocol(path)
+        out = os.stat(path, follow_symlinks=False)
+        link = stat.S_ISLNK(out.st_mode)
+        if link:
+            out = os.stat(path, follow_symlinks=True)
+        kind = "directory" if stat.S_ISDIR(out.st_mode) else "file" if stat.S_ISREG(out.st_mode) else "other"
+        result = {"name": path, "size": out.st_size, "type": kind,
+                  "created": getattr(out, "st_birthtime", out.st_ctime), "islink": link}
+        for name in ("mode", "uid", "gid", "mtime", "ino", "nlink"):
+            result[name] = getattr(out, f"st_{name}")
+        if link:
+            result["destination"] = os.readlink(path)
+        return result
+
+    def isdir(self, path) -> bool:
+        return os.path.isdir(self._strip_protocol(path))
+
+    def exists(self, path, **kwargs) -> bool:
+        try:
+            self.info(path)
+            return True
+        except Exception:  # noqa: BLE001 - as fsspec's: any failure is "not there"
+            return False
+
+    def __getattr__(self, name: str):
+        from fsspec.implementations.local import LocalFileSystem
+
+        return getattr(LocalFileSystem(), name)
+
+    def __reduce__(self):
+        return LocalFiles, ()
+
+    def __repr__(self) -> str:
+        return "LocalFiles()"
+
+
+def _local_posix_path(url: str) -> str | None:
+    """A local path as fsspec's ``LocalFileSystem._strip_protocol`` writes it, or None when ``url``
+    is not a plain local path on a POSIX system (then fsspec itself decides).
+
+    >>> _local_posix_path("file:///tmp/logs/"), _local_posix_path("s3://bucket/key")
+    ('/tmp/logs', None)
+    """
+    if os.sep != "/" or "::" in url or ("://" in url and not url.startswith(("file://", "local://"))):
+        return None
+    for prefix in ("file://", "file:", "local://", "local:"):
+        if url.startswith(prefix):
+            url = url[len(prefix):]
+            break
+    if url.startswith("~"):
+        url = os.path.expanduser(url)
+    elif not url.startswith("/"):
+        url = f"{os.getcwd()}/{url[2:] if url.startswith('./') else '' if url == '.' else url}"
+    return url.rstrip("/") or "/"
+
+
+def split_url(url, storage_options: dict | None = None):
+    """``(filesystem, path)`` as ``fsspec.core.url_to_fs(url, **storage_options)`` gives them; a plain
+    local path without options gets :class:`LocalFiles` and the same path, without importing fsspec."""
+    text = os.fspath(url)
+    if not storage_options:
+        local = _local_posix_path(text)
+        if local is not None:
+            return LocalFiles(), local
+    from fsspec.core import url_to_fs
+
+    return url_to_fs(text, **(storage_options or {}))
+
+
 def url_filesystem(url: str, storage_options: dict | None = None):
-    """``fsspec.core.url_to_fs(url, **storage_options)``, with a missing filesystem package (or a bad
-    option) as a :class:`~l1stream.errors.UsageError` naming the extra to install.
+    """``fsspec.core.url_to_fs(url, **storage_options)`` (through :func:`split_url`), with a missing
+    filesystem package (or a bad option) as a :class:`~l1stream.errors.UsageError` naming the extra
+    to install.
 
     >>> url_filesystem("/tmp")[1]
     '/tmp'
     """
-    from fsspec.core import url_to_fs
-
     from l1stream.errors import UsageError
 
     try:
-        return url_to_fs(os.fspath(url), **(storage_options or {}))
+        return split_url(url, storage_options)
     except ImportError as exc:
         protocol = str(url).split("://", 1)[0].lower() if "://" in str(url) else "file"
         extra = PROTOCOL_EXTRAS.get(protocol)
@@ -256,13 +346,11 @@ def check_writable(outputs: dict, storage_options: dict | None = None) -> None:
 
     ``outputs`` maps the option's name as the user wrote it to a path or URL (or ``None``).
     """
-    from fsspec.core import url_to_fs
-
     for option, target in outputs.items():
         if not target:
             continue
         try:
-            fs, path = url_to_fs(os.fspath(target), **(storage_options or {}))
+            fs, path = split_url(target, storage_options)
         except (ImportError, ValueError):
             continue  # the write itself will say what is missing
         if is_local(fs):

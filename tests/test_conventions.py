@@ -101,3 +101,50 @@ def test_dask_arrays_block_by_block():
     assert dask.compute(lazy)[0] == exact_mae(a[:, 0], p[:, 0])
     with pytest.raises(UsageError, match=r"1-D or 2-D of one shape, but got \(5000,\) and \(5000, 3\)"):
         l1stream.mean_absolute_error(da.from_array(a[:, 0]), p)
+
+
+LOCAL_FORMS = ["logs", "./logs", "logs/", "logs//", ".", "./", "/", "/tmp/x/../y", "~/logs", "~", "file:///tmp/a/",
+               "file:logs", "local:///tmp/b", "local:rel", "file://", "/tmp//double//", "a b/c", "logs/*.parquet"]
+
+
+@pytest.mark.parametrize("form", LOCAL_FORMS)
+def test_local_paths_split_as_fsspec_splits_them_without_it(form):
+    """A plain local path takes no fsspec import, and must come out exactly as fsspec's url_to_fs
+    gives it (state-store keys and the history hold these paths)."""
+    from fsspec.core import url_to_fs
+
+    from l1stream.storage import LocalFiles, is_local, split_url
+
+    fs, path = split_url(form)
+    theirs, their_path = url_to_fs(form)
+    assert isinstance(fs, LocalFiles) and is_local(fs) and is_local(theirs)
+    assert path == their_path
+
+
+def test_the_lazy_local_filesystem_is_fsspec_s_and_pickles():
+    import pickle
+
+    from l1stream.storage import LocalFiles
+
+    fs = pickle.loads(pickle.dumps(LocalFiles()))
+    assert fs.exists(__file__) and fs.info(__file__)["type"] == "file"
+
+
+def test_the_lazy_local_filesystem_answers_as_fsspec_s(tmp_path):
+    import os
+
+    from fsspec.implementations.local import LocalFileSystem
+
+    from l1stream.storage import LocalFiles
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f.parquet").write_bytes(b"x" * 10)
+    os.symlink(tmp_path / "f.parquet", tmp_path / "link")
+    os.symlink(tmp_path / "gone", tmp_path / "dangling")
+    ours, theirs = LocalFiles(), LocalFileSystem()
+    for name in ("d", "f.parquet", "link", "dangling", "missing", "d/"):
+        path = str(tmp_path / name) + ("/" if name.endswith("/") else "")
+        assert ours.exists(path) == theirs.exists(path) and ours.isdir(path) == theirs.isdir(path)
+        if theirs.exists(path):
+            assert ours.info(path) == theirs.info(path)
+        assert ours._strip_protocol("file://" + path) == theirs._strip_protocol("file://" + path)

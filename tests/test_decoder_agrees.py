@@ -16,7 +16,7 @@ from services import need_native_decoder
 
 import l1stream
 from l1stream.errors import BadFileError
-from l1stream.parquet import pages
+from l1stream.parquet import chunks, pages
 
 need_native_decoder()
 from l1stream.parquet import _pages  # noqa: E402
@@ -145,7 +145,7 @@ def test_spark_style_bit_packed_in_chunk_encodings_stays_on_the_c_path(tmp_path,
     assert "BIT_PACKED" in column.encodings
     handed = []
     monkeypatch.setattr(pages.NativeRowGroups, "_reread", lambda self, index, exc: handed.append(exc))
-    original = pages._decodable
+    original = chunks.decodable
     refused = []
 
     def spy(column, rows):
@@ -154,7 +154,7 @@ def test_spark_style_bit_packed_in_chunk_encodings_stays_on_the_c_path(tmp_path,
             refused.append(column.encodings)
         return ok
 
-    monkeypatch.setattr(pages, "_decodable", spy)
+    monkeypatch.setattr(chunks, "decodable", spy)
     result = l1stream.evaluate(str(path), nan_policy="omit")
     assert not refused and not handed
     table = pq.read_table(str(path))
@@ -165,11 +165,11 @@ def test_spark_style_bit_packed_in_chunk_encodings_stays_on_the_c_path(tmp_path,
 
 
 def test_the_c_parts_turn_off_on_a_big_endian_machine(monkeypatch):
-    from l1stream.exact import summation
+    from l1stream.exact import native
 
-    assert summation.native_enabled() == (os.environ.get("L1STREAM_NATIVE", "1") != "0")
-    monkeypatch.setattr(summation.sys, "byteorder", "big")
-    assert not summation.native_enabled() and not pages.native_decoder_enabled()
+    assert native.native_enabled() == (os.environ.get("L1STREAM_NATIVE", "1") != "0")
+    monkeypatch.setattr(native.sys, "byteorder", "big")
+    assert not native.native_enabled() and not pages.native_decoder_enabled()
 
 
 def test_a_column_chunk_claimed_past_the_end_of_the_file_allocates_nothing(tmp_path):

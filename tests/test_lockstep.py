@@ -18,11 +18,11 @@ from fsspec.implementations.local import LocalFileSystem
 from helpers import _units, exact_mae
 
 import l1stream
-from l1stream.exact import summation
-from l1stream.parquet import pages
+from l1stream.exact import native
+from l1stream.parquet import chunks, pages
 
 REQUIRE = os.environ.get("L1STREAM_REQUIRE_NATIVE") == "1"
-if pages._pages is None or summation._CompiledAbsDiffSum is None:
+if pages._pages is None or native._CompiledAbsDiffSum is None:
     if REQUIRE:
         raise RuntimeError("L1STREAM_REQUIRE_NATIVE=1 but l1stream's C extensions are not built")
     pytest.skip("l1stream's C extensions are not built", allow_module_level=True)
@@ -179,9 +179,9 @@ def test_a_chunk_with_more_rows_than_its_row_group_is_declined(tmp_path):
     meta = native.parquet.metadata.row_group(0)
     position, level = native.leaf["actual"]
     column = meta.column(position)
-    begin, size = pages._chunk_range(column)
+    begin, size = chunks.chunk_range(column)
     chunk = open(path, "rb").read()[begin:begin + size]
-    lane = (chunk, begin, size, pages.CODECS[column.compression], level)
+    lane = (chunk, begin, size, chunks.CODECS[column.compression], level)
     for rows in (3_999, 2_000):  # the row group as a footer might misstate it
         why = pages._pages.reduce_pair([lane, lane], rows, 0, rows, 1 << 20, AbsDiffSum().consumer())
         assert why is not None and "damage" in why
@@ -222,7 +222,7 @@ def test_a_second_dictionary_page_is_damage_on_every_path(tmp_path):
                    compression="none")
     native = reader(path)
     column = native.parquet.metadata.row_group(0).column(native.leaf["actual"][0])
-    begin, size = pages._chunk_range(column)
+    begin, size = chunks.chunk_range(column)
     chunk = open(path, "rb").read()[begin:begin + size]
     first = column.data_page_offset - begin  # the dictionary page's bytes
     doubled = chunk[:first] + chunk[:first] + chunk[first:]
@@ -249,13 +249,13 @@ def test_the_buffers_a_thread_held_go_when_it_ends(tmp_path):
     def run():
         l1stream.evaluate(str(tmp_path), scheduler="synchronous")
 
-    for _ in range(3):  # warm: imports, pyarrow's pools
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
+    def runs(count: int) -> None:
+        for _ in range(count):
+            thread = threading.Thread(target=run)
+            thread.start()
+            thread.join()
+
+    runs(40)  # warm: imports, and the allocator's per-thread arenas (glibc keeps up to 8 per core)
     before = rss_mib()
-    for _ in range(40):
-        thread = threading.Thread(target=run)
-        thread.start()
-        thread.join()
-    assert rss_mib() - before < 40, (before, rss_mib())  # kept buffers: over 4 MiB a thread, 160+ MiB
+    runs(80)
+    assert rss_mib() - before < 40, (before, rss_mib())  # buffers kept by ended threads: 4+ MiB each, 320+

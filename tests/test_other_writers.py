@@ -45,12 +45,12 @@ def per_slice(actual, prediction, model) -> dict:
 
 
 def check(path, actual, prediction, monkeypatch, model=None):
-    from l1stream.parquet import pages
+    from l1stream.parquet import chunks
 
     a, p = clean_rows(actual, [None if isinstance(v, float) and math.isnan(v) else v for v in prediction])
     want = exact_mae(a, p)
     slices = per_slice(actual, prediction, model) if model is not None else None
-    refused, original = [], pages._decodable
+    refused, original = [], chunks.decodable
 
     def watch(column, rows):
         ok = original(column, rows)
@@ -58,7 +58,7 @@ def check(path, actual, prediction, monkeypatch, model=None):
             refused.append((column.compression, column.encodings))
         return ok
 
-    monkeypatch.setattr(pages, "_decodable", watch)
+    monkeypatch.setattr(chunks, "decodable", watch)
     for native in ("1", "0"):
         monkeypatch.setenv("L1STREAM_NATIVE", native)
         result = l1stream.evaluate(str(path), nan_policy="omit")

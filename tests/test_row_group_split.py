@@ -43,13 +43,14 @@ def test_the_pieces_of_one_row_group_cover_every_row_once(one_row_group):
     path, _, _ = one_row_group
     parquet = open_parquet(str(path), LocalFileSystem())
     for splits in (2, 3, 7, 16):
-        ranges = [r for s in range(splits) for r in my_row_ranges(parquet, Piece(str(path), split=s, splits=splits),
-                                                                     ["actual", "prediction"])]
+        ranges = [r for s in range(splits)
+                  for r in my_row_ranges(parquet.metadata, Piece(str(path), split=s, splits=splits),
+                                         ["actual", "prediction"])]
         assert [r[0] for r in ranges] == [0] * len(ranges) and len(ranges) == splits
         assert ranges[0][1] == 0 and ranges[-1][2] == ROWS
         assert all(a[2] == b[1] for a, b in zip(ranges, ranges[1:]))  # contiguous, no gap, no overlap
     # a column the decoder does not take (a string `by` column): the first piece reads it whole
-    whole = [my_row_ranges(parquet, Piece(str(path), split=s, splits=4), ["actual", "prediction", "model"])
+    whole = [my_row_ranges(parquet.metadata, Piece(str(path), split=s, splits=4), ["actual", "prediction", "model"])
              for s in range(4)]
     assert whole == [[(0, 0, ROWS)], [], [], []]
     parquet.close()

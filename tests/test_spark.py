@@ -5,7 +5,7 @@ test made in Python: its defaults (snappy, v1 pages, hive ``partitionBy``), v2 p
 off, small row groups and pages, and each codec it writes.  Ground truth is the Python values
 handed to Spark, summed exactly (helpers.Oracle), never a Parquet reader.  parquet-mr lists
 ``BIT_PACKED`` among a column chunk's encodings for levels it does not store: the C decoder must
-still take those files (``pages._decodable`` is watched), not hand them to pyarrow.
+still take those files (``chunks.decodable`` is watched), not hand them to pyarrow.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from helpers import Oracle, assert_exact
 from services import need
 
 import l1stream
-from l1stream.parquet import pages
+from l1stream.parquet import chunks, pages
 
 ROWS = 24_000
 
@@ -106,7 +106,7 @@ def test_spark_output_is_exact(spark_tables, shape, native, monkeypatch):
     rows, written = spark_tables
     monkeypatch.setenv("L1STREAM_NATIVE", native)
     refused = []
-    original = pages._decodable
+    original = chunks.decodable
 
     def watch(column, rows):
         ok = original(column, rows)
@@ -114,7 +114,7 @@ def test_spark_output_is_exact(spark_tables, shape, native, monkeypatch):
             refused.append((column.compression, column.encodings))
         return ok
 
-    monkeypatch.setattr(pages, "_decodable", watch)
+    monkeypatch.setattr(chunks, "decodable", watch)
     assert_exact(l1stream.evaluate(written[shape], nan_policy="omit"), _oracle(rows, False))
     assert_exact(l1stream.evaluate(written[shape], nan_policy="omit", by="model"), _oracle(rows, True))
     if native == "1" and shape not in ("gzip", "lz4"):
@@ -162,7 +162,7 @@ def _page_types(directory, column) -> set:
     import glob
 
     path = sorted(glob.glob(os.path.join(directory, "model=*", "*.parquet")))[0]
-    start, size = pages._chunk_range(column)
+    start, size = chunks.chunk_range(column)
     with open(path, "rb") as handle:
         handle.seek(start)
         chunk = handle.read(size)

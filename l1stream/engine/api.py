@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from l1stream.engine.clusters import validate_cluster
-from l1stream.engine.frames import LABELS, evaluate_frame
 from l1stream.engine.job import evaluate_paths, validate_options
 from l1stream.engine.planning import DEFAULT_TASK_BYTES
 from l1stream.engine.result import EvaluationResult
@@ -119,8 +118,12 @@ def evaluate(source, *, actual: str = "actual", prediction: str = "prediction", 
         source, filesystem = list(source.files), source.filesystem
     elif kind != "paths":
         if storage_options or filesystem is not None or cluster is not None or options.store is not None:
+            from l1stream.engine.frames import LABELS
+
             raise UsageError(f"storage_options, filesystem, cluster and store apply to paths, not to {LABELS[kind]} "
                              "(a Dask DataFrame runs on the scheduler it was made with)")
+        from l1stream.engine.frames import evaluate_frame  # imports pyarrow: only for frames
+
         return evaluate_frame(source, kind, options, progress=progress, compute=compute)
     return evaluate_paths(source, options, storage_options=storage_options, filesystem=filesystem,
                           progress=progress, cluster=cluster, compute=compute)

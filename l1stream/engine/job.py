@@ -1,6 +1,6 @@
 """The Dask layer: validate, discover, plan, scan in parallel, tree-reduce exact states.
 
-Nothing here computes a number: tasks call :func:`l1stream.engine.scan.scan_pieces`
+Nothing here computes a number: tasks call :func:`l1stream.engine.tasks.scan_pieces`
 (or :func:`l1stream.exact.state.chunk_state` for a user's Dask DataFrame) and the
 reduction calls ``merge``.  Per-partition means are never averaged.
 """
@@ -13,13 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from l1stream.engine.pieces import Piece, ScanSpec
 from l1stream.engine.planning import DEFAULT_TASK_BYTES, Plan, plan_tasks
 from l1stream.engine.result import EvaluationResult
-from l1stream.engine.scan import Piece, ScanSpec, open_parquet, scan_pieces
 from l1stream.engine.scan_state import ScanState, merge_all
 from l1stream.engine.schedulers import run_graph, scheduler_from_file, scheduler_label, tree_graph, validate_scheduler
+from l1stream.engine.tasks import scan_pieces
 from l1stream.errors import NoRowsError, SchemaError, UsageError, did_you_mean
-from l1stream.exact.state import check_nan_policy
+from l1stream.exact.l1state import check_nan_policy
 from l1stream.sources.discovery import Discovery, check_outputs_outside_sources, discover
 from l1stream.sources.filters import BoundFilters, bind_filters, parse_filters
 from l1stream.sources.tables import validate_format
@@ -262,8 +263,20 @@ def _fingerprint(tasks) -> str:
 
 
 def _first_schema(found, options: Options):
-    """The schema of the first readable file, to validate names before scheduling anything."""
+    """The schema of the first readable file, to validate names before scheduling anything: its
+    top-level names from l1stream's own footer reading for a local job without filters (no pyarrow
+    needed), else pyarrow's schema (filters are typed against it)."""
+    from l1stream.storage import is_local
+
+    if not options.filters and found.files and found.filesystem is not None and is_local(found.filesystem):
+        from l1stream.engine.direct import local_footer
+
+        meta = local_footer(found.files[0].path)
+        if meta is not None:
+            return meta.schema
     last_error: Exception | None = None
+    from l1stream.engine.scan import open_parquet
+
     for file in found.files[:20]:
         try:
             parquet = open_parquet(file.path, found.filesystem)

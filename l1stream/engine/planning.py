@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from l1stream.engine.scan import Piece
+from l1stream.engine.pieces import Piece
 from l1stream.sources.discovery import Discovery
 from l1stream.sources.filters import BoundFilters
 

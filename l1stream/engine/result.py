@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 from l1stream.engine.scan_state import ScanState, _sort_key
-from l1stream.exact.state import LEFT_OUT_REASONS, L1State, correctly_rounded
+from l1stream.exact.l1state import LEFT_OUT_REASONS, L1State, correctly_rounded
 from l1stream.markup import card, esc, scoped_style, slice_bars_svg
 
 SCHEMA_VERSION = 1

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
-from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from l1stream.engine.remote import prefetch_small_files
+from l1stream.engine.pieces import FramePart, Piece, ScanSpec, my_row_ranges  # noqa: F401 - importable from here
 from l1stream.engine.scan_state import FileReport, ScanState
 from l1stream.engine.slicing import grouped_slices, slice_groups
 from l1stream.errors import BadFileError, DataError, SchemaError, first_line
+from l1stream.exact.native import compiled_abs_diff_sum
 from l1stream.exact.state import L1State, chunk_state, paired_chunk_states, state_of_units
-from l1stream.exact.summation import compiled_abs_diff_sum
 from l1stream.parquet.footer import TAIL_BYTES, check_footer, describe_foreign
-from l1stream.parquet.pages import NativeRowGroups, batches_between, native_decoder_enabled, splittable
+from l1stream.parquet.pages import NativeRowGroups, batches_between, native_decoder_enabled
 from l1stream.sources.any_of import add_partition_columns
 from l1stream.sources.filters import statistics_may_match
 from l1stream.storage import is_local
@@ -33,121 +31,9 @@ log = logging.getLogger("l1stream")
 NUMERIC_HINT = "expected float, integer or decimal"
 
 
-@dataclass(frozen=True)
-class Piece:
-    """Row groups ``i`` of one file with ``i * splits // num_row_groups == split``."""
-
-    path: str
-    partition: dict = field(default_factory=dict)  # typed partition values
-    split: int = 0
-    splits: int = 1
-    size: int = 0  # bytes of the whole file (part of the store identity)
-    version: str = ""  # the file's version (see sources.file_version): part of the store identity
-    stored: bool = False  # a state-store entry exists for this piece: load it instead of reading
-
-    @property
-    def identity(self) -> list:
-        """What the state store keys this piece by: a rewritten file or a new split gets a new key."""
-        return [self.path, self.size, self.version, self.split, self.splits]
-
-
-@dataclass(frozen=True)
-class FramePart:
-    """A DataFrame partition standing in for a :class:`Piece`: one chunk, already in memory."""
-
-    table: Any  # pyarrow.Table
-    index: int
-    partition: dict = field(default_factory=dict)
-    name: str = ""  # what messages call it ("a pyarrow Table"); partition-<index> by default
-
-    @property
-    def path(self) -> str:
-        return self.name or f"partition-{self.index}"
-
-
-@dataclass(frozen=True)
-class ScanSpec:
-    """What to compute from each piece (everything a task needs besides the pieces)."""
-
-    actual: str
-    prediction: str
-    weight: str | None = None
-    by: tuple = ()
-    partition_keys: tuple = ()
-    row_expression: Any = None
-    row_columns: tuple = ()
-    nan_policy: str = "raise"
-    on_bad_file: str = "raise"
-    chunk_rows: int = 1 << 20
-    row_comparisons: tuple = ()  # typed (column, op, value): row groups whose statistics exclude them are skipped
-    baseline: str | None = None  # another model's prediction column, evaluated on the same rows
-    extra_columns: tuple = ()  # read as well (a report's time column, say)
-    filter_partition_keys: tuple = ()  # (key, arrow type): the row expression reads these partition keys
-
-    @property
-    def value_columns(self) -> tuple:
-        return ((self.actual, self.prediction) + ((self.weight,) if self.weight else ())
-                + ((self.baseline,) if self.baseline else ()))
-
-    @property
-    def names(self) -> tuple:
-        """``(actual, prediction, weight)`` column names, as :func:`~l1stream.exact.state.chunk_state` reports them."""
-        return (self.actual, self.prediction, self.weight or "weight")
-
-    @property
-    def data_by(self) -> tuple:
-        return tuple(k for k in self.by if k not in self.partition_keys)
-
-    @property
-    def plain_pair(self) -> bool:
-        """Only actual and prediction are read, every row counts (no filter), and slices are partition
-        keys if any: the page decoder may hand rows straight to an exact sum, page by page."""
-        return (self.weight is None and self.baseline is None and self.row_expression is None and not self.data_by
-                and not self.row_columns and not self.extra_columns and not self.row_comparisons)
-
-    @property
-    def columns(self) -> list:
-        return list(dict.fromkeys(self.value_columns + self.data_by + tuple(self.row_columns)
-                                  + tuple(self.extra_columns)))
-
-
-def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
-    """Scan every piece and return their merged state (a bad file raises or is skipped).
-
-    With a :class:`~l1stream.engine.store.StateStore`, a piece marked ``stored`` is loaded from it
-    (recomputed if the entry is missing or corrupt) and every freshly computed piece is saved.
-    """
-    result = ScanState.empty()
-    fetched = prefetch_small_files([p for p in pieces if not isinstance(p, FramePart)], filesystem)
-    for piece in pieces:
-        try:
-            if store is None:
-                result = result.merge(_scan_piece(piece, spec, filesystem, fetched.pop(piece.path, None)))
-                result.fragments_read += 1
-                continue
-            key = store.key(piece.identity)
-            state, rejected = store.load(key, piece.identity) if piece.stored else (None, False)
-            if state is not None:
-                state.fragments_reused += 1
-            else:
-                state = _scan_piece(piece, spec, filesystem, fetched.pop(piece.path, None))
-                store.save(key, piece.identity, state)
-                state.fragments_read += 1
-                state.fragments_rejected += rejected
-            result = result.merge(state)
-        except (BadFileError, SchemaError) as exc:
-            if spec.on_bad_file != "skip":
-                raise
-            result.skipped[piece.path] = _without_path(getattr(exc, "problem", exc.message), piece.path)
-    return result
-
-
-def _without_path(reason: str, path: str) -> str:
-    """A skipped file's reason, without the path its line already names."""
-    return reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason
-
-
-def _scan_piece(piece: Piece, spec: ScanSpec, filesystem, data: bytes | None = None) -> ScanState:
+def scan_piece(piece: Piece, spec: ScanSpec, filesystem, data: bytes | None = None) -> ScanState:
+    """A piece's state from its rows as tables (row groups the page decoder sums as it decodes
+    come summed): the ordinary scan, for every spec and every file."""
     state = ScanState.empty()
     report = FileReport()
     # each chunk is reduced before the next is read, and nothing keeps its arrays: recycle them
@@ -189,7 +75,7 @@ def iter_piece_chunks(piece: Piece, spec: ScanSpec, filesystem, report: FileRepo
               if native_decoder_enabled() else None)
     try:
         _check_schema(parquet.schema_arrow, piece.path, spec)
-        mine = my_row_ranges(parquet, piece, spec.columns)
+        mine = my_row_ranges(parquet.metadata, piece, spec.columns)
         report.row_groups = sum(1 for _, start, _ in mine if start == 0)  # a split row group counts once
         if native is not None and data is None:
             native.prefetch([index for index, start, stop in mine
@@ -243,30 +129,6 @@ def filter_rows(table: pa.Table, piece, spec: ScanSpec, report: FileReport) -> p
         table = table.filter(spec.row_expression)
     report.rows_filtered += before - table.num_rows
     return table
-
-
-def my_row_ranges(parquet: pq.ParquetFile, piece: Piece, columns) -> list:
-    """``(row group, start, stop)``: the rows this piece owns, each row read by exactly one piece.
-
-    With at least as many row groups as pieces, piece ``s`` of ``k`` owns the whole row groups ``i``
-    with ``i * k // R == s``.  With more pieces than row groups (a large file of few, huge row
-    groups), row group ``r`` goes to the pieces ``s`` with ``s * R // k == r``, and when l1stream's
-    page decoder can take all of its columns (decided from the file's metadata alone, so that every
-    worker decides alike) they split its rows evenly, so one 10M-row row group uses every core;
-    otherwise the first of them reads it whole.
-    """
-    meta = parquet.metadata
-    count, k, s = meta.num_row_groups, piece.splits, piece.split
-    if k <= count:
-        return [(i, 0, meta.row_group(i).num_rows) for i in range(count) if i * k // count == s]
-    r = s * count // k
-    owners = [t for t in range(k) if t * count // k == r]
-    rows = meta.row_group(r).num_rows
-    if not splittable(parquet, r, columns):
-        return [(r, 0, rows)] if s == owners[0] else []
-    j, n = s - owners[0], len(owners)
-    start, stop = j * rows // n, (j + 1) * rows // n
-    return [(r, start, stop)] if stop > start else []
 
 
 def row_group_may_match(parquet: pq.ParquetFile, index: int, comparisons) -> bool:

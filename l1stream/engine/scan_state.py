@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from l1stream.exact.state import LEFT_OUT_REASONS, L1State
+from l1stream.exact.l1state import LEFT_OUT_REASONS, L1State
 
 
 @dataclass

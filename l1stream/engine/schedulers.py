@@ -266,7 +266,7 @@ def default_threads() -> int | None:
     16.0 ns/row).  pyarrow's reader holds it for longer steps, and an extra thread keeps the
     cores decoding meanwhile (5.0 s with 3 threads, 5.9 s with 2).
     """
-    from l1stream.parquet.pages import native_decoder_enabled
+    from l1stream.parquet.chunks import native_decoder_enabled
 
     if "dask" in sys.modules:
         import dask

@@ -10,113 +10,26 @@ order, gives the same state and the same bits.  Nothing here knows of Dask.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
 
-from l1stream.errors import NonFiniteError, NoRowsError, UsageError
+from l1stream.errors import NonFiniteError, UsageError
 from l1stream.exact.columns import FLOAT, INT64, NumericColumn, as_numeric
-from l1stream.exact.summation import UNITS_PER_ONE, ExactSum, NonFiniteInput
-
-NAN_POLICIES = ("raise", "omit", "propagate")
-LEFT_OUT_REASONS = ("null", "nan", "inf")
-"""Why a row was left out, in order of precedence: a row with a null and a NaN counts as null."""
+from l1stream.exact.l1state import (  # noqa: F401 - the state's names, importable from here as ever
+    LEFT_OUT_REASONS,
+    NAN_POLICIES,
+    UNITS_PER_ONE,
+    L1State,
+    check_nan_policy,
+    correctly_rounded,
+    state_of_units,
+)
+from l1stream.exact.summation import ExactSum, NonFiniteInput
 
 _REASON_CODES = {"null": 1, "nan": 2, "inf": 3}
 _MAX_PRODUCT_EXPONENT = 995  # Veltkamp splitting and w * x stay finite below 2**995 each
 _MIN_PRODUCT = 2.0**-969  # a product error term stays a normal number above this
-
-
-@dataclass(frozen=True)
-class L1State:
-    """Exact sufficient statistics of the (weighted) mean absolute error.
-
-    Attributes
-    ----------
-    abs_error_sum : Fraction
-        Exact ``sum(w_i * |actual_i - prediction_i|)`` over used rows (``w_i = 1`` unweighted).
-    weight_sum : Fraction
-        Exact ``sum(w_i)`` over used rows (the row count when unweighted).
-    count : int
-        Rows used.
-    left_out : dict
-        Rows left out, by reason (``null``, ``nan``, ``inf``).
-    propagated : float or None
-        Under ``nan_policy='propagate'``: NaN (or inf) once such a row was met.
-
-    Examples
-    --------
-    >>> s = chunk_state([10, 11, 12, 13], [10, 12, 14, 11])
-    >>> s.count, s.mae
-    (4, 1.25)
-    >>> L1State.empty().merge(s) == s
-    True
-    """
-
-    abs_error_sum: Fraction = Fraction(0)
-    weight_sum: Fraction = Fraction(0)
-    count: int = 0
-    left_out: dict = field(default_factory=lambda: dict.fromkeys(LEFT_OUT_REASONS, 0))
-    propagated: float | None = None
-
-    @classmethod
-    def empty(cls) -> "L1State":
-        """The identity of :meth:`merge`."""
-        return cls()
-
-    def merge(self, other: "L1State") -> "L1State":
-        """Add two states (associative and commutative, exact)."""
-        return L1State(
-            abs_error_sum=self.abs_error_sum + other.abs_error_sum,
-            weight_sum=self.weight_sum + other.weight_sum,
-            count=self.count + other.count,
-            left_out={k: self.left_out[k] + other.left_out[k] for k in LEFT_OUT_REASONS},
-            propagated=_merge_propagated(self.propagated, other.propagated),
-        )
-
-    @property
-    def rows(self) -> int:
-        """Rows seen: used plus left out."""
-        return self.count + sum(self.left_out.values())
-
-    @property
-    def mae(self) -> float:
-        """The correctly rounded (weighted) MAE; raises :class:`NoRowsError` when undefined."""
-        if self.propagated is not None:
-            return self.propagated
-        if self.count == 0:
-            raise NoRowsError(f"no rows to average: {self.rows} rows seen, {self._left_out_text()}")
-        if self.weight_sum == 0:
-            raise NoRowsError(f"all {self.count} weights are zero: the weighted MAE is undefined")
-        return correctly_rounded(self.abs_error_sum / self.weight_sum)
-
-    @property
-    def abs_error_sum_float(self) -> float:
-        """``abs_error_sum`` correctly rounded to float64."""
-        return correctly_rounded(self.abs_error_sum)
-
-    def _left_out_text(self) -> str:
-        parts = [f"{n} {k}" for k, n in self.left_out.items() if n]
-        return "all left out (" + ", ".join(parts) + ")" if parts else "none left out"
-
-
-def correctly_rounded(value: Fraction) -> float:
-    """The float64 nearest to an exact rational (ties to even; infinity past the largest float)."""
-    try:
-        return value.numerator / value.denominator  # CPython int / int is correctly rounded
-    except OverflowError:  # beyond the largest float by at least half an ulp: IEEE rounds to infinity
-        return math.inf if value > 0 else -math.inf
-
-
-def _merge_propagated(a, b):
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if math.isnan(a) or math.isnan(b) or a != b:
-        return math.nan
-    return a
 
 
 def chunk_state(actual, prediction, weight=None, *, nan_policy: str = "raise",
@@ -177,16 +90,6 @@ def chunk_state(actual, prediction, weight=None, *, nan_policy: str = "raise",
         w = _take(w, keep) if w is not None else None
     total, weight_sum = _exact_sums(a, p, w)
     return L1State(total, weight_sum, len(a), left_out, propagated)
-
-
-def state_of_units(units: int, count: int) -> L1State:
-    """The state of ``count`` rows, none left out, whose |errors| sum to ``units`` 2**-1074 units
-    (what :func:`~l1stream.exact.summation.compiled_abs_diff_sum` gathers).
-
-    >>> state_of_units(3 << 1073, 2).mae
-    0.75
-    """
-    return L1State(Fraction(units, UNITS_PER_ONE), Fraction(count), count)
 
 
 def grouped_chunk_states(actual, prediction, codes: np.ndarray, distinct: int,
@@ -279,12 +182,6 @@ def finite_losses(a: NumericColumn, p: NumericColumn) -> np.ndarray | None:
 
 def _finite(value) -> bool:
     return not isinstance(value, float) or math.isfinite(value)
-
-
-def check_nan_policy(nan_policy: str) -> None:
-    """Raise a :class:`UsageError` naming the allowed values unless ``nan_policy`` is one."""
-    if nan_policy not in NAN_POLICIES:
-        raise UsageError(f"nan_policy must be one of {', '.join(map(repr, NAN_POLICIES))}; got {nan_policy!r}")
 
 
 def _row_reasons(a: NumericColumn, p: NumericColumn) -> np.ndarray:

@@ -22,17 +22,17 @@ How a block of |actual - prediction| is summed:
 from __future__ import annotations
 
 import math
-import os
-import sys
 
 import numpy as np
 
+from l1stream.exact.l1state import UNITS_PER_ONE
+from l1stream.exact.native import native_enabled
+
 try:  # the compiled twin of add_abs_diff (l1stream/_kernel.c); optional
-    from l1stream.exact._kernel import AbsDiffSum as _CompiledAbsDiffSum
     from l1stream.exact._kernel import abs_diff_units as _compiled_abs_diff_units
     from l1stream.exact._kernel import abs_diff_units_by as _compiled_abs_diff_units_by
 except ImportError:  # built without a C compiler
-    _compiled_abs_diff_units = _compiled_abs_diff_units_by = _CompiledAbsDiffSum = None
+    _compiled_abs_diff_units = _compiled_abs_diff_units_by = None
 
 _ZEROS = np.zeros(0)
 
@@ -44,26 +44,6 @@ def _zeros(n: int) -> np.ndarray:
         _ZEROS = np.zeros(max(n, 1 << 16))
         _ZEROS.flags.writeable = False
     return _ZEROS[:n]
-
-
-def compiled_abs_diff_sum():
-    """A running exact sum of ``|a - b|`` that compiled code feeds, or None without the C kernel
-    (or with it turned off).
-
-    Its ``consumer()`` is a capsule (``l1stream/exact/_consumer.h``) through which the Parquet
-    reader hands it rows while it decodes; ``units()`` is then the exact sum in 2**-1074 units
-    (None once a value was NaN or infinite) and ``rows`` the rows taken.
-
-    Examples
-    --------
-    >>> total = compiled_abs_diff_sum()
-    >>> if total is not None:
-    ...     total.add(np.array([1.0, 2.0]), np.array([1.5, 0.0]))
-    ...     assert (total.units(), total.rows) == (5 << 1073, 2)
-    """
-    if _CompiledAbsDiffSum is None or not native_enabled():
-        return None
-    return _CompiledAbsDiffSum()
 
 
 MAX_CODES = 1 << 22
@@ -88,15 +68,6 @@ def grouped_abs_diff_units(actual: np.ndarray, prediction: np.ndarray, codes: np
         return None
     return _compiled_abs_diff_units_by(actual, prediction, np.ascontiguousarray(codes, dtype=np.int64), distinct)
 
-
-def native_enabled() -> bool:
-    """False when ``L1STREAM_NATIVE=0`` asks for the pure numpy/pyarrow paths (read on each use),
-    and on big-endian machines, where the C parts' byte copies would misread Parquet's
-    little-endian values."""
-    return sys.byteorder == "little" and os.environ.get("L1STREAM_NATIVE", "1") != "0"
-
-UNITS_PER_ONE = 1 << 1074
-"""Sums are integer counts of ``2**-1074``, the smallest subnormal float64."""
 
 BLOCK_ROWS = 32768
 """Rows per kernel block: small enough to stay in L2, large enough to amortise calls."""

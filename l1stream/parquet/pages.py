@@ -34,7 +34,16 @@ import numpy as np
 import pyarrow as pa
 
 from l1stream.errors import BadFileError
-from l1stream.exact.summation import native_enabled
+from l1stream.parquet import chunks
+from l1stream.parquet.chunks import (  # noqa: F401 - native_decoder_enabled, importable from here as ever
+    CODECS,
+    WHOLE_PAGE_VALUES,
+    chunk_range,
+    coalesce,
+    flat_doubles,
+    lane,
+    native_decoder_enabled,
+)
 from l1stream.storage import is_local
 
 try:
@@ -45,14 +54,7 @@ except ImportError:  # built without a C compiler: pyarrow reads everything
 log = logging.getLogger("l1stream")
 
 DATA_PAGE, DICTIONARY_PAGE, DATA_PAGE_V2 = 0, 2, 3
-CODECS = {"UNCOMPRESSED": 0, "SNAPPY": 1, "ZSTD": 6}
-# BIT_PACKED: parquet-mr (Spark) lists it in every chunk for levels it does not store (repetition levels
-# of flat columns); stored definition levels are checked page by page (RLE only)
-ENCODINGS = frozenset({"PLAIN", "RLE", "PLAIN_DICTIONARY", "RLE_DICTIONARY", "BYTE_STREAM_SPLIT", "BIT_PACKED"})
 WINDOW_BYTES = 8 << 20  # file bytes held per column while streaming a large row group
-# a page of up to this many values decodes whole whatever chunk_rows says (1 MiB of doubles); a larger
-# one, larger than chunk_rows too, goes to pyarrow's batch reader
-WHOLE_PAGE_VALUES = 1 << 17
 HEADER_BYTES = 64 << 10  # bytes read to parse a page header (DOUBLE statistics keep headers small)
 _buffers = threading.local()  # per thread, reused from file to file: fresh ones cost page faults
 
@@ -102,11 +104,6 @@ class _Buffers:
         return self.scratch
 
 
-def native_decoder_enabled() -> bool:
-    """True when the C page decoder is built and not turned off by ``L1STREAM_NATIVE=0``."""
-    return _pages is not None and native_enabled()
-
-
 class NativeRowGroups:
     """Decode the flat DOUBLE columns of one open Parquet file's row groups.
 
@@ -128,15 +125,7 @@ class NativeRowGroups:
         self._fetched: dict = {}  # (start, size) -> bytes of column chunks fetched ahead (prefetch)
         if self._data is not None:
             self._size = len(self._data)
-        schema = parquet.metadata.schema
-        names = [schema.column(i).path for i in range(len(schema))]
-        self.leaf = {}
-        for name in self.columns:
-            if name in names:
-                leaf = schema.column(names.index(name))
-                if (leaf.physical_type == "DOUBLE" and leaf.max_repetition_level == 0
-                        and leaf.max_definition_level <= 1):
-                    self.leaf[name] = (names.index(name), leaf.max_definition_level)
+        self.leaf = flat_doubles(parquet.metadata, self.columns)
         self._file: Any = None
 
     def close(self) -> None:
@@ -158,8 +147,8 @@ class NativeRowGroups:
                 continue  # streamed through a window: read page by page
             for position, _ in self.leaf.values():
                 column = meta.column(position)
-                if _decodable(column, meta.num_rows):
-                    ranges.append(_chunk_range(column))
+                if chunks.decodable(column, meta.num_rows):
+                    ranges.append(chunk_range(column))
         ranges = sorted(set(ranges))
         if not ranges or sum(size for _, size in ranges) > limit:
             return
@@ -183,7 +172,7 @@ class NativeRowGroups:
         """Chunks of row group ``index``'s rows ``[start, stop)`` (default: all), or ``None``."""
         meta = self.parquet.metadata.row_group(index)
         native = {name: (position, level) for name, (position, level) in self.leaf.items()
-                  if _decodable(meta.column(position), meta.num_rows)}
+                  if chunks.decodable(meta.column(position), meta.num_rows)}
         stop = meta.num_rows if stop is None else stop
         if not native or meta.num_rows == 0:
             return None
@@ -205,7 +194,7 @@ class NativeRowGroups:
     def reduce_pair(self, index: int, names: tuple, consumer, chunk_rows: int, start: int = 0,
                     stop: int | None = None) -> str | None:
         """Hand rows ``[start, stop)`` of row group ``index``'s two columns ``names`` to ``consumer``
-        (a capsule from :func:`~l1stream.exact.summation.compiled_abs_diff_sum`) page by page, as
+        (a capsule from :func:`~l1stream.exact.native.compiled_abs_diff_sum`) page by page, as
         they decode, with no row-group-sized arrays (``_lockstep.h``).
 
         Returns None when every row went, else why not: a page with nulls, a value that is not
@@ -221,9 +210,9 @@ class NativeRowGroups:
                 return f"column {name!r} is not a flat DOUBLE column"
             position, level = self.leaf[name]
             column = meta.column(position)
-            if not _decodable(column, meta.num_rows):
+            if not chunks.decodable(column, meta.num_rows):
                 return f"column {name!r}: {column.compression} or {column.encodings}"
-            begin, size = _chunk_range(column)
+            begin, size = chunk_range(column)
             if begin < 0 or size < 0 or begin + size > self._file_size():
                 return "a column chunk claimed past the end of the file"
             source: Any
@@ -238,7 +227,7 @@ class NativeRowGroups:
                 fetched.append((begin, size))
             else:
                 return "a remote column chunk not fetched ahead"
-            lanes.append((source, begin, size, CODECS[column.compression], level))
+            lanes.append(lane(column, level, source))
         try:
             why = _pages.reduce_pair(lanes, meta.num_rows, start, stop, max(chunk_rows, WHOLE_PAGE_VALUES), consumer)
         except OSError as exc:
@@ -260,7 +249,7 @@ class NativeRowGroups:
                     # one slot per column of the row group: a slot per group of 8 would hand the 9th
                     # column the 1st column's recycled output while that one is still in use
                     column, buffers = meta.column(position), _Buffers.mine(slot)
-                    start, size = _chunk_range(column)
+                    start, size = chunk_range(column)
                     output = _Output(meta.num_rows, level, buffers if self.reuse else None)
                     outputs.append(output)
                     calls.append((self._read(start, size, buffers.chunk), CODECS[column.compression], level,
@@ -372,7 +361,7 @@ class _ColumnPages:
         self.codec = CODECS[column.compression]
         self.max_level = max_level
         self.buffers = buffers
-        start, size = _chunk_range(column)
+        start, size = chunk_range(column)
         self.position, self.end = start, start + size
         self.window_size = window
         self.view, self.view_start = memoryview(b""), start
@@ -552,22 +541,6 @@ def _table(arrays: dict, names: list) -> pa.Table:
     return pa.Table.from_arrays([arrays[name] for name in names], names=list(names))
 
 
-def splittable(parquet, index: int, columns) -> bool:
-    """Whether the page decoder takes every one of ``columns`` in row group ``index``, from the
-    file's metadata alone (whether the C parts are built here does not enter: a worker without
-    them reads the same rows through pyarrow)."""
-    schema, meta = parquet.metadata.schema, parquet.metadata.row_group(index)
-    names = [schema.column(i).path for i in range(len(schema))]
-    for name in columns:
-        if name not in names:
-            return False
-        leaf = schema.column(names.index(name))
-        if (leaf.physical_type != "DOUBLE" or leaf.max_repetition_level != 0 or leaf.max_definition_level > 1
-                or not _decodable(meta.column(names.index(name)), meta.num_rows)):
-            return False
-    return True
-
-
 def batches_between(parquet, index: int, columns: list, chunk_rows: int, start: int, stop: int,
                     exact: bool = False):
     """``(offset, table)`` chunks of rows ``[start, stop)`` of row group ``index`` through pyarrow's batch
@@ -605,41 +578,3 @@ def batches_between(parquet, index: int, columns: list, chunk_rows: int, start: 
 
 class _HandOver(Exception):
     """A streamed page the C decoder does not take whole: pyarrow reads on from the row it begins at."""
-
-
-def coalesce(ranges: list, gap: int = 1 << 20, largest: int = 16 << 20) -> list:
-    """Sorted ``(start, size)`` ranges merged where at most ``gap`` bytes apart, each merged range at
-    most ``largest`` bytes (so a big file is still fetched as several requests in flight).
-
-    Examples
-    --------
-    >>> coalesce([(0, 10), (12, 5), (100, 5)], gap=4)
-    [(0, 17), (100, 5)]
-    >>> coalesce([(0, 10), (10, 10), (20, 10)], gap=0, largest=20)
-    [(0, 20), (20, 10)]
-    """
-    out: list = []
-    for start, size in ranges:
-        if out:
-            begin, length = out[-1]
-            if start - (begin + length) <= gap and start + size - begin <= largest:
-                out[-1] = (begin, max(length, start + size - begin))
-                continue
-        out.append((start, size))
-    return out
-
-
-def _chunk_range(column) -> tuple:
-    """``(start, size)`` in the file of a column chunk's pages (dictionary page first)."""
-    start = column.data_page_offset
-    if column.has_dictionary_page and column.dictionary_page_offset:
-        start = min(start, column.dictionary_page_offset)
-    return start, column.total_compressed_size
-
-
-def _decodable(column, rows: int) -> bool:
-    """Whether the page decoder takes a flat column's chunk in a row group of ``rows`` rows.  The chunk's
-    own type and value count too: a damaged footer may state another type than the schema's, or
-    another count than the row group's (pyarrow's reading then decides, refusing or not)."""
-    return (column.physical_type == "DOUBLE" and column.num_values == rows and column.compression in CODECS
-            and set(column.encodings) <= ENCODINGS)

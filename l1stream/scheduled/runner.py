@@ -171,11 +171,11 @@ def check_run(result: EvaluationResult, *, gates: list, history: str | None, def
               storage_options: dict | None = None) -> list | None:
     """Check the quality gates (against the history's previous passing run where asked); sets
     ``result.gates``; returns the checks (``None`` without gates).  Appends nothing."""
-    from l1stream.outputs import history as metrics_history
-    from l1stream.scheduled.gates import check_gates
-
     if not gates:
         return None
+    from l1stream.outputs import history as metrics_history  # pyarrow: only for a run that checks gates
+    from l1stream.scheduled.gates import check_gates
+
     digest = metrics_history.config_hash(definition)
     values: dict = {}
     if history and _wants_history(gates):
@@ -188,11 +188,11 @@ def record_run(result: EvaluationResult, checks: list | None, *, history: str | 
     """Append the run to the metrics history (if one is configured): the last step of a run, after
     every output was written.  The run is recorded whether or not its gates passed
     (``gates_passed`` says which)."""
-    from l1stream.outputs import history as metrics_history
-    from l1stream.scheduled.gates import failed
-
     if not history:
         return
+    from l1stream.outputs import history as metrics_history  # pyarrow: only for a run that keeps a history
+    from l1stream.scheduled.gates import failed
+
     passed = None if checks is None else not failed(checks)
     rows = metrics_history.records(result, run_id=metrics_history.new_run_id(),
                                    config=metrics_history.config_hash(definition), gates_passed=passed)

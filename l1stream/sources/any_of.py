@@ -12,13 +12,22 @@ statistics are not used for these filters.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from l1stream.errors import UsageError, first_line
 
-PARTITION_TYPES = {"int": pa.int64(), "date": pa.date32(), "string": pa.string()}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+def partition_type(kind: str):
+    """The Arrow type of a partition key of ``kind`` (``int``, ``date``, ``string``).
+
+    >>> str(partition_type("date"))
+    'date32[day]'
+    """
+    import pyarrow as pa  # only with filters (a plain job imports no pyarrow)
+
+    return {"int": pa.int64(), "date": pa.date32(), "string": pa.string()}[kind]
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,9 @@ class BoundAnyOf:
 def bind_expression(expression, partition_types: dict, schema: pa.Schema | None) -> BoundAnyOf:
     """Check a pyarrow expression against the columns and partition keys and find what it reads
     (each name left out in turn from an empty table: the expression fails without the ones it uses)."""
-    fields = {name: PARTITION_TYPES[kind] for name, kind in partition_types.items()}
+    import pyarrow as pa
+
+    fields = {name: partition_type(kind) for name, kind in partition_types.items()}
     if schema is not None:
         fields.update({f.name: f.type for f in schema if f.name not in fields})
     empty = pa.table({name: pa.array([], type=typ) for name, typ in fields.items()})
@@ -82,6 +93,8 @@ def bind_expression(expression, partition_types: dict, schema: pa.Schema | None)
 
 
 def _applies(expression, table: pa.Table) -> bool:
+    import pyarrow as pa
+
     try:
         table.filter(expression)
     except (pa.ArrowException, TypeError, ValueError):
@@ -95,11 +108,14 @@ def add_partition_columns(table: pa.Table, partition: dict, keys: tuple) -> pa.T
     Examples
     --------
     >>> import datetime as dt
+    >>> import pyarrow as pa
     >>> t = add_partition_columns(pa.table({"x": [1.0, 2.0]}), {"date": dt.date(2026, 11, 2)},
     ...                           (("date", pa.date32()),))
     >>> t.column("date").to_pylist()
     [datetime.date(2026, 11, 2), datetime.date(2026, 11, 2)]
     """
+    import pyarrow as pa
+
     for key, typ in keys:
         table = table.append_column(key, pa.array([partition.get(key)] * table.num_rows, type=typ))
     return table

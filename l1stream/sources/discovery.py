@@ -471,20 +471,20 @@ def check_outputs_outside_sources(sources, outputs: dict, storage_options: dict 
     ...
     l1stream.errors.UsageError: --output logs/losses is inside the source logs/: writing there would change...
     """
-    from fsspec.core import url_to_fs
+    from l1stream.storage import split_url
 
     sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
     roots = []
     for source in sources:
         if not isinstance(source, (str, os.PathLike)):
             continue  # a DataFrame or table: nothing on disk to protect
-        key = _location(os.fspath(source), storage_options, url_to_fs)
+        key = _location(os.fspath(source), storage_options, split_url)
         if key is not None:
             roots.append((os.fspath(source), key))
     for option, target in outputs.items():
         if not target:
             continue
-        where = _location(os.fspath(target), storage_options, url_to_fs)
+        where = _location(os.fspath(target), storage_options, split_url)
         if where is None:
             continue
         for source, root in roots:
@@ -496,10 +496,10 @@ def check_outputs_outside_sources(sources, outputs: dict, storage_options: dict 
                                  f"replace the input; choose a directory outside {source}")
 
 
-def _location(path: str, storage_options, url_to_fs):
+def _location(path: str, storage_options, split_url):
     """``(protocol, normalised path)`` of a path or URL; the part before any glob character."""
     try:
-        fs, stripped = url_to_fs(path, **(storage_options or {}))
+        fs, stripped = split_url(path, storage_options)
     except (ImportError, ValueError):
         return None
     stripped = stripped.rstrip("/")

@@ -15,12 +15,13 @@ import operator
 import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Any
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from l1stream.errors import UsageError, did_you_mean
-from l1stream.sources.any_of import PARTITION_TYPES, AnyOf, BoundAnyOf, bind_expression, is_any_of_groups, is_expression
+from l1stream.sources.any_of import AnyOf, BoundAnyOf, bind_expression, is_any_of_groups, is_expression, partition_type
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 OPERATORS = ("==", "!=", "<=", ">=", "<", ">", "in", "not in")
 _PATTERN = re.compile(r"^\s*([^\s=!<>]+?)\s*(==|!=|<=|>=|=|<|>|\s+not\s+in\s+|\s+in\s+)\s*(.*?)\s*$", re.S)
@@ -149,6 +150,8 @@ def bind_filters(filters: list[Filter], partition_types: dict, schema: pa.Schema
     comparisons: list = []
     alternatives: list = []
     keys: list = []
+    if filters:
+        import pyarrow as pa  # only with filters (a plain job imports no pyarrow)
     for f in filters:
         if isinstance(f, AnyOf):
             bound = _bind_any_of(f, partition_types, schema, partition_values)
@@ -209,12 +212,13 @@ def _bind_any_of(any_of: AnyOf, partition_types: dict, schema, partition_values=
         columns += bound.row_columns
         key_names += [key for key, _, _ in bound.partition]
         partitions.append(bound.partition)
-    keys = tuple((k, PARTITION_TYPES[partition_types[k]]) for k in dict.fromkeys(key_names))
+    keys = tuple((k, partition_type(partition_types[k])) for k in dict.fromkeys(key_names))
     return BoundAnyOf(expression, tuple(dict.fromkeys(columns)), keys, tuple(partitions))
 
 
 def partition_expression(key: str, op: str, value):
     """A typed partition filter as a pyarrow expression over a column named ``key``."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     field = pc.field(key)
@@ -350,15 +354,20 @@ def _value_type(typ: pa.DataType) -> pa.DataType:
 
     Examples
     --------
+    >>> import pyarrow as pa
     >>> _value_type(pa.dictionary(pa.int32(), pa.string()))
     DataType(string)
     >>> _value_type(pa.float64())
     DataType(double)
     """
+    import pyarrow as pa
+
     return typ.value_type if pa.types.is_dictionary(typ) else typ
 
 
 def _column_value(value, typ: pa.DataType, f: Filter):
+    import pyarrow as pa
+
     try:
         if pa.types.is_integer(typ):
             if isinstance(value, bool) or isinstance(value, float) and not value.is_integer():

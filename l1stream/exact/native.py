@@ -1,0 +1,43 @@
+"""Which compiled parts of the exact core run here, without numpy: the switch and the running sum.
+
+``L1STREAM_NATIVE=0`` turns every C part off (the pure numpy/pyarrow paths then run, with the same
+bits).  :func:`compiled_abs_diff_sum` is the exact sum the Parquet reader feeds while it decodes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+try:  # l1stream/exact/_kernel.c; optional
+    from l1stream.exact._kernel import AbsDiffSum as _CompiledAbsDiffSum
+except ImportError:  # built without a C compiler
+    _CompiledAbsDiffSum = None
+
+
+def native_enabled() -> bool:
+    """False when ``L1STREAM_NATIVE=0`` asks for the pure numpy/pyarrow paths (read on each use),
+    and on big-endian machines, where the C parts' byte copies would misread Parquet's
+    little-endian values."""
+    return sys.byteorder == "little" and os.environ.get("L1STREAM_NATIVE", "1") != "0"
+
+
+def compiled_abs_diff_sum():
+    """A running exact sum of ``|a - b|`` that compiled code feeds, or None without the C kernel
+    (or with it turned off).
+
+    Its ``consumer()`` is a capsule (``l1stream/exact/_consumer.h``) through which the Parquet
+    reader hands it rows while it decodes; ``units()`` is then the exact sum in 2**-1074 units
+    (None once a value was NaN or infinite) and ``rows`` the rows taken.
+
+    Examples
+    --------
+    >>> from array import array
+    >>> total = compiled_abs_diff_sum()
+    >>> if total is not None:
+    ...     total.add(array("d", [1.0, 2.0]), array("d", [1.5, 0.0]))
+    ...     assert (total.units(), total.rows) == (5 << 1073, 2)
+    """
+    if _CompiledAbsDiffSum is None or not native_enabled():
+        return None
+    return _CompiledAbsDiffSum()
