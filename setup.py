@@ -17,6 +17,6 @@ setup(ext_modules=[
     Extension("l1stream.parquet._pages", ["l1stream/parquet/_pages.c", ZSTD], optional=True,
               extra_compile_args=FLAGS + ["-fvisibility=hidden"], define_macros=[("ZSTDLIB_VISIBLE", ""), ("ZSTDERRORLIB_VISIBLE", "")],
               include_dirs=["l1stream/parquet/vendor/zstd", "l1stream/exact"],
-              depends=[f"l1stream/parquet/_{name}.h" for name in ("crc32", "snappy", "thrift", "encodings", "footer", "lockstep", "metadata")]
+              depends=[f"l1stream/parquet/_{name}.h" for name in ("crc32", "snappy", "thrift", "encodings", "footer", "footer_rules", "lockstep", "metadata")]
               + ["l1stream/parquet/vendor/zstd/zstd.h", "l1stream/exact/_consumer.h"]),
 ])

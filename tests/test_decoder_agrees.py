@@ -203,3 +203,48 @@ def test_fuzz_findings_stay_fixed_both_paths_agree(path, monkeypatch):
     """Inputs the whole-file fuzzer found (fuzz/README.md): the C path and pyarrow must agree."""
     outcomes = both_paths(monkeypatch, path)
     assert outcomes[0] == outcomes[1] or [o[0] for o in outcomes] == ["refused", "refused"], outcomes
+
+
+@pytest.mark.parametrize("damage", ["not base64", "not a schema"])
+def test_a_damaged_arrow_schema_is_read_from_the_parquet_schema_on_every_path(tmp_path, monkeypatch, caplog, damage):
+    """pyarrow refuses a file whose ARROW:schema metadata is damaged (found by fuzzing the scan); the
+    pages are intact, l1stream's reader never looks at that metadata, and the pyarrow path now reads
+    the file from its Parquet schema with a warning: the same exact answer either way."""
+    import base64
+    import logging
+
+    from helpers import exact_mae
+
+    rng = np.random.default_rng(3)
+    actual, prediction = rng.lognormal(3, 1, 500), rng.lognormal(3, 1, 500)
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table({"actual": actual, "prediction": prediction}), path)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"ARROW:schema") + len(b"ARROW:schema")
+    # the KeyValue's value: a field header byte, a varint length, then the base64 text
+    length, shift, pos = 0, 0, at + 1
+    while True:
+        length |= (data[pos] & 0x7F) << shift
+        shift += 7
+        pos += 1
+        if not data[pos - 1] & 0x80:
+            break
+    value = bytes(data[pos:pos + length])
+    if damage == "not base64":
+        value = value[:10] + b"!" + value[11:]
+    else:
+        raw = bytearray(base64.b64decode(value))
+        for i in range(8, len(raw) - 8, 7):
+            raw[i] ^= 0xFF
+        value = base64.b64encode(bytes(raw))
+        assert len(value) == length
+    data[pos:pos + length] = value
+    path.write_bytes(bytes(data))
+    with pytest.raises(Exception):  # noqa: B017 - pyarrow's own refusal, whatever its class
+        pq.ParquetFile(str(path))
+    expected = exact_mae(actual, prediction)
+    assert l1stream.evaluate(str(path), scheduler="synchronous").mae == expected
+    monkeypatch.setenv("L1STREAM_NATIVE", "0")
+    with caplog.at_level(logging.WARNING, logger="l1stream"):
+        assert l1stream.evaluate(str(path), scheduler="synchronous").mae == expected
+    assert "ARROW:schema metadata is damaged" in caplog.text

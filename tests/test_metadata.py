@@ -176,3 +176,12 @@ def test_damaged_footers_pyarrow_opens_read_alike_or_are_left_to_it():
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.strip().splitlines()[-1]) > 0  # some damaged footers were read alike, not all refused
+
+
+def test_a_footer_pyarrow_s_thrift_refuses_is_not_read():
+    """A required field missing in a struct neither reader otherwise uses (an encoding statistic's
+    encoding, found by fuzzing): Thrift's generated code refuses the whole footer, so must we."""
+    data = (DATA / "fuzz-regressions" / "scan" / "encoding-stats-missing-a-required-field.parquet").read_bytes()
+    with pytest.raises(OSError, match="Invalid data"):
+        pq.ParquetFile(io.BytesIO(data))
+    assert read_footer(footer_of(data)) is None

@@ -156,14 +156,14 @@ def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes
     file, already in memory."""
     try:
         if data is not None:
-            check_footer(data[-TAIL_BYTES:], path, lambda n: data[-n:])
-            return _reader(pa.BufferReader(data), dictionary_keys)
+            footer = check_footer(data[-TAIL_BYTES:], path, lambda n: data[-n:])
+            return _reader(pa.BufferReader(data), dictionary_keys, footer, path)
         if is_local(filesystem):
             with open(path, "rb") as handle:
                 size = os.fstat(handle.fileno()).st_size
-                check_footer(os.pread(handle.fileno(), min(size, TAIL_BYTES), max(0, size - TAIL_BYTES)), path,
-                             lambda n: os.pread(handle.fileno(), min(size, n), max(0, size - n)))
-            return _reader(path, dictionary_keys)  # buffered: no file pages in RSS
+                footer = check_footer(os.pread(handle.fileno(), min(size, TAIL_BYTES), max(0, size - TAIL_BYTES)),
+                                      path, lambda n: os.pread(handle.fileno(), min(size, n), max(0, size - n)))
+            return _reader(path, dictionary_keys, footer, path)  # buffered: no file pages in RSS
         handle = filesystem.open(path, "rb")
         try:
             handle.seek(max(0, handle.size - TAIL_BYTES))
@@ -172,9 +172,9 @@ def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes
                 handle.seek(max(0, handle.size - n))
                 return handle.read()
 
-            check_footer(handle.read(), path, more)  # the handle's cache serves pyarrow's own footer read after
+            footer = check_footer(handle.read(), path, more)  # the handle's cache serves pyarrow's footer read
             handle.seek(0)
-            return _reader(handle, dictionary_keys)
+            return _reader(handle, dictionary_keys, footer, path)
         except BaseException:
             handle.close()
             raise
@@ -199,14 +199,43 @@ def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes
         raise BadFileError(path=path, problem=problem, remedy=remedy) from exc
 
 
-def _reader(source, dictionary_keys: tuple) -> pq.ParquetFile:
-    parquet = pq.ParquetFile(source, page_checksum_verification=True)
+def _reader(source, dictionary_keys: tuple, footer: bytes | None = None, path: str = "") -> pq.ParquetFile:
+    try:
+        parquet = pq.ParquetFile(source, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError):
+        parquet = _without_arrow_schema(source, footer, path)
+        if parquet is None:
+            raise
     names = _dictionary_columns(parquet, dictionary_keys) if dictionary_keys else []
     if not names:
         return parquet
     if hasattr(source, "seek"):
         source.seek(0)
     return pq.ParquetFile(source, metadata=parquet.metadata, read_dictionary=names, page_checksum_verification=True)
+
+
+def _without_arrow_schema(source, footer: bytes | None, path: str) -> pq.ParquetFile | None:
+    """A file pyarrow refuses only for its key-value metadata (a damaged ``ARROW:schema``: not base64,
+    not a readable schema), opened from its Parquet schema alone, with a warning; else None.
+
+    The values are the Parquet pages' whatever that metadata says (it only tells pyarrow which Arrow
+    types to give the columns), and l1stream's own reader never looks at it: both paths give the same
+    answer, this one says why it read on."""
+    from l1stream.parquet.footer import without_key_values
+
+    stripped = without_key_values(footer) if footer and b"ARROW:schema" in footer else None
+    if stripped is None:
+        return None
+    try:
+        meta = pq.ParquetFile(pa.BufferReader(b"PAR1" + stripped + len(stripped).to_bytes(4, "little") + b"PAR1"))
+        if hasattr(source, "seek"):
+            source.seek(0)
+        parquet = pq.ParquetFile(source, metadata=meta.metadata, page_checksum_verification=True)
+    except (pa.ArrowException, OSError, ValueError):
+        return None
+    log.warning("%s: its ARROW:schema metadata is damaged; read from the Parquet schema alone (the values are "
+                "the pages'; rewrite the file to silence this)", path)
+    return parquet
 
 
 def _dictionary_columns(parquet: pq.ParquetFile, keys: tuple) -> list:

@@ -1,9 +1,9 @@
 /* The footer (FileMetaData) read into plain Python values: what l1stream's own reader needs to
  * plan and read flat DOUBLE columns without pyarrow (l1stream/parquet/metadata.py).
  *
- * Read as Thrift's generated C++ reads it (what pyarrow runs): a known field of another type is
- * skipped; a list's elements are read as the field's declared element type whatever the list
- * header says; a required field that is missing makes the footer unreadable.  Returned:
+ * Only a footer pyarrow's Thrift reads is read (_footer_rules.h, every struct checked); then as
+ * Thrift's generated C++ reads it: a known field of another type is skipped; a list's elements are
+ * read as the field's declared element type whatever the list header says.  Returned:
  *   {"elements": [(name, type, repetition, num_children), ...],           the schema, depth first
  *    "row_groups": [(num_rows, [(type, codec, encodings, num_values, data_page_offset,
  *                                dictionary_page_offset or None, total_compressed_size,
@@ -241,7 +241,9 @@ static PyObject *py_file_metadata(PyObject *self, PyObject *args) {
     w.elements = PyList_New(0);
     w.row_groups = PyList_New(0);
     PyObject *result = NULL;
-    if (w.elements && w.row_groups) {
+    if (w.elements && w.row_groups && !valid_footer(view.buf, view.len)) {
+        result = Py_NewRef(Py_None);  /* pyarrow's Thrift would refuse it: its error, not our reading */
+    } else if (w.elements && w.row_groups) {
         Reader r = {view.buf, (const uint8_t *)view.buf + view.len, 0};
         metadata_struct(&r, file_metadata_read, &w, 1);
         const uint32_t required = SEEN_VERSION | SEEN_SCHEMA | SEEN_FILE_ROWS | SEEN_ROW_GROUPS;

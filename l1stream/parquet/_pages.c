@@ -27,6 +27,7 @@
 #include "_thrift.h"
 #include "_encodings.h"
 #include "_footer.h"
+#include "_footer_rules.h"
 #include "_metadata.h"
 #include "zstd.h"
 

@@ -279,8 +279,9 @@ def _mismatch(facts: dict, leaf: tuple, row_group: int, column: int) -> tuple | 
     return None
 
 
-def check_footer(tail: bytes, path: str, more=None) -> None:
-    """Raise :class:`BadFileError` for a footer pyarrow would abort on (see the module doc).
+def check_footer(tail: bytes, path: str, more=None) -> bytes | None:
+    """Raise :class:`BadFileError` for a footer pyarrow would abort on (see the module doc); return
+    the footer (the serialized FileMetaData) when the file holds one whole, else None.
 
     ``tail`` is the end of the file (at least the footer's length and the magic bytes); ``more(n)``,
     if given, returns the file's last ``n`` bytes, for a footer longer than ``tail``.  A footer this
@@ -288,19 +289,19 @@ def check_footer(tail: bytes, path: str, more=None) -> None:
     child process first (:func:`aborts_pyarrow`): if pyarrow dies on it there, it is an error here.
     """
     if len(tail) < 12:
-        return
+        return None
     if tail[-4:] == b"PARE":
         raise BadFileError(path=path, problem="an encrypted Parquet file (encrypted footer), which l1stream cannot "
                                               "decrypt", remedy="read it with the keys and write a plain copy")
     if tail[-4:] != b"PAR1":
-        return
+        return None
     length = int.from_bytes(tail[-8:-4], "little")
     if length <= 0:
-        return
+        return None
     if length + 8 > len(tail):
         tail = more(length + 8) if more is not None else b""
         if len(tail) < length + 8:
-            return  # a footer longer than the file: pyarrow's own error names it
+            return None  # a footer longer than the file: pyarrow's own error names it
     metadata = tail[-8 - length:-8]
     try:
         risks = (_compiled_footer_risks or footer_risks)(metadata)
@@ -308,10 +309,30 @@ def check_footer(tail: bytes, path: str, more=None) -> None:
         if aborts_pyarrow(metadata):
             raise BadFileError(path=path, problem="a damaged footer, on which the Parquet library (pyarrow) aborts "
                                                   "the process", remedy="rewrite the file") from None
-        return  # not readable here, harmless to pyarrow: its own error (or reading) decides
+        return metadata  # not readable here, harmless to pyarrow: its own error (or reading) decides
     found = problem(risks)
     if found is not None:
         raise BadFileError(path=path, problem=found[0], remedy=found[1])
+    return metadata
+
+
+def without_key_values(metadata: bytes) -> bytes | None:
+    """The footer with its file-level key-value metadata emptied (``ARROW:schema`` and the rest), or
+    None when there is none or the footer cannot be walked: for a file whose only damage is there.
+
+    >>> without_key_values(bytes([0x59, 0x1C, 0x18, 0x01, 0x6B, 0x00, 0x00])).hex()  # field 5: [KeyValue('k')]
+    '590c00'
+    """
+    r = _Reader(metadata)
+    try:
+        for fid, kind in r.fields():
+            start = r.pos
+            r.skip(kind)
+            if fid == 5 and kind == 9:
+                return metadata[:start] + bytes([0x0C]) + metadata[r.pos:]  # an empty list of structs
+    except (IndexError, ValueError):
+        return None
+    return None
 
 
 def problem(risks: dict) -> tuple | None:
@@ -352,18 +373,29 @@ for i in range(meta.num_row_groups):
 """
 
 
+_VERDICTS: dict = {}  # footer digest -> aborts_pyarrow's verdict (a job opens a file more than once)
+
+
 def aborts_pyarrow(metadata: bytes, timeout: float = 120.0) -> bool:
     """Whether pyarrow's metadata accessors kill the process on this serialized FileMetaData, tried
-    in a child interpreter (about 0.2 s; only for footers :func:`footer_risks` cannot read, which
-    files from real writers never are)."""
+    in a child interpreter (about 0.2 s, once per footer; only for footers :func:`footer_risks`
+    cannot read, which files from real writers never are)."""
+    import hashlib
     import subprocess
     import sys
 
+    digest = hashlib.sha256(metadata).digest()
+    if digest in _VERDICTS:
+        return _VERDICTS[digest]
     try:
         child = subprocess.run([sys.executable, "-c", _PROBE], input=metadata, capture_output=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return False  # no verdict: as before, pyarrow decides
-    return child.returncode < 0 or child.returncode == 134
+    verdict = child.returncode < 0 or child.returncode == 134
+    if len(_VERDICTS) >= 1024:
+        _VERDICTS.clear()
+    _VERDICTS[digest] = verdict
+    return verdict
 
 
 _SIGNATURES = (  # leading bytes -> what the file is
