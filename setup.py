@@ -11,7 +11,7 @@ FLAGS = ["-O3", "-std=c11", "-fno-strict-aliasing", "-ffp-contract=off"]
 
 setup(ext_modules=[
     Extension("l1stream.exact._kernel", ["l1stream/exact/_kernel.c"], extra_compile_args=FLAGS, optional=True,
-              depends=["l1stream/exact/_fold.h", "l1stream/exact/_consumer.h"]),
+              depends=["l1stream/exact/_fold.h", "l1stream/exact/_consumer.h", "l1stream/exact/_profile.h", "l1stream/exact/_profile_block.h"]),
     # zstd's official decompressor (vendored, BSD) compiled in with hidden symbols: no clash with
     # another zstd in the process (pyarrow's, the zstandard package's)
     Extension("l1stream.parquet._pages", ["l1stream/parquet/_pages.c", ZSTD], optional=True,

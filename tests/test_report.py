@@ -346,7 +346,7 @@ def test_many_row_groups_fold_into_hash_buckets_the_same_way_on_any_merge_order(
 def test_only_the_largest_slices_are_profiled_one_by_one(tmp_path, rng, monkeypatch):
     """High-cardinality ``by``: per-slice details for the largest slices only; the overall numbers
     still cover every row (memory stays bounded)."""
-    from l1stream.report import report as report_module
+    from l1stream.report import job as report_module
     monkeypatch.setattr(report_module, "MAX_PROFILED_SLICES", 3)
     sizes = {f"s{i}": 100 + 40 * i for i in range(8)}  # s7, s6, s5 are the largest
     segment = np.concatenate([[name] * size for name, size in sizes.items()])
@@ -368,7 +368,7 @@ def test_top_share_with_and_without_a_tail_pass(sliced_log, monkeypatch, collect
     """The quantile pass sums the losses above the threshold's bin and collects the bin itself, so no
     tail pass is needed; when the bin is too large to collect, a tail pass runs. Same exact figure."""
     from l1stream.engine import quantiles
-    from l1stream.report import report as report_module
+    from l1stream.report import job as report_module
 
     root, rows = sliced_log
     monkeypatch.setattr(quantiles, "COLLECT_LIMIT", collect_limit)

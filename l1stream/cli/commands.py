@@ -190,7 +190,7 @@ def _check(result, args, gates: list, storage):
 
 
 def _cmd_report(args) -> int:
-    from l1stream.report.report import ReportJob
+    from l1stream.report.job import ReportJob
     from l1stream.scheduled.runner import prepare_gates
 
     gates = prepare_gates(_gates(args), args.history)

@@ -38,17 +38,45 @@ def summed_piece(piece, spec: ScanSpec, filesystem, data: bytes | None = None) -
 
     Raises :class:`~l1stream.errors.BadFileError` for a footer pyarrow would abort on (as opening
     the file the ordinary way would)."""
+    state, report = ScanState.empty(), FileReport()
+    key = tuple(piece.partition.get(k) for k in spec.by)
+
+    def consumer(index: int, start: int, stop: int):
+        total = compiled_abs_diff_sum()
+        return total.consumer(), lambda: total
+
+    def taken(index: int, start: int, stop: int, total) -> None:
+        chunk = state_of_units(total.units(), total.rows)
+        state.add_group_state(key, chunk)
+        report.add_state(chunk)
+
+    fed = feed_piece(piece, spec, filesystem, data, consumer, taken)
+    if fed is None:
+        return None
+    report.row_groups, report.rows_scanned = fed
+    state.files[piece.path] = report
+    return state
+
+
+def feed_piece(piece, spec: ScanSpec, filesystem, data, consumer, taken) -> tuple | None:
+    """Hand each row range the piece owns to a consumer through the page decoder.
+
+    ``consumer(index, start, stop)`` returns ``(capsule, result)`` for a range (a fresh consumer,
+    or one that goes on across ranges); once all its rows went, ``taken(index, start, stop,
+    result())`` is called.  Returns ``(row groups, rows)`` of the piece, or None when anything is
+    not for the page decoder (see the module doc): the caller discards what its consumers took.
+    """
     if (isinstance(piece, FramePart) or not spec.plain_pair or _pages is None or not native_enabled()
-            or (data is None and not is_local(filesystem))):
+            or compiled_abs_diff_sum() is None or (data is None and not is_local(filesystem))):
         return None
     if data is not None:
-        return _summed(piece, spec, memoryview(data), len(data))
+        return _feed(piece, spec, memoryview(data), len(data), consumer, taken)
     try:
         fd = os.open(piece.path, os.O_RDONLY)
     except OSError:
         return None  # the ordinary path says why (a missing file, a dangling link, permissions)
     try:
-        return _summed(piece, spec, fd, os.fstat(fd).st_size)
+        return _feed(piece, spec, fd, os.fstat(fd).st_size, consumer, taken)
     except OSError:
         return None
     finally:
@@ -89,7 +117,7 @@ def _footer(path: str, source, size: int):
     return read_footer(end[-8 - length:-8] if length + 8 <= len(end) else tail(length + 8)[:length])
 
 
-def _summed(piece: Piece, spec: ScanSpec, source, size: int) -> ScanState | None:
+def _feed(piece: Piece, spec: ScanSpec, source, size: int, consumer, taken) -> tuple | None:
     meta = _footer(piece.path, source, size)
     if meta is None:
         return None
@@ -97,11 +125,10 @@ def _summed(piece: Piece, spec: ScanSpec, source, size: int) -> ScanState | None
     leaves = flat_doubles(meta, names)
     if len(leaves) != 2:
         return None  # missing or not flat DOUBLE: the ordinary path reads (or refuses) them
-    state, report = ScanState.empty(), FileReport()
-    key = tuple(piece.partition.get(k) for k in spec.by)
+    row_groups = rows = 0
     for index, start, stop in my_row_ranges(meta, piece, spec.columns):
         group = meta.row_group(index)
-        report.row_groups += start == 0
+        row_groups += start == 0
         if stop == start:
             continue
         lanes = []
@@ -113,15 +140,11 @@ def _summed(piece: Piece, spec: ScanSpec, source, size: int) -> ScanState | None
                 return None
             lanes.append(lane(column, level, source[begin:begin + length] if isinstance(source, memoryview)
                               else source))
-        total = compiled_abs_diff_sum()
-        why = _pages.reduce_pair(lanes, group.num_rows, start, stop, max(spec.chunk_rows, WHOLE_PAGE_VALUES),
-                                 total.consumer())
+        capsule, result = consumer(index, start, stop)
+        why = _pages.reduce_pair(lanes, group.num_rows, start, stop, max(spec.chunk_rows, WHOLE_PAGE_VALUES), capsule)
         if why is not None:
-            log.debug("%s: row group %d: scanned the ordinary way (%s)", piece.path, index, why)
+            log.debug("%s: row group %d: read the ordinary way (%s)", piece.path, index, why)
             return None
-        chunk = state_of_units(total.units(), total.rows)
-        state.add_group_state(key, chunk)
-        report.rows_scanned += stop - start
-        report.add_state(chunk)
-    state.files[piece.path] = report
-    return state
+        taken(index, start, stop, result())
+        rows += stop - start
+    return row_groups, rows

@@ -1,6 +1,6 @@
 """Data the caller already holds: Dask, pandas and polars frames, Arrow tables, batches and readers.
 
-Every kind goes through the same exact states as Parquet files (``_reduce_chunk``), so the MAE of
+Every kind goes through the same exact states as Parquet files (``reduce_chunk``), so the MAE of
 a frame equals the MAE of the same values written to Parquet, bit for bit.  Local inputs are
 streamed in chunks of ``chunk_rows`` rows (a polars LazyFrame and an Arrow reader are never
 collected whole); a Dask DataFrame runs one task per partition on its scheduler.
@@ -12,7 +12,7 @@ import time
 
 from l1stream.engine.job import SPLIT_EVERY
 from l1stream.engine.result import EvaluationResult
-from l1stream.engine.scan import FramePart, ScanSpec, _reduce_chunk, filter_rows
+from l1stream.engine.scan import FramePart, ScanSpec, filter_rows, reduce_chunk
 from l1stream.engine.scan_state import FileReport, ScanState, merge_all
 from l1stream.engine.schedulers import delayed_tree, run_graph, scheduler_label
 from l1stream.errors import NoRowsError, SchemaError, UsageError, did_you_mean
@@ -81,7 +81,7 @@ def stream_state(tables, options, label: str) -> ScanState:
             spec = frame_spec(options, bound)
         report.rows_scanned += table.num_rows
         table = filter_rows(table, part, spec, report)
-        _reduce_chunk(table, part, spec, state, report, 0, offset)
+        reduce_chunk(table, part, spec, state, report, 0, offset)
         offset += table.num_rows
     state.files[label] = report
     return state
@@ -159,7 +159,7 @@ def frame_state(frame, index: int, spec: ScanSpec) -> ScanState:
     """The :class:`ScanState` of one pandas partition (``partition-<index>`` in file reports)."""
     table = frame_table(frame, spec.columns)
     state, report = ScanState.empty(), FileReport(rows_scanned=table.num_rows)
-    _reduce_chunk(table, FramePart(table, index), spec, state, report, 0, 0)
+    reduce_chunk(table, FramePart(table, index), spec, state, report, 0, 0)
     state.files[f"partition-{index}"] = report
     return state
 

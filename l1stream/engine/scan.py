@@ -43,7 +43,7 @@ def scan_piece(piece: Piece, spec: ScanSpec, filesystem, data: bytes | None = No
             state.add_group_state(tuple(piece.partition.get(k) for k in spec.by), table)
             report.add_state(table)
             continue
-        _reduce_chunk(table, piece, spec, state, report, index, offset)
+        reduce_chunk(table, piece, spec, state, report, index, offset)
     state.files[piece.path] = report
     return state
 
@@ -302,7 +302,7 @@ def _row_group_tables(parquet: pq.ParquetFile, index: int, spec: ScanSpec, nativ
     yield from batches_between(parquet, index, spec.columns, spec.chunk_rows, start, stop)
 
 
-def _reduce_chunk(table: pa.Table, piece: Piece | FramePart, spec: ScanSpec, state: ScanState, report: FileReport,
+def reduce_chunk(table: pa.Table, piece: Piece | FramePart, spec: ScanSpec, state: ScanState, report: FileReport,
                   row_group: int, offset: int) -> None:
     if table.num_rows == 0:
         return  # slices appear only when they have rows

@@ -42,7 +42,7 @@ def scan_pieces(pieces, spec: ScanSpec, filesystem, store=None) -> ScanState:
         except (BadFileError, SchemaError) as exc:
             if spec.on_bad_file != "skip":
                 raise
-            result.skipped[piece.path] = _without_path(getattr(exc, "problem", exc.message), piece.path)
+            result.skipped[piece.path] = skipped_reason(getattr(exc, "problem", exc.message), piece.path)
     return result
 
 
@@ -56,6 +56,6 @@ def scan_one(piece, spec: ScanSpec, filesystem, data: bytes | None = None) -> Sc
     return scan_piece(piece, spec, filesystem, data)
 
 
-def _without_path(reason: str, path: str) -> str:
+def skipped_reason(reason: str, path: str) -> str:
     """A skipped file's reason, without the path its line already names."""
     return reason[len(path) + 2:] if reason.startswith(f"{path}: ") else reason

@@ -404,6 +404,8 @@ static PyTypeObject AbsDiffSumType = {
     .tp_members = abs_diff_sum_members,
 };
 
+#include "_profile.h"
+
 /* Rows regrouped by code (a counting sort): per thread, grown as needed, kept for the next call. */
 static _Thread_local double *grouped_values;
 static _Thread_local Py_ssize_t grouped_capacity;
@@ -560,8 +562,12 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_kernel", "Exact flo
 PyMODINIT_FUNC PyInit__kernel(void) {
     for (int i = 0; i < FOLDS; i++)
         if (fold_runs_here(i)) fold = &folds[i];
-    if (PyType_Ready(&AbsDiffSumType) < 0) return NULL;
+    if (PyType_Ready(&AbsDiffSumType) < 0 || PyType_Ready(&ProfileSumType) < 0 || PyType_Ready(&SelectPassType) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
-    if (m && PyModule_AddObjectRef(m, "AbsDiffSum", (PyObject *)&AbsDiffSumType) < 0) Py_CLEAR(m);
+    if (m && (PyModule_AddObjectRef(m, "AbsDiffSum", (PyObject *)&AbsDiffSumType) < 0
+              || PyModule_AddObjectRef(m, "ProfileSum", (PyObject *)&ProfileSumType) < 0
+              || PyModule_AddObjectRef(m, "SelectPass", (PyObject *)&SelectPassType) < 0))
+        Py_CLEAR(m);
     return m;
 }

@@ -41,3 +41,23 @@ def compiled_abs_diff_sum():
     if _CompiledAbsDiffSum is None or not native_enabled():
         return None
     return _CompiledAbsDiffSum()
+
+
+def compiled_profile_sum():
+    """The error report's first-pass consumer (``_profile.h``: exact L1 blocks, the float losses'
+    exact sum, squares, top-16-bit counts), or None without the C kernel (or with it turned off)."""
+    if _CompiledAbsDiffSum is None or not native_enabled():
+        return None
+    from l1stream.exact._kernel import ProfileSum
+
+    return ProfileSum()
+
+
+def compiled_select_pass(buckets: list, tail_above: int | None = None):
+    """The quantile passes' consumer (``_profile.h``): per bucket ``(prefix, bits, collect)`` the values
+    or their next-16-bit counts; the finite losses above ``tail_above``.  None without the C kernel."""
+    if _CompiledAbsDiffSum is None or not native_enabled():
+        return None
+    from l1stream.exact._kernel import SelectPass
+
+    return SelectPass(buckets, tail_above)

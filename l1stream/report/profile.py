@@ -36,9 +36,10 @@ from l1stream.exact.state import (
     chunk_state,
     correctly_rounded,
     finite_losses,
+    paired_chunk_states,
 )
 from l1stream.exact.summation import ExactSum
-from l1stream.report.intervals import FOLD_AT, Interval, block_of, fold_blocks, jackknife_interval
+from l1stream.report.intervals import FOLD_AT, Interval, block_of, fold_blocks, jackknife_interval, paired_difference
 
 _DIGITS = 1 << 16
 
@@ -52,7 +53,7 @@ class ProfileSpec:
     time_is_partition: bool = False
     squares: bool = True  # sum of squares (unweighted runs)
     slices: frozenset | None = None  # slice keys profiled one by one (None: all); the rest go to Profile.rest
-    time_slices: frozenset = frozenset()  # slices whose MAE over time is tracked too (the largest few)
+    time_slices: frozenset | None = frozenset()  # slices whose MAE over time is tracked too (None: all)
 
 
 @dataclass
@@ -67,24 +68,22 @@ class SliceProfile:
     bin_counts: list | None = None  # fixed bins: [below first edge, each bin..., at or above last edge]
     blocks: dict = field(default_factory=dict)  # jackknife block (a row group, or a hash bucket) -> L1State
     fractional: int = 0  # finite losses that are not integers (0: every loss is, and the chart says so)
+    baseline_blocks: dict = field(default_factory=dict)  # block -> the baseline model's L1State, same rows
 
     def merge(self, other: "SliceProfile") -> "SliceProfile":
         """Add two profiles (exact, associative, commutative)."""
         counts = dict(self.log_counts)
         for digit, rows in other.log_counts.items():
             counts[digit] = counts.get(digit, 0) + rows
-        blocks = dict(self.blocks)
-        for block, state in other.blocks.items():
-            blocks[block] = blocks[block].merge(state) if block in blocks else state
-        if len(blocks) > FOLD_AT:
-            blocks = fold_blocks(blocks, L1State.merge)
+        blocks = _merge_blocks(self.blocks, other.blocks)
+        baseline_blocks = _merge_blocks(self.baseline_blocks, other.baseline_blocks)
         squares = None if self.squares is None or other.squares is None else self.squares + other.squares
         bins = self.bin_counts if other.bin_counts is None else (
             other.bin_counts if self.bin_counts is None else [x + y for x, y in zip(self.bin_counts,
                                                                                      other.bin_counts)])
         return SliceProfile(self.count + other.count, self.loss_sum + other.loss_sum,
                             self.infinite_losses + other.infinite_losses, squares, counts, bins, blocks,
-                            self.fractional + other.fractional)
+                            self.fractional + other.fractional, baseline_blocks)
 
     @property
     def mse(self) -> float:
@@ -104,6 +103,17 @@ class SliceProfile:
         """Jackknife interval for the slice's (weighted) MAE (``None`` with fewer than 2 blocks)."""
         blocks = fold_blocks(self.blocks, L1State.merge)
         return jackknife_interval(((s.abs_error_sum, s.weight_sum) for s in blocks.values()), confidence)
+
+    def difference(self, confidence: float = 0.95):
+        """The paired difference ``MAE(model) - MAE(baseline)`` with its jackknife interval and test over
+        the same blocks (:func:`~l1stream.report.intervals.paired_difference`), or None without a
+        baseline or with fewer than 2 blocks."""
+        if not self.baseline_blocks:
+            return None
+        model = fold_blocks(self.blocks, L1State.merge)
+        baseline = fold_blocks(self.baseline_blocks, L1State.merge)
+        return paired_difference([(model[b].abs_error_sum, baseline[b].abs_error_sum, model[b].weight_sum)
+                                  for b in model if b in baseline], confidence)
 
     def dense_log_counts(self) -> np.ndarray:
         """The log histogram as 65,536 counts indexed by the loss's top 16 bits."""
@@ -150,6 +160,26 @@ class Profile:
             total = total.merge(self.slices[key])
         return total
 
+    def keep(self, slices: frozenset | None, time_slices: frozenset) -> "Profile":
+        """This profile with only ``slices`` profiled one by one (the others merged into ``rest``;
+        None: all stay) and the time series of ``time_slices`` only: what a pass that profiled
+        every slice keeps once the largest are known."""
+        kept = self.slices if slices is None else {k: v for k, v in self.slices.items() if k in slices}
+        rest = self.rest
+        for key in sorted(set(self.slices) - set(kept), key=repr):
+            rest = rest.merge(self.slices[key])
+        times = {k: v for k, v in self.slice_times.items() if k[0] in time_slices}
+        return Profile(kept, self.times, rest, times)
+
+
+def _merge_blocks(left: dict, right: dict) -> dict:
+    blocks = dict(left)
+    for block, state in right.items():
+        blocks[block] = blocks[block].merge(state) if block in blocks else state
+    if len(blocks) > FOLD_AT:
+        blocks = fold_blocks(blocks, L1State.merge)
+    return blocks
+
 
 def _merge_states(left: dict, right: dict) -> dict:
     out = dict(left)
@@ -171,22 +201,27 @@ def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> P
     policy = "raise" if spec.nan_policy == "raise" else "omit"
     for piece in pieces:
         for index, _, table in iter_piece_chunks(piece, spec, filesystem):
-            if not table.num_rows:
-                continue
-            try:
-                for key, part in slice_groups(table, piece, spec):
-                    prof = slice_profile(part, spec, wanted, block_of(piece.path, index), policy)
-                    if wanted.slices is not None and key not in wanted.slices:
-                        out.rest = out.rest.merge(prof)
-                    else:
-                        out.slices[key] = out.slices[key].merge(prof) if key in out.slices else prof
-                    if wanted.time_key and key in wanted.time_slices:
-                        _add_times(out.slice_times, part, piece, spec, wanted, policy, key)
-                if wanted.time_key:
-                    _add_times(out.times, table, piece, spec, wanted, policy)
-            except DataError as exc:
-                raise type(exc)(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
+            profile_chunk(out, table, piece, index, spec, wanted, policy)
     return out
+
+
+def profile_chunk(out: Profile, table, piece, index: int, spec: ScanSpec, wanted: ProfileSpec, policy: str) -> None:
+    """Add one chunk of a piece's rows (of row group ``index``) to ``out``."""
+    if not table.num_rows:
+        return
+    try:
+        for key, part in slice_groups(table, piece, spec):
+            prof = slice_profile(part, spec, wanted, block_of(piece.path, index), policy)
+            if wanted.slices is not None and key not in wanted.slices:
+                out.rest = out.rest.merge(prof)
+            else:
+                out.slices[key] = out.slices[key].merge(prof) if key in out.slices else prof
+            if wanted.time_key and (wanted.time_slices is None or key in wanted.time_slices):
+                _add_times(out.slice_times, part, piece, spec, wanted, policy, key)
+        if wanted.time_key:
+            _add_times(out.times, table, piece, spec, wanted, policy)
+    except DataError as exc:
+        raise type(exc)(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
 
 
 def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block, policy: str) -> SliceProfile:
@@ -194,7 +229,14 @@ def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block, policy: str
     names = spec.names
     a, p = as_numeric(table[spec.actual], names[0]), as_numeric(table[spec.prediction], names[1])
     w = as_numeric(table[spec.weight], names[2]) if spec.weight else None
-    state = chunk_state(a, p, w, nan_policy=policy, names=names)
+    baseline_blocks = {}
+    if spec.baseline:  # the model's and the baseline's states over the same rows, block by block
+        state, base = paired_chunk_states(table[spec.actual], table[spec.prediction], table[spec.baseline],
+                                          table[spec.weight] if spec.weight else None, nan_policy=policy,
+                                          names=(names[0], names[1], spec.baseline, names[2]))
+        baseline_blocks = {block: base}
+    else:
+        state = chunk_state(a, p, w, nan_policy=policy, names=names)
     losses = finite_losses(a, p)
     if losses is None:
         bad = _row_reasons(a, p) != 0
@@ -215,7 +257,8 @@ def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block, policy: str
     kept = losses[finite] if infinite else losses
     fractional = int(np.count_nonzero(kept != np.floor(kept)))
     return SliceProfile(len(a), acc.units, infinite, squares,
-                        dict(zip(nonzero.tolist(), digits[nonzero].tolist())), bins, {block: state}, fractional)
+                        dict(zip(nonzero.tolist(), digits[nonzero].tolist())), bins, {block: state}, fractional,
+                        baseline_blocks)
 
 
 def _add_times(out: dict, table, piece, spec: ScanSpec, wanted: ProfileSpec, policy: str, slice_key=None) -> None:

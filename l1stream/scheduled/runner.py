@@ -48,7 +48,7 @@ def config_report_job(config: dict):
     work so that its names and options are checked first."""
     if not config["output"]["report"]:
         return None
-    from l1stream.report.report import ReportJob
+    from l1stream.report.job import ReportJob
 
     batches = source_batches(config)
     if len(batches) > 1:

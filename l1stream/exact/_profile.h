@@ -1,0 +1,417 @@
+/* Consumers for the error report's passes, fed by the Parquet reader as pages decode (_consumer.h).
+ *
+ * ProfileSum: everything the report's first pass needs of a run of rows, exactly: the L1 sum (cut()
+ *   hands it out and restarts it, one jackknife block per row group), the rows, the exact sum of the
+ *   float64 losses d = fl(|a - p|) (with a - p = d + e by two-sum, |a - p| = |d| + sign(d) * e: the
+ *   L1 sum is the losses' plus the corrections', one fold instead of two), how many losses are not
+ *   integers, the exact sum of squared errors (each product split by Dekker: the terms
+ *   l1stream/exact/squares.py adds, summed here by the same folds), and the counts of the losses'
+ *   top 16 bits (the log histogram the quantiles start from).  Values beyond 2**480 (where a
+ *   difference could overflow) are declined, so no loss here is infinite.
+ * SelectPass: the quantile passes: for a few buckets of loss bit patterns (top `bits` bits equal to
+ *   `prefix`), the values themselves or the counts of their next 16 bits; and the count and exact
+ *   sum of the finite losses above a bit pattern (the top-1% share).
+ * Either declines a run (returns 1) with a value that is not finite, or (ProfileSum) a block whose
+ * squares leave the range where the split products are exact (beyond 2**480, or differences below
+ * 2**-480): the caller then reads those rows as tables, where numpy and Fractions take them.
+ * Part of l1stream/exact/_kernel.c (included once, after the fold and Bins).
+ */
+#ifndef L1STREAM_PROFILE_H
+#define L1STREAM_PROFILE_H
+
+enum { DIGITS = 1 << 16 };
+static const double zero_block[BLOCK];  /* the p of a fold that sums non-negative values */
+static const double SAFE_HIGH = 0x1p480, SAFE_LOW = 0x1p-480, SPLITTER = 134217729.0; /* 2**27 + 1 */
+
+/* Add non-negative values exactly (with the fold `f`). */
+static int add_non_negative(Bins *bins, const double *values, Py_ssize_t m, const Fold *f) {
+    return sum_abs_diff(bins, values, zero_block, m, f);
+}
+
+/* Add signed values exactly: the positive ones to `pos`, the magnitudes of the negative to `neg`. */
+static int add_signed(Bins *pos, Bins *neg, const double *values, Py_ssize_t m, double *scratch, const Fold *f) {
+    for (Py_ssize_t i = 0; i < m; i++) scratch[i] = values[i] > 0.0 ? values[i] : 0.0;
+    int bad = add_non_negative(pos, scratch, m, f);
+    for (Py_ssize_t i = 0; i < m; i++) scratch[i] = values[i] < 0.0 ? -values[i] : 0.0;
+    return bad | add_non_negative(neg, scratch, m, f);
+}
+
+static inline void split(double x, double *high, double *low) {
+    double c = x * SPLITTER;
+    *high = c - (c - x);
+    *low = x - *high;
+}
+
+/* ---- ProfileSum -------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    /* since the last cut: the exact sum of fl(|a - p|), and of the two-sum corrections that make it
+       |a - p| exactly (sign(d) * e, split by sign): the L1 block is their sum */
+    Bins *loss, *correction, *correction_negative;
+    Bins *squares, *squares_negative;
+    PyObject *loss_units;  /* the float losses' exact sum over the cuts before (a Python int) */
+    uint32_t *digits;
+    Py_ssize_t rows, cut_rows, fractional;
+    int declined;
+    const Fold *fold;  /* the vector width it runs (the module's choice, or a test's) */
+    RowConsumer consumer;
+} ProfileSum;
+
+/* The block's first loop, per vector width (_profile_block.h): the same bits from each. */
+typedef Py_ssize_t (*ProfileLoop)(const double *, const double *, Py_ssize_t, double *, double *, double *, double *,
+                                  int *);
+#define FOLD_TARGET
+#define FOLD_WIDTH 2
+#define PROFILE_NAME profile_loop_2
+#define vd v2d
+#define vi v2i
+#include "_profile_block.h"
+#undef FOLD_TARGET
+#undef FOLD_WIDTH
+#undef PROFILE_NAME
+#undef vd
+#undef vi
+#ifdef HAVE_WIDE_FOLDS
+#define FOLD_TARGET __attribute__((target("avx2")))
+#define FOLD_WIDTH 4
+#define PROFILE_NAME profile_loop_4
+#define vd v4d
+#define vi v4i
+#include "_profile_block.h"
+#undef FOLD_TARGET
+#undef FOLD_WIDTH
+#undef PROFILE_NAME
+#undef vd
+#undef vi
+#define FOLD_TARGET __attribute__((target("avx512f")))
+#define FOLD_WIDTH 8
+#define PROFILE_NAME profile_loop_8
+#define vd v8d
+#define vi v8i
+#include "_profile_block.h"
+#undef FOLD_TARGET
+#undef FOLD_WIDTH
+#undef PROFILE_NAME
+#undef vd
+#undef vi
+static const ProfileLoop profile_loops[] = {profile_loop_2, profile_loop_4, profile_loop_8};
+#else
+static const ProfileLoop profile_loops[] = {profile_loop_2};
+#endif
+
+/* One block (m <= BLOCK rows): 0 when it leaves the range the C path takes (nothing added then). */
+static int profile_block(ProfileSum *s, const double *a, const double *p, Py_ssize_t m) {
+    double losses[BLOCK], e[BLOCK], sq[BLOCK], err[BLOCK], scratch[BLOCK];
+    int flags;
+    const Fold *f = s->fold;
+    Py_ssize_t fractional = profile_loops[f - folds](a, p, m, e, losses, sq, err, &flags);
+    int outside = flags & 1, any_e = flags >> 1;
+    if (outside) return 0;
+    for (Py_ssize_t i = 0; i < m; i++) {  /* not vectorised: a scatter */
+        uint64_t bits;
+        memcpy(&bits, &losses[i], 8);
+        s->digits[bits >> 48]++;
+    }
+    s->fractional += fractional;
+    add_non_negative(s->loss, losses, m, f);
+    sum_abs_diff(s->squares, sq, err, m, f);  /* |sq - err| = sq + (d*d - sq) = d*d, exactly */
+    if (!any_e) return 1;
+    /* |a - p| = |d| + sign(d) * e (|e| is at most half an ulp of d, and d = 0 only when a == p) */
+    for (Py_ssize_t i = 0; i < m; i++) sq[i] = a[i] - p[i] < 0.0 ? -e[i] : e[i];
+    add_signed(s->correction, s->correction_negative, sq, m, scratch, f);
+    /* (d + e)**2 = d*d + 2*d*e + e*e: the cross and e terms, each with its Dekker error */
+    for (Py_ssize_t i = 0; i < m; i++) {
+        double d = a[i] - p[i], dh, dl, eh, el;
+        split(d, &dh, &dl);
+        split(e[i], &eh, &el);
+        double cross = d * e[i];
+        sq[i] = 2.0 * cross;
+        err[i] = 2.0 * (((dh * eh - cross) + dh * el + dl * eh) + dl * el);
+    }
+    add_signed(s->squares, s->squares_negative, sq, m, scratch, f);
+    add_signed(s->squares, s->squares_negative, err, m, scratch, f);
+    for (Py_ssize_t i = 0; i < m; i++) {
+        double eh, el;
+        split(e[i], &eh, &el);
+        sq[i] = e[i] * e[i];
+        err[i] = ((eh * eh - sq[i]) + 2.0 * eh * el) + el * el;
+    }
+    add_non_negative(s->squares, sq, m, f);
+    add_signed(s->squares, s->squares_negative, err, m, scratch, f);
+    return 1;
+}
+
+static int profile_take(void *self, const double *a, const double *p, Py_ssize_t n) {
+    ProfileSum *s = self;
+    if (s->declined) return 1;
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {
+        Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;
+        if (!profile_block(s, a + start, p + start, m)) { s->declined = 1; return 1; }
+    }
+    s->rows += n;
+    s->cut_rows += n;
+    return 0;
+}
+
+static Bins *new_bins(void) {
+    Bins *bins = PyMem_RawCalloc(1, sizeof(Bins));
+    if (bins) { bins->low = EXPONENTS; bins->high = -1; bins->ready = 1; }
+    return bins;
+}
+
+static PyObject *profile_sum_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    const char *fold_name = NULL;
+    if (!PyArg_ParseTuple(args, "|z:ProfileSum", &fold_name) || (kwargs && PyDict_Size(kwargs))) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "ProfileSum(fold=None) takes no keyword arguments");
+        return NULL;
+    }
+    const Fold *chosen = named_fold(fold_name);
+    if (!chosen) return NULL;
+    ProfileSum *s = (ProfileSum *)type->tp_alloc(type, 0);
+    if (!s) return NULL;
+    s->fold = chosen;
+    s->loss = new_bins(); s->correction = new_bins(); s->correction_negative = new_bins();
+    s->squares = new_bins(); s->squares_negative = new_bins();
+    s->digits = PyMem_RawCalloc(DIGITS, sizeof(uint32_t));
+    s->loss_units = PyLong_FromLong(0);
+    if (!s->loss || !s->correction || !s->correction_negative || !s->squares || !s->squares_negative || !s->digits
+            || !s->loss_units) {
+        Py_DECREF(s);
+        return PyErr_NoMemory();
+    }
+    s->consumer.take = profile_take;
+    s->consumer.self = s;
+    return (PyObject *)s;
+}
+
+static void profile_sum_dealloc(ProfileSum *s) {
+    PyMem_RawFree(s->loss); PyMem_RawFree(s->correction); PyMem_RawFree(s->correction_negative);
+    PyMem_RawFree(s->squares); PyMem_RawFree(s->squares_negative);
+    PyMem_RawFree(s->digits);
+    Py_XDECREF(s->loss_units);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static void clear_bins(Bins *bins) {
+    for (int e = bins->low; e <= bins->high; e++) bins->totals[e] = 0;
+    bins->low = EXPONENTS;
+    bins->high = -1;
+}
+
+static PyObject *profile_sum_consumer(ProfileSum *s, PyObject *unused) {
+    PyObject *capsule = PyCapsule_New(&s->consumer, CONSUMER_CAPSULE, consumer_capsule_release);
+    if (!capsule) return NULL;
+    Py_INCREF(s);
+    if (PyCapsule_SetContext(capsule, s) < 0) { Py_DECREF(s); Py_DECREF(capsule); return NULL; }
+    return capsule;
+}
+
+/* (L1 units, rows) since the last cut, restarted: one jackknife block. */
+static PyObject *profile_sum_cut(ProfileSum *s, PyObject *unused) {
+    if (s->declined) Py_RETURN_NONE;
+    PyObject *loss = to_units(s->loss), *pos = to_units(s->correction), *neg = to_units(s->correction_negative);
+    PyObject *correction = NULL, *l1 = NULL, *total = NULL, *out = NULL;
+    if (loss && pos && neg && (correction = PyNumber_Subtract(pos, neg)) && (l1 = PyNumber_Add(loss, correction))
+            && (total = PyNumber_Add(s->loss_units, loss))) {
+        Py_SETREF(s->loss_units, total);
+        clear_bins(s->loss);
+        clear_bins(s->correction);
+        clear_bins(s->correction_negative);
+        out = Py_BuildValue("(On)", l1, s->cut_rows);
+        s->cut_rows = 0;
+    }
+    Py_XDECREF(loss); Py_XDECREF(pos); Py_XDECREF(neg); Py_XDECREF(correction); Py_XDECREF(l1);
+    return out;
+}
+
+/* Everything but the L1 blocks, over the rows cut so far: {rows, loss_units, squares_units, fractional,
+   digits} (call after the last cut). */
+static PyObject *profile_sum_totals(ProfileSum *s, PyObject *unused) {
+    if (s->declined) Py_RETURN_NONE;
+    PyObject *digits = PyDict_New(), *pos = to_units(s->squares), *neg = to_units(s->squares_negative),
+             *squares = NULL, *out = NULL;
+    for (Py_ssize_t d = 0; digits && d < DIGITS; d++) {
+        if (!s->digits[d]) continue;
+        PyObject *key = PyLong_FromSsize_t(d), *count = PyLong_FromUnsignedLong(s->digits[d]);
+        if (!key || !count || PyDict_SetItem(digits, key, count) < 0) Py_CLEAR(digits);
+        Py_XDECREF(key);
+        Py_XDECREF(count);
+    }
+    if (digits && pos && neg && (squares = PyNumber_Subtract(pos, neg)))
+        out = Py_BuildValue("{s:n,s:O,s:O,s:n,s:n,s:O}", "rows", s->rows, "loss_units", s->loss_units, "squares_units",
+                            squares, "infinite", (Py_ssize_t)0, "fractional", s->fractional, "digits", digits);
+    Py_XDECREF(digits); Py_XDECREF(pos); Py_XDECREF(neg); Py_XDECREF(squares);
+    return out;
+}
+
+static PyMethodDef profile_sum_methods[] = {
+    {"consumer", (PyCFunction)profile_sum_consumer, METH_NOARGS, "consumer() -> capsule (_consumer.h)"},
+    {"cut", (PyCFunction)profile_sum_cut, METH_NOARGS,
+     "cut() -> (units, rows) of the L1 sum since the last cut, restarted; None once declined"},
+    {"totals", (PyCFunction)profile_sum_totals, METH_NOARGS,
+     "totals() -> {rows, loss_units, squares_units, infinite, fractional, digits}; None once declined"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ProfileSumType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "l1stream.exact._kernel.ProfileSum",
+    .tp_basicsize = sizeof(ProfileSum),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "ProfileSum(fold=None): the report's first pass over rows the reader hands it (see _profile.h); "
+              "fold names a vector width from folds() (for tests: every one gives the same bits).",
+    .tp_new = profile_sum_new,
+    .tp_dealloc = (destructor)profile_sum_dealloc,
+    .tp_methods = profile_sum_methods,
+};
+
+/* ---- SelectPass -------------------------------------------------------------------------------- */
+
+enum { MAX_SELECT = 64 };
+
+typedef struct {
+    PyObject_HEAD
+    int count;
+    uint64_t prefix[MAX_SELECT];
+    int bits[MAX_SELECT], collect[MAX_SELECT];
+    uint64_t *values[MAX_SELECT];    /* collected patterns (collect) */
+    Py_ssize_t filled[MAX_SELECT], capacity[MAX_SELECT];
+    int64_t *counts[MAX_SELECT];     /* next-16-bit counts (not collect) */
+    uint8_t wanted[DIGITS / 8];      /* top-16-bit digits some bucket (or the tail) may take */
+    int has_tail;
+    uint64_t tail_above;
+    Bins *tail;
+    Py_ssize_t tail_rows;
+    int declined;
+    RowConsumer consumer;
+} SelectPass;
+
+static int select_take(void *self, const double *a, const double *p, Py_ssize_t n) {
+    SelectPass *s = self;
+    if (s->declined) return 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!isfinite(a[i]) || !isfinite(p[i])) { s->declined = 1; return 1; }
+        double d = fabs(a[i] - p[i]);
+        uint64_t bits;
+        memcpy(&bits, &d, 8);
+        if (!(s->wanted[bits >> 51] & (1u << ((bits >> 48) & 7)))) continue;  /* most rows: no bucket's */
+        for (int k = 0; k < s->count; k++) {
+            if (s->bits[k] && (bits >> (64 - s->bits[k])) != s->prefix[k]) continue;
+            if (!s->collect[k]) {
+                s->counts[k][(bits >> (48 - s->bits[k])) & 0xFFFF]++;
+                continue;
+            }
+            if (s->filled[k] == s->capacity[k]) {
+                Py_ssize_t grown = s->capacity[k] ? 2 * s->capacity[k] : 1024;
+                uint64_t *more = PyMem_RawRealloc(s->values[k], (size_t)grown * sizeof(uint64_t));
+                if (!more) { s->declined = 2; return 1; }
+                s->values[k] = more;
+                s->capacity[k] = grown;
+            }
+            s->values[k][s->filled[k]++] = bits;
+        }
+        if (s->has_tail && bits > s->tail_above && !isinf(d)) {
+            s->tail_rows++;
+            add(s->tail, d, 0);
+        }
+    }
+    return 0;
+}
+
+static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    PyObject *buckets, *tail = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O:SelectPass", &buckets, &tail)) return NULL;
+    PyObject *seq = PySequence_Fast(buckets, "buckets must be a sequence of (prefix, bits, collect)");
+    if (!seq) return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    if (count > MAX_SELECT) {
+        Py_DECREF(seq);
+        PyErr_Format(PyExc_ValueError, "at most %d buckets in one pass", MAX_SELECT);
+        return NULL;
+    }
+    SelectPass *s = (SelectPass *)type->tp_alloc(type, 0);
+    if (!s) { Py_DECREF(seq); return NULL; }
+    s->consumer.take = select_take;
+    s->consumer.self = s;
+    for (Py_ssize_t k = 0; k < count; k++) {
+        unsigned long long prefix;
+        int bits, collect;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "Kip", &prefix, &bits, &collect)) goto fail;
+        if (bits < 0 || bits > 48 || bits % 16) { PyErr_SetString(PyExc_ValueError, "bits must be 0, 16, 32 or 48"); goto fail; }
+        s->prefix[k] = prefix;
+        s->bits[k] = bits;
+        s->collect[k] = collect;
+        s->count++;
+        if (bits == 0) memset(s->wanted, 0xFF, sizeof s->wanted);
+        else { uint64_t digit = prefix >> (bits - 16); s->wanted[digit >> 3] |= (uint8_t)(1u << (digit & 7)); }
+        if (!collect && !(s->counts[k] = PyMem_RawCalloc(DIGITS, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
+    }
+    if (tail != Py_None) {
+        s->tail_above = PyLong_AsUnsignedLongLong(tail);
+        if (PyErr_Occurred()) goto fail;
+        s->has_tail = 1;
+        if (!(s->tail = new_bins())) { PyErr_NoMemory(); goto fail; }
+        for (uint64_t digit = (s->tail_above >> 48); digit < DIGITS; digit++)  /* every digit holding a loss above */
+            s->wanted[digit >> 3] |= (uint8_t)(1u << (digit & 7));
+    }
+    Py_DECREF(seq);
+    return (PyObject *)s;
+fail:
+    Py_DECREF(seq);
+    Py_DECREF(s);
+    return NULL;
+}
+
+static void select_pass_dealloc(SelectPass *s) {
+    for (int k = 0; k < MAX_SELECT; k++) { PyMem_RawFree(s->values[k]); PyMem_RawFree(s->counts[k]); }
+    PyMem_RawFree(s->tail);
+    Py_TYPE(s)->tp_free((PyObject *)s);
+}
+
+static PyObject *select_pass_consumer(SelectPass *s, PyObject *unused) {
+    PyObject *capsule = PyCapsule_New(&s->consumer, CONSUMER_CAPSULE, consumer_capsule_release);
+    if (!capsule) return NULL;
+    Py_INCREF(s);
+    if (PyCapsule_SetContext(capsule, s) < 0) { Py_DECREF(s); Py_DECREF(capsule); return NULL; }
+    return capsule;
+}
+
+/* [bytes of uint64 patterns (collected) or of int64 counts (65,536), per bucket], (tail rows, units); None
+   once declined. */
+static PyObject *select_pass_results(SelectPass *s, PyObject *unused) {
+    if (s->declined) Py_RETURN_NONE;
+    PyObject *found = PyList_New(s->count);
+    for (int k = 0; found && k < s->count; k++) {
+        PyObject *item = s->collect[k]
+            ? PyBytes_FromStringAndSize((const char *)s->values[k], s->filled[k] * (Py_ssize_t)sizeof(uint64_t))
+            : PyBytes_FromStringAndSize((const char *)s->counts[k], DIGITS * (Py_ssize_t)sizeof(int64_t));
+        if (!item) Py_CLEAR(found);
+        else PyList_SET_ITEM(found, k, item);
+    }
+    if (!found) return NULL;
+    PyObject *tail = s->has_tail ? to_units(s->tail) : PyLong_FromLong(0);
+    if (!tail) { Py_DECREF(found); return NULL; }
+    return Py_BuildValue("(N(nN))", found, s->tail_rows, tail);
+}
+
+static PyMethodDef select_pass_methods[] = {
+    {"consumer", (PyCFunction)select_pass_consumer, METH_NOARGS, "consumer() -> capsule (_consumer.h)"},
+    {"results", (PyCFunction)select_pass_results, METH_NOARGS,
+     "results() -> ([bytes per bucket], (tail rows, tail units)); None once declined"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject SelectPassType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "l1stream.exact._kernel.SelectPass",
+    .tp_basicsize = sizeof(SelectPass),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "SelectPass(buckets, tail_above=None): a quantile pass over rows the reader hands it "
+              "(buckets: (prefix, bits, collect)); see _profile.h.",
+    .tp_new = select_pass_new,
+    .tp_dealloc = (destructor)select_pass_dealloc,
+    .tp_methods = select_pass_methods,
+};
+
+#endif

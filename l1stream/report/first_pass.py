@@ -1,0 +1,137 @@
+"""The report's first pass: the evaluation and the error profile from one read of every row.
+
+A report used to read the data for the evaluation, then again for the profile (histograms,
+squares, jackknife blocks, time series), then for the quantiles.  Here one task function gathers
+the evaluation's :class:`~l1stream.engine.scan_state.ScanState` and the
+:class:`~l1stream.report.profile.Profile` together, piece by piece:
+
+- summed as the pages decode (``engine/direct.py`` with the C ``ProfileSum`` consumer) for a plain
+  spec: two DOUBLE columns, no filter, weight or baseline, slices and the time key partition keys
+  at most, no fixed bins; a piece the page decoder declines (nulls, a value that is not finite) is
+  read as below, whole;
+- as tables otherwise, each chunk reduced as :func:`~l1stream.engine.tasks.scan_pieces` reduces it
+  and profiled as :func:`~l1stream.report.profile.profile_pieces` profiles it.
+
+Every slice is profiled (the job only takes this pass when the slices are partition keys, whose
+number the listing knows); the largest are kept one by one afterwards (:meth:`Profile.keep`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from l1stream.engine.direct import feed_piece
+from l1stream.engine.pieces import FramePart, ScanSpec
+from l1stream.engine.remote import prefetch_small_files
+from l1stream.engine.scan_state import FileReport, ScanState
+from l1stream.engine.tasks import skipped_reason
+from l1stream.errors import BadFileError, SchemaError
+from l1stream.exact.l1state import UNITS_PER_ONE, L1State, state_of_units
+from l1stream.exact.native import compiled_profile_sum
+from l1stream.report.intervals import block_of
+from l1stream.report.profile import Profile, ProfileSpec, SliceProfile, profile_chunk
+
+
+@dataclass
+class FirstPass:
+    """The evaluation's scan state and the profile of the same rows (a commutative monoid, exact)."""
+
+    scan: ScanState
+    profile: Profile
+
+    @classmethod
+    def empty(cls) -> "FirstPass":
+        return cls(ScanState.empty(), Profile())
+
+    def merge(self, other: "FirstPass") -> "FirstPass":
+        return FirstPass(self.scan.merge(other.scan), self.profile.merge(other.profile))
+
+
+def merge_first_passes(parts) -> FirstPass:
+    total = FirstPass.empty()
+    for part in parts:
+        total = total.merge(part)
+    return total
+
+
+def first_pass_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> FirstPass:
+    """The first pass over some pieces (the task function); a bad file raises or, under
+    ``on_bad_file="skip"``, is recorded as skipped and left out of both parts."""
+    out = FirstPass.empty()
+    fetched = prefetch_small_files([p for p in pieces if not isinstance(p, FramePart)], filesystem)
+    for piece in pieces:
+        data = fetched.pop(piece.path, None)
+        try:
+            part = summed_first_pass(piece, spec, filesystem, data, wanted)
+            if part is None:
+                part = _table_first_pass(piece, spec, filesystem, data, wanted)
+        except (BadFileError, SchemaError) as exc:
+            if spec.on_bad_file != "skip":
+                raise
+            out.scan.skipped[piece.path] = skipped_reason(getattr(exc, "problem", exc.message), piece.path)
+            continue
+        part.scan.fragments_read += 1
+        out = out.merge(part)
+    return out
+
+
+def summed_first_pass(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSpec) -> FirstPass | None:
+    """A piece's first pass summed as its pages decode, or None (read it as tables)."""
+    if wanted.edges is not None or (wanted.time_key and not wanted.time_is_partition) or spec.baseline:
+        return None
+    total = compiled_profile_sum()
+    if total is None:
+        return None
+    blocks: dict = {}
+
+    def consumer(index: int, start: int, stop: int):
+        return total.consumer(), total.cut
+
+    def taken(index: int, start: int, stop: int, cut) -> None:
+        state = state_of_units(*cut)
+        block = block_of(piece.path, index)
+        blocks[block] = blocks[block].merge(state) if block in blocks else state
+
+    fed = feed_piece(piece, spec, filesystem, data, consumer, taken)
+    if fed is None:
+        return None
+    totals = total.totals()
+    key = tuple(piece.partition.get(k) for k in spec.by)
+    state = L1State.empty()
+    for block in sorted(blocks, key=repr):
+        state = state.merge(blocks[block])
+    out = FirstPass.empty()
+    report = FileReport(rows_scanned=fed[1], row_groups=fed[0])
+    report.add_state(state)
+    out.scan.files[piece.path] = report
+    if not totals["rows"]:
+        return out  # slices appear only when they have rows
+    out.scan.add_group_state(key, state)
+    squares = Fraction(totals["squares_units"], UNITS_PER_ONE) if wanted.squares else None
+    profiled = SliceProfile(totals["rows"], totals["loss_units"], totals["infinite"], squares, dict(totals["digits"]),
+                            None, blocks, totals["fractional"])
+    if wanted.slices is not None and key not in wanted.slices:
+        out.profile.rest = profiled
+    else:
+        out.profile.slices[key] = profiled
+    if wanted.time_key:
+        when = piece.partition.get(wanted.time_key)
+        out.profile.times[when] = state
+        if wanted.time_slices is None or key in wanted.time_slices:
+            out.profile.slice_times[(key, when)] = state
+    return out
+
+
+def _table_first_pass(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSpec) -> FirstPass:
+    from l1stream.engine.scan import iter_piece_chunks, reduce_chunk
+
+    out = FirstPass.empty()
+    report = FileReport()
+    policy = "raise" if spec.nan_policy == "raise" else "omit"
+    # each chunk is reduced and profiled before the next is read, and nothing keeps its arrays
+    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True, data=data):
+        reduce_chunk(table, piece, spec, out.scan, report, index, offset)
+        profile_chunk(out.profile, table, piece, index, spec, wanted, policy)
+    out.scan.files[piece.path] = report
+    return out
