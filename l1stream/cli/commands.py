@@ -177,7 +177,7 @@ def _evaluation_options(args, storage: dict | None) -> dict:
             "format": args.format, "table_version": args.table_version}
 
 
-def _check(result, args, gates: list, storage):
+def _check(result, args, gates: list, storage, tests: dict | None = None):
     """Check the gates (``mae`` and ``report``); return what appends the run to the history, to be
     called once every output is written."""
     from l1stream.scheduled.runner import check_run, record_run
@@ -185,7 +185,8 @@ def _check(result, args, gates: list, storage):
     definition = {"sources": args.sources, "columns": [args.actual, args.prediction, args.weight,
                                                        args.baseline_prediction],
                   "by": args.by, "filters": args.filters, "nan_policy": args.nan_policy}
-    checks = check_run(result, gates=gates, history=args.history, definition=definition, storage_options=storage)
+    checks = check_run(result, gates=gates, history=args.history, definition=definition, storage_options=storage,
+                       tests=tests)
     return lambda: record_run(result, checks, history=args.history, definition=definition, storage_options=storage)
 
 
@@ -206,8 +207,11 @@ def _cmd_report(args) -> int:
                     bins=bins, time_key=None if args.time_key.lower() == "none" else args.time_key,
                     confidence=args.confidence, title=args.title)
     result = job.evaluate(_progress(args))
-    record = _check(result, args, gates, storage)
+    significant = any(g.get("significant") for g in gates)
+    record = None if significant else _check(result, args, gates, storage)
     report = job.profile(result, history=args.history)
+    if significant:  # checked with the report's paired tests
+        record = _check(result, args, gates, storage, tests=report.tests())
     report.write_html(args.html, storage)
     if not args.quiet:
         print(f"l1stream: wrote {args.html}", file=sys.stderr)
@@ -219,12 +223,16 @@ def _cmd_report(args) -> int:
 
 def _gates(args) -> list:
     common = {"slices": args.gate_slices, "min_slice_size": args.min_slice_size}
+    significant = getattr(args, "gate_significant", False)
+    if significant and not any(getattr(args, k) is not None for k in ("max_increase", "max_increase_percent")):
+        raise UsageError("--gate-significant qualifies --max-increase or --max-increase-percent; give one")
     gates = []
     if args.max_mae is not None:
         gates.append({"max_mae": args.max_mae, **common})
     for kind in ("max_increase", "max_increase_percent"):
         if getattr(args, kind) is not None:
-            gates.append({kind: getattr(args, kind), "baseline": args.gate_baseline, **common})
+            gates.append({kind: getattr(args, kind), "baseline": args.gate_baseline, **common,
+                          **({"significant": True} if significant else {})})
     return gates
 
 

@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="level of the per-slice intervals (default 0.95)")
     report.add_argument("--title", metavar="TEXT", help="the report's title")
     _add_evaluation_arguments(report)
+    report.add_argument("--gate-significant", action="store_true",
+                        help="with --max-increase[-percent] against --gate-baseline baseline_prediction: fail only "
+                             "where the paired test finds the rise (p < 0.05, Holm-adjusted across slices)")
 
     losses = _command(commands, "losses", [data, slicing, cluster, logs],
                       "write the per-row L1 loss as a Parquet dataset")

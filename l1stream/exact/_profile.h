@@ -245,7 +245,31 @@ static PyObject *profile_sum_totals(ProfileSum *s, PyObject *unused) {
     return out;
 }
 
+/* take(a, b) from Python (tests): True when the rows went, False once declined. */
+static PyObject *consumer_add(RowConsumer *consumer, PyObject *args) {
+    PyObject *a_obj, *p_obj;
+    if (!PyArg_ParseTuple(args, "OO", &a_obj, &p_obj)) return NULL;
+    Py_buffer av, pv;
+    if (float64_buffer(a_obj, &av, "actual") < 0) return NULL;
+    if (float64_buffer(p_obj, &pv, "prediction") < 0) { PyBuffer_Release(&av); return NULL; }
+    int declined = 0;
+    if (av.len != pv.len) {
+        PyErr_SetString(PyExc_ValueError, "actual and prediction must have the same length");
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        declined = consumer->take(consumer->self, av.buf, pv.buf, av.len / 8);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&av);
+    PyBuffer_Release(&pv);
+    if (PyErr_Occurred()) return NULL;
+    return PyBool_FromLong(!declined);
+}
+
+static PyObject *profile_sum_add(ProfileSum *s, PyObject *args) { return consumer_add(&s->consumer, args); }
+
 static PyMethodDef profile_sum_methods[] = {
+    {"add", (PyCFunction)profile_sum_add, METH_VARARGS, "add(a, b) -> bool: take two float64 arrays (tests)"},
     {"consumer", (PyCFunction)profile_sum_consumer, METH_NOARGS, "consumer() -> capsule (_consumer.h)"},
     {"cut", (PyCFunction)profile_sum_cut, METH_NOARGS,
      "cut() -> (units, rows) of the L1 sum since the last cut, restarted; None once declined"},
@@ -395,7 +419,10 @@ static PyObject *select_pass_results(SelectPass *s, PyObject *unused) {
     return Py_BuildValue("(N(nN))", found, s->tail_rows, tail);
 }
 
+static PyObject *select_pass_add(SelectPass *s, PyObject *args) { return consumer_add(&s->consumer, args); }
+
 static PyMethodDef select_pass_methods[] = {
+    {"add", (PyCFunction)select_pass_add, METH_VARARGS, "add(a, b) -> bool: take two float64 arrays (tests)"},
     {"consumer", (PyCFunction)select_pass_consumer, METH_NOARGS, "consumer() -> capsule (_consumer.h)"},
     {"results", (PyCFunction)select_pass_results, METH_NOARGS,
      "results() -> ([bytes per bucket], (tail rows, tail units)); None once declined"},

@@ -248,7 +248,7 @@ class ReportJob:
         else:
             wanted = ProfileSpec(self.edges, self.time_key, self.time_is_partition, squares=options.weight is None,
                                  slices=profiled, time_slices=lines)
-            profile, read = passes.run(profile_pieces, (wanted,), merge_profiles, Profile()), 2
+            profile, read = passes.run(profile_pieces, (wanted,), merge_profiles, Profile()), 1  # (counted by passes)
         quantile_result, share, per_slice = self._quantiles(passes, profile, result)
         rows = []
         if history:

@@ -146,6 +146,10 @@ def value_axis(lowest: float, highest: float, ticks: int = 5) -> tuple:
 
 
 def slice_table(report) -> str:
+    """The slices' MAE, interval, rows, RMSE and loss quantiles; with a baseline model, the paired
+    difference, its interval and its Holm-adjusted p-value."""
+    qs = () if report.quantiles is None else tuple(report.quantiles.quantiles)
+    compared = bool(report.result.baseline_column)
     rows = []
     for s in sorted(report.slices(), key=lambda s: -(s["mae"] if math.isfinite(s["mae"]) else -1)):
         iv = s["interval"]
@@ -155,11 +159,39 @@ def slice_table(report) -> str:
             interval = "n/a (fewer than 2 row groups)"
         else:
             interval = f"n/a (only the {len(report.profile.slices)} largest slices are profiled)"
+        quantiles = s["quantiles"] or {}
+        cells = "".join(f"<td>{esc(short(quantiles[q])) if q in quantiles else ''}</td>" for q in ("median", *qs))
+        if compared:
+            cells += _difference_cells(s, report.alpha)
         rows.append(f"<tr><td>{esc(s['label'])}</td><td>{esc(repr(s['mae']))}</td><td>{interval}</td>"
-                    f"<td>{s['count']:,}</td><td>{esc(short(s['rmse']))}</td></tr>")
+                    f"<td>{s['count']:,}</td><td>{esc(short(s['rmse']))}</td>{cells}</tr>")
     level = f"{report.confidence:.0%}"
-    return (f"<table><tr><th>slice</th><th>MAE</th><th>{level} interval</th><th>rows</th><th>RMSE</th></tr>"
+    heads = "".join(f"<th>{'median' if q == 'median' else f'p{q * 100:g}'} |error|</th>" for q in ("median", *qs))
+    if compared:
+        heads += "<th>difference vs baseline</th><th>Holm-adjusted p</th>"
+    return (f"<table><tr><th>slice</th><th>MAE</th><th>{level} interval</th><th>rows</th><th>RMSE</th>{heads}</tr>"
             + "".join(rows) + "</table>")
+
+
+def _difference_cells(row: dict, alpha: float) -> str:
+    diff = row["difference"]
+    if diff is None:
+        return "<td>n/a (fewer than 2 row groups)</td><td></td>"
+    mark = ""
+    if row["adjusted_p"] < alpha:
+        mark = " <span class='fail'>worse</span>" if diff.estimate > 0 else " <span class='pass'>better</span>"
+    return (f"<td>{esc(short(diff.estimate))} [{esc(short(diff.lower))}, {esc(short(diff.upper))}]{mark}</td>"
+            f"<td>{row['adjusted_p']:.3g}</td>")
+
+
+def comparison_section(report) -> str:
+    """The verdict of the model against the baseline, and how it is made."""
+    summary = report.comparison()
+    return (f"<h2>Candidate against baseline</h2><p><strong>{esc(summary['verdict'])}</strong></p>"
+            f"<p class='note'>difference = MAE(prediction) - MAE(baseline_prediction), over the same rows "
+            f"(positive: the candidate errs more); per slice a paired delete-a-group jackknife over the same row "
+            f"groups gives its {report.confidence:.0%} interval and a t test; p-values are adjusted across the "
+            f"{summary['tested']} tested slices by Holm's method (alpha {summary['alpha']:g}).</p>")
 
 
 def gates_table(result) -> str:
@@ -218,6 +250,8 @@ def report_body(report) -> str:
     if runs:
         sections.append("<h2>MAE of past runs (metrics history)</h2>"
                         + line_svg([(t.strftime("%m-%d %H:%M"), m) for t, m, _ in runs], title="MAE per run"))
+    if result.baseline_column:
+        sections.append(comparison_section(report))
     sections.append("<h2>Quality gates</h2>" + gates_table(result))
     if result.skipped:
         items = "".join(f"<li>{esc(p)}: {esc(r)}</li>" for p, r in result.skipped.items())

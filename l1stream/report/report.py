@@ -80,6 +80,21 @@ class Report:
             return None
         return {"median": self.quantiles.median, **self.quantiles.quantiles}
 
+    def tests(self) -> dict:
+        """``{slice key: (difference, p-value)}`` of the paired comparison (Holm-adjusted for slices;
+        ``()``: the overall test), for ``significant`` gates."""
+        out: dict = {}
+        if not self.result.baseline_column:
+            return out
+        overall = self.overall.difference(self.confidence)
+        if overall is not None:
+            out[()] = (overall.estimate, overall.p_value)
+        if self.result.by:
+            for row in self.slices():
+                if row["difference"] is not None:
+                    out[row["key"]] = (row["difference"].estimate, row["adjusted_p"])
+        return out
+
     def comparison(self) -> dict | None:
         """The model against the baseline, per slice (None without a baseline).
 

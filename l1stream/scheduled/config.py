@@ -22,7 +22,8 @@ A config describes one evaluation (see ``configs/*.yaml`` for commented examples
     cluster: null                 # or {kind: local|slurm|kubernetes|gateway|address, workers: N, options: {...}}
     store: null                   # state store dir/URL: re-runs read only new or changed files
     history: null                 # metrics history dir/URL: one Parquet file appended per run
-    gates: []                     # [{max_mae: X}, {max_increase_percent: 5, slices: true, min_slice_size: 1000}]
+    gates: []                     # [{max_mae: X}, {max_increase_percent: 5, slices: true, min_slice_size: 1000},
+                                  #  {max_increase: 0, baseline: baseline_prediction, significant: true}]
 
 Relative local paths are relative to the working directory.  Unknown keys, wrong
 types and missing required keys fail at load time, naming the key path

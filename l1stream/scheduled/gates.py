@@ -6,6 +6,7 @@ A gate is a small dict (config ``gates:`` list, or CLI flags)::
     {"max_increase_percent": 5, "baseline": "history"}   # vs the previous passing run in the history
     {"max_increase": 500, "baseline": "baseline_prediction"}  # vs the baseline model, same rows
     ... plus "slices": true, "min_slice_size": 1000      # also every slice with >= 1000 rows
+    ... plus "significant": true                          # the report's paired test must find the rise
 
 Each check gives ``{"gate", "slice", "value", "baseline", "threshold", "status"}`` with
 status ``passed``, ``failed`` or ``no_baseline`` (the first run of a history, or a slice
@@ -20,7 +21,8 @@ from l1stream.errors import UsageError
 
 KINDS = ("max_mae", "max_increase_percent", "max_increase")
 BASELINES = ("history", "baseline_prediction")
-KEYS = set(KINDS) | {"baseline", "slices", "min_slice_size", "name"}
+ALPHA = 0.05  # the level of a significant gate's test
+KEYS = set(KINDS) | {"baseline", "slices", "min_slice_size", "name", "significant"}
 
 
 def validate_gates(gates) -> list:
@@ -49,21 +51,31 @@ def validate_gates(gates) -> list:
         baseline = gate.get("baseline", "history" if kind != "max_mae" else None)
         if kind != "max_mae" and baseline not in BASELINES:
             raise UsageError(f"{where}.baseline: expected one of {', '.join(BASELINES)}; got {baseline!r}")
+        significant = gate.get("significant", False)
+        if not isinstance(significant, bool):
+            raise UsageError(f"{where}.significant: expected true or false; got {significant!r}")
+        if significant and (kind == "max_mae" or baseline != "baseline_prediction"):
+            raise UsageError(f"{where}.significant: applies to max_increase and max_increase_percent gates against "
+                             f"baseline: baseline_prediction (the paired test compares the two models)")
         size = gate.get("min_slice_size", 1)
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise UsageError(f"{where}.min_slice_size: expected a positive integer; got {size!r}")
         out.append({"kind": kind, "threshold": float(threshold), "baseline": baseline,
                     "slices": bool(gate.get("slices", False)), "min_slice_size": size,
-                    "name": str(gate.get("name") or kind)})
+                    "name": str(gate.get("name") or kind), "significant": significant})
     return out
 
 
-def check_gates(result, gates: list, *, history_values: dict | None = None) -> list:
+def check_gates(result, gates: list, *, history_values: dict | None = None, tests: dict | None = None) -> list:
     """Evaluate gates against ``result``; store the checks on ``result.gates`` and return them.
 
     ``history_values`` maps history slice labels (see :func:`l1stream.outputs.history.slice_label`)
-    to the previous run's MAE.
+    to the previous run's MAE.  ``tests`` maps slice keys (``()`` overall) to the report's paired
+    ``(difference, p-value)`` (:meth:`l1stream.report.Report.tests`), for ``significant`` gates.
     """
+    if any(g.get("significant") for g in gates) and tests is None:
+        raise UsageError("a significant gate needs the report's paired test of the two models: run l1stream report "
+                         "(or a config that writes output.report), not l1stream mae")
     from l1stream.outputs.history import OVERALL, slice_label
 
     checks = []
@@ -81,7 +93,12 @@ def check_gates(result, gates: list, *, history_values: dict | None = None) -> l
                 if gate["baseline"] == "baseline_prediction" and not result.baseline_column:
                     raise UsageError(f"gate {gate['name']!r} compares with baseline_prediction, but no "
                                      f"baseline_prediction column was given")
-            checks.append(_check(gate, result.by, key, value, baseline))
+            check = _check(gate, result.by, key, value, baseline)
+            if gate.get("significant") and check["status"] == "failed":
+                found = (tests or {}).get(key)
+                if found is None or not (found[0] > 0 and found[1] < ALPHA):
+                    check["status"] = "not_significant"
+            checks.append(check)
     result.gates = checks
     return checks
 

@@ -16,7 +16,7 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from l1stream.errors import GateFailedError, SkippedFilesError, UsageError
+from l1stream.errors import ConfigError, GateFailedError, SkippedFilesError, UsageError
 
 if TYPE_CHECKING:
     from l1stream.engine.result import EvaluationResult
@@ -65,6 +65,7 @@ def run_job(config: dict, *, progress: bool = False, full: bool = False, extra_j
         config_report_job,
         definition_of,
         prepare_gates,
+        profile_config_report,
         record_run,
         run_config,
         write_config_losses,
@@ -73,17 +74,22 @@ def run_job(config: dict, *, progress: bool = False, full: bool = False, extra_j
     from l1stream.storage import write_text
 
     gates = prepare_gates(config["gates"], config["history"])
+    significant = any(g["significant"] for g in gates)
+    if significant and not config["output"]["report"]:
+        raise ConfigError("a significant gate is checked with the report's paired test of the two models: "
+                          "set output.report", path="gates")
     check_config_outputs(config)
     report_job = config_report_job(config)
     storage = config["storage_options"] or None
     result = run_config(config, progress=progress, full=full)
     definition = definition_of(config)
+    report = profile_config_report(report_job, result, config)
     checks = check_run(result, gates=gates, history=config["history"], definition=definition,
-                       storage_options=storage)
+                       storage_options=storage, tests=report.tests() if significant else None)
     losses = write_config_losses(config)
     written = [losses["output"]] if losses else []
-    report = write_config_report(report_job, result, config)
-    written += [report] if report else []
+    report_path = write_config_report(report, config)
+    written += [report_path] if report_path else []
     text = json.dumps(result.to_dict(file_reports=per_file), indent=2, allow_nan=False)
     for path in dict.fromkeys(filter(None, (config["output"]["json"], extra_json))):
         write_text(path, text + "\n", storage)
@@ -93,7 +99,7 @@ def run_job(config: dict, *, progress: bool = False, full: bool = False, extra_j
         from l1stream.outputs.mlflow_run import log_run
         from l1stream.storage import is_local_path
 
-        artifacts = [report] if report and is_local_path(report) else []
+        artifacts = [report_path] if report_path and is_local_path(report_path) else []
         mlflow_run = log_run(result, config["output"]["mlflow"], document=result.to_dict(file_reports=per_file),
                              artifacts=artifacts, gates_passed=None if checks is None else not failed(checks))
     record_run(result, checks, history=config["history"], definition=definition, storage_options=storage)

@@ -61,7 +61,8 @@ def config_report_job(config: dict):
     (columns, filters, storage, paths, table), = batches
     options = config["report"]
     return ReportJob(paths, **_batch_options(config, columns, filters, storage, table), scheduler=_scheduler(config),
-                     quantiles=tuple(options["quantiles"]), bins=options["bins"], time_key=options["time_key"],
+                     baseline_prediction=columns.get("baseline_prediction"), quantiles=tuple(options["quantiles"]),
+                     bins=options["bins"], time_key=options["time_key"],
                      confidence=options["confidence"], title=options["title"])
 
 
@@ -85,11 +86,15 @@ def _batch_options(config: dict, columns: dict, filters: list, storage: dict, ta
             "format": table["format"], "table_version": table["table_version"], "catalog": table["catalog"]}
 
 
-def write_config_report(job, result: EvaluationResult, config: dict) -> str | None:
-    """Profile ``result`` with ``job`` (see :func:`config_report_job`) and write ``output.report``."""
-    if job is None:
+def profile_config_report(job, result: EvaluationResult, config: dict):
+    """Profile ``result`` with ``job`` (see :func:`config_report_job`): the Report, or None without one."""
+    return None if job is None else job.profile(result, history=config["history"])
+
+
+def write_config_report(report, config: dict) -> str | None:
+    """Write ``report`` (from :func:`profile_config_report`) to ``output.report``; its path, or None."""
+    if report is None:
         return None
-    report = job.profile(result, history=config["history"])
     return report.write_html(config["output"]["report"], config["storage_options"] or None)
 
 
@@ -168,9 +173,10 @@ def finish_run(result: EvaluationResult, *, gates: list, history: str | None = N
 
 
 def check_run(result: EvaluationResult, *, gates: list, history: str | None, definition: dict,
-              storage_options: dict | None = None) -> list | None:
-    """Check the quality gates (against the history's previous passing run where asked); sets
-    ``result.gates``; returns the checks (``None`` without gates).  Appends nothing."""
+              storage_options: dict | None = None, tests: dict | None = None) -> list | None:
+    """Check the quality gates (against the history's previous passing run where asked; ``tests``:
+    the report's paired tests, for ``significant`` gates); sets ``result.gates``; returns the checks
+    (``None`` without gates).  Appends nothing."""
     if not gates:
         return None
     from l1stream.outputs import history as metrics_history  # pyarrow: only for a run that checks gates
@@ -180,7 +186,7 @@ def check_run(result: EvaluationResult, *, gates: list, history: str | None, def
     values: dict = {}
     if history and _wants_history(gates):
         values = metrics_history.previous_values(history, digest, storage_options)
-    return check_gates(result, gates, history_values=values)
+    return check_gates(result, gates, history_values=values, tests=tests)
 
 
 def record_run(result: EvaluationResult, checks: list | None, *, history: str | None, definition: dict,

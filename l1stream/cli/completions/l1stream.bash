@@ -8,7 +8,7 @@
 _shtab_l1stream_subparsers=(mae report losses run quantiles history demo completion schema)
 
 _shtab_l1stream_mae_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by --cluster --cluster-workers --cluster-option -q --quiet -v --verbose --json --indent --output --per-file --mlflow-experiment --mlflow-tracking-uri --mlflow-run-name --weight --on-bad-file --allow-skipped --store --format --table-version --baseline-prediction --max-mae --max-increase --max-increase-percent --gate-baseline --gate-slices --min-slice-size --history --full)
-_shtab_l1stream_report_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by -q --quiet -v --verbose --json --indent --output --per-file --mlflow-experiment --mlflow-tracking-uri --mlflow-run-name --html --quantile --bins --time-key --confidence --title --weight --on-bad-file --allow-skipped --store --format --table-version --baseline-prediction --max-mae --max-increase --max-increase-percent --gate-baseline --gate-slices --min-slice-size --history --full)
+_shtab_l1stream_report_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by -q --quiet -v --verbose --json --indent --output --per-file --mlflow-experiment --mlflow-tracking-uri --mlflow-run-name --html --quantile --bins --time-key --confidence --title --weight --on-bad-file --allow-skipped --store --format --table-version --baseline-prediction --max-mae --max-increase --max-increase-percent --gate-baseline --gate-slices --min-slice-size --history --full --gate-significant)
 _shtab_l1stream_losses_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option --by --cluster --cluster-workers --cluster-option -q --quiet -v --verbose --output --keep --json --indent)
 _shtab_l1stream_run_option_strings=(-h --help -q --quiet -v --verbose --json --indent --output --per-file --mlflow-experiment --mlflow-tracking-uri --mlflow-run-name --set --full)
 _shtab_l1stream_quantiles_option_strings=(-h --help --actual --prediction --filter --nan-policy --scheduler --scheduler-file --workers --storage-option -q --quiet -v --verbose --quantile --json --indent)
@@ -60,6 +60,7 @@ _shtab_l1stream_report___per_file_nargs=0
 _shtab_l1stream_report___allow_skipped_nargs=0
 _shtab_l1stream_report___gate_slices_nargs=0
 _shtab_l1stream_report___full_nargs=0
+_shtab_l1stream_report___gate_significant_nargs=0
 _shtab_l1stream_losses_pos_0_nargs=+
 _shtab_l1stream_losses__h_nargs=0
 _shtab_l1stream_losses___help_nargs=0
