@@ -115,6 +115,61 @@ def test_the_select_consumer_collects_and_counts_as_numpy():
     assert tail_rows == len(above) and Fraction(tail_units, UNITS) == sum(map(Fraction, above.tolist()))
 
 
+def test_the_select_consumer_without_a_whole_histogram_bucket():
+    """Buckets named by their digit alone (collected straight) beside buckets sharing a digit
+    (a 16-bit collection and a 32-bit one under it; a count and a collection of one digit),
+    fed in runs of odd lengths: every bucket as numpy selects it."""
+    need_native_decoder()
+    from l1stream.exact._kernel import SelectPass
+
+    rng = np.random.default_rng(4)
+    a, p = rng.lognormal(5, 2, 30_001), rng.lognormal(5, 2, 30_001)
+    bits = np.abs(a - p).view(np.uint64)
+    digits = bits >> np.uint64(48)
+    common = np.argsort(np.bincount(digits.astype(np.intp)))[::-1][:4].tolist()
+    under = int(np.bincount(((bits[digits == common[2]] >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.intp))
+                .argmax())
+    buckets = [(common[0], 16, True), (common[1], 16, True), (common[2], 16, True),
+               ((common[2] << 16) | under, 32, True), (common[3], 16, False), (common[3], 16, True)]
+    select = SelectPass(buckets)
+    for start in range(0, len(a), 997):
+        assert select.add(a[start:start + 997], p[start:start + 997])
+    found, (tail_rows, tail_units) = select.results()
+    assert (tail_rows, tail_units) == (0, 0)
+    for (prefix, width, collect), raw in zip(buckets, found):
+        chosen = bits[(bits >> np.uint64(64 - width)) == np.uint64(prefix)]
+        if collect:
+            assert np.array_equal(np.frombuffer(raw, dtype=np.uint64), chosen)  # in row order
+        else:
+            assert np.array_equal(np.frombuffer(raw, dtype=np.int64), np.bincount(
+                ((chosen >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.intp), minlength=65536))
+    with pytest.raises(ValueError, match="below 2"):
+        SelectPass([(1 << 16, 16, True)])
+
+
+def test_feed_by_hands_each_slice_its_rows_in_order():
+    need_native_decoder()
+    from l1stream.exact._kernel import AbsDiffSum, ProfileSum, feed_by
+
+    rng = np.random.default_rng(6)
+    a, p, codes = rng.normal(size=50_001), rng.normal(size=50_001), rng.integers(0, 4, 50_001)
+    sums = [ProfileSum(), None, ProfileSum(), ProfileSum()]
+    assert feed_by([s and s.consumer() for s in sums], a, p, codes) == []
+    for code, total in enumerate(sums):
+        if total is not None:
+            units, rows = total.cut()
+            mine = codes == code
+            assert rows == mine.sum()
+            assert Fraction(units, UNITS) == sum(abs(Fraction(x) - Fraction(y))
+                                                 for x, y in zip(a[mine].tolist(), p[mine].tolist()))
+    a[7] = np.inf
+    assert feed_by([ProfileSum().consumer() for _ in range(4)], a, p, codes) == [int(codes[7])]
+    with pytest.raises(ValueError, match="outside"):
+        feed_by([AbsDiffSum().consumer()], a, p, codes)
+    with pytest.raises(ValueError, match="same length"):
+        feed_by([None] * 4, a, p[:-1], codes)
+
+
 @pytest.fixture(scope="module")
 def log(tmp_path_factory):
     """Three models over five days (partition keys), row groups of 3,000 rows; the candidate v3 errs
@@ -159,7 +214,7 @@ def test_quantiles_per_slice_equal_numpy_bit_for_bit(log, by):
             assert got[q] == np.quantile(values, q), (key, q)
     everything = np.concatenate([v for parts in per.values() for v in parts])
     assert report.quantiles.median == np.median(everything)
-    assert report.passes == (2 if by == "model" else 3)  # one read for both, or the evaluation first
+    assert report.passes == 2  # one read for the evaluation and the profile, one for the quantiles
     doc = report.to_dict()["report"]
     assert all(s["quantiles"]["median"] == report.slice_quantiles[tuple(s["key"].values())]["median"]
                for s in doc["slices"])
@@ -177,16 +232,64 @@ def test_buckets_too_large_to_collect_are_refined_per_slice(log, monkeypatch):
     assert report.passes > 2
 
 
-def test_one_read_gives_the_report_of_the_ordinary_passes(log, monkeypatch):
-    """The first pass summed as pages decode (C consumers) against the same report read as tables
-    (the C parts off): every figure of the JSON the same."""
+@pytest.mark.parametrize("by", ["model", "region", ["model", "region"]])
+def test_one_read_gives_the_report_of_the_ordinary_passes(log, monkeypatch, by):
+    """The C consumers (fed as pages decode for a partition key, regrouped by slice for a column)
+    against the same report with the C parts off (numpy): every figure of the JSON the same."""
     need_native_decoder()
     root, _ = log
-    native = l1stream.evaluate_report(str(root), by="model").to_dict()
+    native = l1stream.evaluate_report(str(root), by=by, baseline_prediction="baseline").to_dict()
     monkeypatch.setenv("L1STREAM_NATIVE", "0")
-    tables = l1stream.evaluate_report(str(root), by="model").to_dict()
+    tables = l1stream.evaluate_report(str(root), by=by, baseline_prediction="baseline").to_dict()
     assert native["report"] == tables["report"]
     assert native["mae"] == tables["mae"]
+    assert native["report"]["passes"] == 2
+
+
+@pytest.fixture(scope="module")
+def awkward(tmp_path_factory):
+    """Slices in a column, and chunks the C consumers must leave to numpy: a NaN (policy omit), a
+    value beyond 2**480 (its piece read again), many slices in one file."""
+    root = tmp_path_factory.mktemp("report-awkward")
+    rng = np.random.default_rng(8)
+    kept_a, kept_p, kept_s = [], [], []
+    for i in range(4):
+        n = 6_000
+        a, p = rng.lognormal(3, 1, n), rng.lognormal(3, 1, n)
+        slices = rng.choice(["a", "b", "c"], n) if i != 3 else np.array([f"s{k % 40}" for k in range(n)])
+        if i == 1:
+            a[2_500] = np.nan  # row group 1 of 3
+        if i == 2:
+            a[4_500], p[4_500] = 2.0 ** 500, 2.0 ** 499  # finite, beyond the consumer's exact range
+        pq.write_table(pa.table({"actual": a, "prediction": p, "segment": slices}),
+                       root / f"part-{i}.parquet", row_group_size=2_000)
+        keep = ~np.isnan(a)
+        kept_a.append(a[keep]), kept_p.append(p[keep]), kept_s.append(slices[keep])
+    return root, np.concatenate(kept_a), np.concatenate(kept_p), np.concatenate(kept_s)
+
+
+@pytest.mark.parametrize("limits", ["defaults", "small"])
+def test_slices_in_a_column_through_every_fallback(awkward, monkeypatch, limits):
+    from l1stream.report import first_pass, grouped
+
+    root, a, p, segment = awkward
+    if limits == "small":  # chunks of more slices go numpy; the first pass gives its profile up
+        monkeypatch.setattr(grouped, "GROUPED_LIMIT", 3)
+        monkeypatch.setattr(first_pass, "ONE_READ_SLICES", 10)
+    report = l1stream.evaluate_report(str(root), by="segment", nan_policy="omit", quantiles=(0.5, 0.9))
+    assert report.result.mae == exact_mae(a, p)
+    losses = np.abs(a - p)
+    assert report.quantiles.median == np.median(losses[np.isfinite(losses)])
+    for name in np.unique(segment):
+        mine = losses[segment == name]
+        got = report.slice_quantiles.get((name,))
+        if got is not None:  # the largest slices are profiled one by one
+            assert got[0.9] == np.quantile(mine, 0.9), name
+        assert report.result.slice_numbers()[(name,)]["mae"] == exact_mae(a[segment == name], p[segment == name])
+    assert report.passes == (2 if limits == "defaults" else 3)
+    monkeypatch.setenv("L1STREAM_NATIVE", "0")
+    numpy_report = l1stream.evaluate_report(str(root), by="segment", nan_policy="omit", quantiles=(0.5, 0.9))
+    assert report.to_dict()["report"] == numpy_report.to_dict()["report"] | {"passes": report.passes}
 
 
 def hand_jackknife(blocks):

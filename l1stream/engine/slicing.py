@@ -81,16 +81,45 @@ def grouped_slices(table: pa.Table, spec, base_key: tuple) -> list | None:
     if grouped is None:
         return None
     present, states = grouped
+    return list(zip(_decoded_keys(present, spec, dictionaries, base_key), states))
+
+
+def dense_slice_codes(table: pa.Table, spec, base_key: tuple, limit: int) -> tuple[np.ndarray, list] | None:
+    """Every row's slice as a code ``0..k-1`` (int64) and the ``k`` slice keys (in the order of the
+    combined codes), for the report's C consumers; None with more than ``limit`` slices in the
+    chunk, or codes that cannot be decoded digit by digit (see :func:`_slice_codes`).
+
+    >>> from types import SimpleNamespace
+    >>> spec = SimpleNamespace(by=("day", "m"), data_by=("m",))
+    >>> codes, keys = dense_slice_codes(pa.table({"m": ["b", "a", "b"]}), spec, ("mon", None), 8)
+    >>> codes.tolist(), keys
+    ([0, 1, 0], [('mon', 'b'), ('mon', 'a')])
+    """
+    codes, distinct, _, dictionaries, renumbered = _slice_codes(table, spec.data_by)
+    if renumbered or distinct > max(4 * len(codes), 1 << 16):
+        return None
+    counts = np.bincount(codes, minlength=distinct)
+    present = np.flatnonzero(counts)
+    if len(present) > limit:
+        return None
+    keys = _decoded_keys(present.tolist(), spec, dictionaries, base_key)
+    if len(present) and present[-1] == len(present) - 1:  # every code below the largest in use: dense already
+        return codes, keys
+    return (np.cumsum(counts > 0) - 1)[codes], keys
+
+
+def _decoded_keys(present, spec, dictionaries: list, base_key: tuple) -> list:
+    """The slice key of each combined code in ``present`` (mixed radix, the last key least significant)."""
     positions = {k: i for i, k in enumerate(spec.by)}
     sizes = [len(values) for values in dictionaries]  # each dictionary plus its null slot: the radix
-    out = []
-    for code, chunk in zip(present, states):
+    keys = []
+    for code in present:
         key = list(base_key)
         for name, values, size in reversed(list(zip(spec.data_by, dictionaries, sizes))):  # least significant last
             code, index = divmod(code, size)
             key[positions[name]] = values[index]
-        out.append((tuple(key), chunk))
-    return out
+        keys.append(tuple(key))
+    return keys
 
 
 def _slice_codes(table: pa.Table, data_keys: tuple):

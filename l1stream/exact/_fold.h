@@ -82,7 +82,7 @@ static FOLD_TARGET int FOLD_NAME(Bins *bins, const double *a, const double *p, P
         }
         return add(bins, q, 0) | add(bins, r, 0);
     }
-    /* general: a second extraction on the residuals, then the bins for what is left */
+    /* general: a first extraction here, more on the residuals below, then the bins for what is left */
     for (Py_ssize_t i = 0; i < m; i += FOLD_WIDTH) {
         memcpy(&x0, a + i, sizeof x0);
         memcpy(&y0, p + i, sizeof y0);
@@ -96,31 +96,36 @@ static FOLD_TARGET int FOLD_NAME(Bins *bins, const double *a, const double *p, P
     double q = 0.0;
     for (int k = 0; k < FOLD_WIDTH; k++) q += q0[k];
     int bad = add(bins, q, 0);
-    sigma_exponent = sigma_exponent - 53 + MARGIN > MIN_SIGMA_EXPONENT ? sigma_exponent - 53 + MARGIN
-                                                                      : MIN_SIGMA_EXPONENT;
-    const vd s1 = zero + ldexp(1.0, sigma_exponent);
+    /* more extractions on the residuals, 53 - MARGIN bits each, while any is left: values whose low
+       bits lie far below the block's largest (squares and their Dekker errors) stay vectorised */
     const vi magnitude = (vi){0} + INT64_MAX;
-    vd left = zero;
-    for (Py_ssize_t i = 0; i < m; i += FOLD_WIDTH) {
-        vd h, l;
-        memcpy(&h, rh + i, sizeof h);
-        memcpy(&l, rl + i, sizeof l);
-        vd qh = (s1 + h) - s1, ql = (s1 + l) - s1;
-        q1 += qh - ql;
-        vd dh = h - qh, dl = l - ql;
-        memcpy(rh + i, &dh, sizeof dh);
-        memcpy(rl + i, &dl, sizeof dl);
-        left += (vd)((vi)dh & magnitude) + (vd)((vi)dl & magnitude); /* 0 only if each is 0 (inf is fine) */
-    }
-    q = 0.0;
-    for (int k = 0; k < FOLD_WIDTH; k++) q += q1[k];
-    bad |= add(bins, q, 0);
-    if (ANY_NONZERO(left)) {
-        touch_all(bins);
-        for (Py_ssize_t i = 0; i < m; i++) {
-            if (rh[i] != 0.0) bad |= add_untracked(bins, rh[i], 0);
-            if (rl[i] != 0.0) bad |= add_untracked(bins, rl[i], 1);
+    for (int extraction = 2; extraction <= EXTRACTIONS; extraction++) {
+        if (sigma_exponent == MIN_SIGMA_EXPONENT) break; /* no lower unit: the bins take what is left */
+        sigma_exponent = sigma_exponent - 53 + MARGIN > MIN_SIGMA_EXPONENT ? sigma_exponent - 53 + MARGIN
+                                                                          : MIN_SIGMA_EXPONENT;
+        const vd s1 = zero + ldexp(1.0, sigma_exponent);
+        vd left = zero;
+        q1 = zero;
+        for (Py_ssize_t i = 0; i < m; i += FOLD_WIDTH) {
+            vd h, l;
+            memcpy(&h, rh + i, sizeof h);
+            memcpy(&l, rl + i, sizeof l);
+            vd qh = (s1 + h) - s1, ql = (s1 + l) - s1;
+            q1 += qh - ql;
+            vd dh = h - qh, dl = l - ql;
+            memcpy(rh + i, &dh, sizeof dh);
+            memcpy(rl + i, &dl, sizeof dl);
+            left += (vd)((vi)dh & magnitude) + (vd)((vi)dl & magnitude); /* 0 only if each is 0 (inf is fine) */
         }
+        q = 0.0;
+        for (int k = 0; k < FOLD_WIDTH; k++) q += q1[k];
+        bad |= add(bins, q, 0);
+        if (!ANY_NONZERO(left)) return bad;
+    }
+    touch_all(bins); /* residuals left after every extraction, or below the lowest unit */
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (rh[i] != 0.0) bad |= add_untracked(bins, rh[i], 0);
+        if (rl[i] != 0.0) bad |= add_untracked(bins, rl[i], 1);
     }
     return bad;
 }

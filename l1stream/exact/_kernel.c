@@ -117,7 +117,7 @@ fail:
 /* ---- the vectorised block kernel ------------------------------------------------------------ */
 
 enum { BLOCK = 4096, MARGIN = 17, MAX_FOLD_EXPONENT = 1023 - MARGIN - 1, MIN_SIGMA_EXPONENT = -1021,
-       RESIDUAL_SPAN = 37 };
+       RESIDUAL_SPAN = 37, EXTRACTIONS = 6 /* at most, on the general path (_fold.h) */ };
 
 /* Add one scalar row (hi - lo) to the bins; return 1 if not finite. */
 static inline int add_row(Bins *bins, double x, double y) {
@@ -444,6 +444,35 @@ static double *grouped_scratch(Py_ssize_t n) {
     return grouped_values;
 }
 
+/* Rows regrouped by code (a counting sort): group g's rows at [start_g, start_g + rows[g]) of ga
+   and gp, in row order; rows[] must come zeroed.  -1 with ValueError for a code outside
+   [0, distinct).  Releases the GIL. */
+static int regroup(const double *a, const double *p, const int64_t *codes, Py_ssize_t n, Py_ssize_t distinct,
+                   Py_ssize_t *rows, Py_ssize_t *next, double *ga, double *gp) {
+    int out_of_range = 0;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t g = codes[i];
+        if (g < 0 || g >= distinct) { out_of_range = 1; break; }
+        rows[g]++;
+    }
+    if (!out_of_range) {
+        Py_ssize_t start = 0;
+        for (Py_ssize_t g = 0; g < distinct; g++) { next[g] = start; start += rows[g]; }
+        for (Py_ssize_t i = 0; i < n; i++) {
+            Py_ssize_t at = next[codes[i]]++;
+            ga[at] = a[i];
+            gp[at] = p[i];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    if (out_of_range) {
+        PyErr_SetString(PyExc_ValueError, "a code is outside [0, distinct)");
+        return -1;
+    }
+    return 0;
+}
+
 PyDoc_STRVAR(abs_diff_units_by_doc,
 "abs_diff_units_by(actual, prediction, codes, distinct) -> (present, units, counts) or None\n\n"
 "Exact sums of |actual - prediction| per code (int64 codes in [0, distinct)), in 2**-1074 units:\n"
@@ -481,29 +510,7 @@ static PyObject *abs_diff_units_by(PyObject *self, PyObject *args) {
     double *ga = grouped_scratch(n);
     if (!rows || !next || !ga) { PyErr_NoMemory(); goto done; }
     double *gp = ga + n;
-    const double *a = av.buf, *p = pv.buf;
-    const int64_t *codes = cv.buf;
-    int out_of_range = 0;
-    Py_BEGIN_ALLOW_THREADS
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t g = codes[i];
-        if (g < 0 || g >= distinct) { out_of_range = 1; break; }
-        rows[g]++;
-    }
-    if (!out_of_range) {
-        Py_ssize_t start = 0;
-        for (Py_ssize_t g = 0; g < distinct; g++) { next[g] = start; start += rows[g]; }
-        for (Py_ssize_t i = 0; i < n; i++) {
-            Py_ssize_t at = next[codes[i]]++;
-            ga[at] = a[i];
-            gp[at] = p[i];
-        }
-    }
-    Py_END_ALLOW_THREADS
-    if (out_of_range) {
-        PyErr_SetString(PyExc_ValueError, "a code is outside [0, distinct)");
-        goto done;
-    }
+    if (regroup(av.buf, pv.buf, cv.buf, n, distinct, rows, next, ga, gp) < 0) goto done;
     if (!(present = PyList_New(0)) || !(units = PyList_New(0)) || !(counts = PyList_New(0))) goto done;
     Py_ssize_t offset = 0;
     for (Py_ssize_t g = 0; g < distinct; g++) {
@@ -538,6 +545,80 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(feed_by_doc,
+"feed_by(consumers, actual, prediction, codes) -> [codes declined]\n\n"
+"Each row to the consumer of its code: consumers[g] (a capsule from .consumer(), or None to skip\n"
+"those rows) takes the rows with code g, in row order, regrouped as abs_diff_units_by regroups\n"
+"them. Returns the codes whose consumer declined its rows (empty: every row was taken).");
+
+static int int64_buffer(PyObject *obj, Py_buffer *view, const char *name) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (view->itemsize != 8 || !view->format || (strcmp(view->format, "q") != 0 && strcmp(view->format, "l") != 0)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a contiguous int64 array", name);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *feed_by(PyObject *self, PyObject *args) {
+    PyObject *c_list, *a_obj, *p_obj, *k_obj;
+    if (!PyArg_ParseTuple(args, "OOOO", &c_list, &a_obj, &p_obj, &k_obj)) return NULL;
+    PyObject *seq = PySequence_Fast(c_list, "consumers must be a sequence of consumer capsules or None");
+    if (!seq) return NULL;
+    Py_ssize_t distinct = PySequence_Fast_GET_SIZE(seq);
+    RowConsumer **consumers = PyMem_RawCalloc((size_t)(distinct ? distinct : 1), sizeof(RowConsumer *));
+    Py_ssize_t *rows = PyMem_RawCalloc((size_t)(distinct ? distinct : 1), sizeof(Py_ssize_t));
+    Py_ssize_t *next = PyMem_RawMalloc((size_t)(distinct ? distinct : 1) * sizeof(Py_ssize_t));
+    int *declined = PyMem_RawCalloc((size_t)(distinct ? distinct : 1), sizeof(int));
+    Py_buffer av = {0}, pv = {0}, kv = {0};
+    int have = 0;
+    PyObject *result = NULL;
+    if (!consumers || !rows || !next || !declined) { PyErr_NoMemory(); goto done; }
+    for (Py_ssize_t g = 0; g < distinct; g++) {
+        PyObject *item = PySequence_Fast_GET_ITEM(seq, g);
+        if (item == Py_None) continue;
+        if (!(consumers[g] = PyCapsule_GetPointer(item, CONSUMER_CAPSULE))) goto done;
+    }
+    if (float64_buffer(a_obj, &av, "actual") < 0) goto done;
+    have = 1;
+    if (float64_buffer(p_obj, &pv, "prediction") < 0) goto done;
+    have = 2;
+    if (int64_buffer(k_obj, &kv, "codes") < 0) goto done;
+    have = 3;
+    if (av.len != pv.len || av.len != kv.len) {
+        PyErr_SetString(PyExc_ValueError, "actual, prediction and codes must have the same length");
+        goto done;
+    }
+    Py_ssize_t n = av.len / 8;
+    double *ga = grouped_scratch(n);
+    if (!ga) { PyErr_NoMemory(); goto done; }
+    double *gp = ga + n;
+    if (regroup(av.buf, pv.buf, kv.buf, n, distinct, rows, next, ga, gp) < 0) goto done;
+    Py_BEGIN_ALLOW_THREADS
+    Py_ssize_t offset = 0;
+    for (Py_ssize_t g = 0; g < distinct; g++) {
+        if (rows[g] && consumers[g]) declined[g] = consumers[g]->take(consumers[g]->self, ga + offset, gp + offset,
+                                                                      rows[g]) != 0;
+        offset += rows[g];
+    }
+    Py_END_ALLOW_THREADS
+    if (!(result = PyList_New(0))) goto done;
+    for (Py_ssize_t g = 0; g < distinct; g++) {
+        if (!declined[g]) continue;
+        PyObject *code = PyLong_FromSsize_t(g);
+        if (!code || PyList_Append(result, code) < 0) { Py_XDECREF(code); Py_CLEAR(result); goto done; }
+        Py_DECREF(code);
+    }
+done:
+    if (have > 0) PyBuffer_Release(&av);
+    if (have > 1) PyBuffer_Release(&pv);
+    if (have > 2) PyBuffer_Release(&kv);
+    PyMem_RawFree(consumers); PyMem_RawFree(rows); PyMem_RawFree(next); PyMem_RawFree(declined);
+    Py_DECREF(seq);
+    return result;
+}
+
 static PyObject *fold_names(PyObject *self, PyObject *unused) {
     PyObject *names = PyList_New(0);
     for (int i = 0; names && i < FOLDS; i++) {
@@ -554,6 +635,7 @@ static PyMethodDef methods[] = {
     {"folds", fold_names, METH_NOARGS, "folds() -> [name, ...]: the vector widths of the fold this processor runs, "
                                        "narrowest first; the last is the one used"},
     {"abs_diff_units_by", abs_diff_units_by, METH_VARARGS, abs_diff_units_by_doc},
+    {"feed_by", feed_by, METH_VARARGS, feed_by_doc},
     {NULL, NULL, 0, NULL},
 };
 

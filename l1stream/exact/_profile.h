@@ -52,6 +52,7 @@ typedef struct {
     Bins *squares, *squares_negative;
     PyObject *loss_units;  /* the float losses' exact sum over the cuts before (a Python int) */
     uint32_t *digits;
+    Py_ssize_t digit_low, digit_high;  /* the digits counted lie in [low, high] (none: DIGITS, -1) */
     Py_ssize_t rows, cut_rows, fractional;
     int declined;
     const Fold *fold;  /* the vector width it runs (the module's choice, or a test's) */
@@ -108,43 +109,59 @@ static int profile_block(ProfileSum *s, const double *a, const double *p, Py_ssi
     Py_ssize_t fractional = profile_loops[f - folds](a, p, m, e, losses, sq, err, &flags);
     int outside = flags & 1, any_e = flags >> 1;
     if (outside) return 0;
+    Py_ssize_t low = s->digit_low, high = s->digit_high;
     for (Py_ssize_t i = 0; i < m; i++) {  /* not vectorised: a scatter */
         uint64_t bits;
         memcpy(&bits, &losses[i], 8);
-        s->digits[bits >> 48]++;
+        Py_ssize_t digit = (Py_ssize_t)(bits >> 48);
+        s->digits[digit]++;
+        low = digit < low ? digit : low;
+        high = digit > high ? digit : high;
     }
+    s->digit_low = low;
+    s->digit_high = high;
     s->fractional += fractional;
     add_non_negative(s->loss, losses, m, f);
     sum_abs_diff(s->squares, sq, err, m, f);  /* |sq - err| = sq + (d*d - sq) = d*d, exactly */
     if (!any_e) return 1;
-    /* |a - p| = |d| + sign(d) * e (|e| is at most half an ulp of d, and d = 0 only when a == p) */
-    for (Py_ssize_t i = 0; i < m; i++) sq[i] = a[i] - p[i] < 0.0 ? -e[i] : e[i];
-    add_signed(s->correction, s->correction_negative, sq, m, scratch, f);
-    /* (d + e)**2 = d*d + 2*d*e + e*e: the cross and e terms, each with its Dekker error */
+    /* The rows whose difference rounded (usually a few in a block): every term below is 0 for the
+       others.  d and e of those rows, packed into `losses` and `e`. */
+    Py_ssize_t k = 0;
     for (Py_ssize_t i = 0; i < m; i++) {
-        double d = a[i] - p[i], dh, dl, eh, el;
+        double d = a[i] - p[i], ei = e[i];
+        losses[k] = d;
+        e[k] = ei;
+        k += ei != 0.0;
+    }
+    /* |a - p| = |d| + sign(d) * e (|e| is at most half an ulp of d, and d = 0 only when a == p) */
+    for (Py_ssize_t i = 0; i < k; i++) sq[i] = losses[i] < 0.0 ? -e[i] : e[i];
+    add_signed(s->correction, s->correction_negative, sq, k, scratch, f);
+    /* (d + e)**2 = d*d + 2*d*e + e*e: the cross and e terms, each with its Dekker error */
+    for (Py_ssize_t i = 0; i < k; i++) {
+        double d = losses[i], dh, dl, eh, el;
         split(d, &dh, &dl);
         split(e[i], &eh, &el);
         double cross = d * e[i];
         sq[i] = 2.0 * cross;
         err[i] = 2.0 * (((dh * eh - cross) + dh * el + dl * eh) + dl * el);
     }
-    add_signed(s->squares, s->squares_negative, sq, m, scratch, f);
-    add_signed(s->squares, s->squares_negative, err, m, scratch, f);
-    for (Py_ssize_t i = 0; i < m; i++) {
+    add_signed(s->squares, s->squares_negative, sq, k, scratch, f);
+    add_signed(s->squares, s->squares_negative, err, k, scratch, f);
+    for (Py_ssize_t i = 0; i < k; i++) {
         double eh, el;
         split(e[i], &eh, &el);
         sq[i] = e[i] * e[i];
         err[i] = ((eh * eh - sq[i]) + 2.0 * eh * el) + el * el;
     }
-    add_non_negative(s->squares, sq, m, f);
-    add_signed(s->squares, s->squares_negative, err, m, scratch, f);
+    add_non_negative(s->squares, sq, k, f);
+    add_signed(s->squares, s->squares_negative, err, k, scratch, f);
     return 1;
 }
 
 static int profile_take(void *self, const double *a, const double *p, Py_ssize_t n) {
     ProfileSum *s = self;
     if (s->declined) return 1;
+    if (n > (Py_ssize_t)UINT32_MAX - s->rows) { s->declined = 1; return 1; }  /* a digit's count could wrap */
     for (Py_ssize_t start = 0; start < n; start += BLOCK) {
         Py_ssize_t m = n - start < BLOCK ? n - start : BLOCK;
         if (!profile_block(s, a + start, p + start, m)) { s->declined = 1; return 1; }
@@ -174,6 +191,8 @@ static PyObject *profile_sum_new(PyTypeObject *type, PyObject *args, PyObject *k
     s->loss = new_bins(); s->correction = new_bins(); s->correction_negative = new_bins();
     s->squares = new_bins(); s->squares_negative = new_bins();
     s->digits = PyMem_RawCalloc(DIGITS, sizeof(uint32_t));
+    s->digit_low = DIGITS;
+    s->digit_high = -1;
     s->loss_units = PyLong_FromLong(0);
     if (!s->loss || !s->correction || !s->correction_negative || !s->squares || !s->squares_negative || !s->digits
             || !s->loss_units) {
@@ -231,7 +250,7 @@ static PyObject *profile_sum_totals(ProfileSum *s, PyObject *unused) {
     if (s->declined) Py_RETURN_NONE;
     PyObject *digits = PyDict_New(), *pos = to_units(s->squares), *neg = to_units(s->squares_negative),
              *squares = NULL, *out = NULL;
-    for (Py_ssize_t d = 0; digits && d < DIGITS; d++) {
+    for (Py_ssize_t d = s->digit_low; digits && d <= s->digit_high; d++) {
         if (!s->digits[d]) continue;
         PyObject *key = PyLong_FromSsize_t(d), *count = PyLong_FromUnsignedLong(s->digits[d]);
         if (!key || !count || PyDict_SetItem(digits, key, count) < 0) Py_CLEAR(digits);
@@ -245,7 +264,7 @@ static PyObject *profile_sum_totals(ProfileSum *s, PyObject *unused) {
     return out;
 }
 
-/* take(a, b) from Python (tests): True when the rows went, False once declined. */
+/* add(a, b) from Python: True when the rows went, False once declined. */
 static PyObject *consumer_add(RowConsumer *consumer, PyObject *args) {
     PyObject *a_obj, *p_obj;
     if (!PyArg_ParseTuple(args, "OO", &a_obj, &p_obj)) return NULL;
@@ -269,7 +288,7 @@ static PyObject *consumer_add(RowConsumer *consumer, PyObject *args) {
 static PyObject *profile_sum_add(ProfileSum *s, PyObject *args) { return consumer_add(&s->consumer, args); }
 
 static PyMethodDef profile_sum_methods[] = {
-    {"add", (PyCFunction)profile_sum_add, METH_VARARGS, "add(a, b) -> bool: take two float64 arrays (tests)"},
+    {"add", (PyCFunction)profile_sum_add, METH_VARARGS, "add(a, b) -> bool: take two float64 arrays (False: declined)"},
     {"consumer", (PyCFunction)profile_sum_consumer, METH_NOARGS, "consumer() -> capsule (_consumer.h)"},
     {"cut", (PyCFunction)profile_sum_cut, METH_NOARGS,
      "cut() -> (units, rows) of the L1 sum since the last cut, restarted; None once declined"},
@@ -303,6 +322,7 @@ typedef struct {
     Py_ssize_t filled[MAX_SELECT], capacity[MAX_SELECT];
     int64_t *counts[MAX_SELECT];     /* next-16-bit counts (not collect) */
     uint8_t wanted[DIGITS / 8];      /* top-16-bit digits some bucket (or the tail) may take */
+    uint8_t direct[DIGITS];          /* 1 + the one bucket taking a digit whole and alone (collecting); 0: see all */
     int has_tail;
     uint64_t tail_above;
     Bins *tail;
@@ -311,33 +331,86 @@ typedef struct {
     RowConsumer consumer;
 } SelectPass;
 
+/* Room for `more` values in bucket k; 1 (declined) when out of memory. */
+static int reserve(SelectPass *s, int k, Py_ssize_t more) {
+    if (s->capacity[k] - s->filled[k] >= more) return 0;
+    Py_ssize_t grown = s->capacity[k] ? 2 * s->capacity[k] : 1024;
+    while (grown - s->filled[k] < more) grown *= 2;
+    uint64_t *values = PyMem_RawRealloc(s->values[k], (size_t)grown * sizeof(uint64_t));
+    if (!values) { s->declined = 2; return 1; }
+    s->values[k] = values;
+    s->capacity[k] = grown;
+    return 0;
+}
+
+static inline void add_tail(SelectPass *s, uint64_t bits) {
+    if (s->has_tail && bits > s->tail_above && bits < 0x7FF0000000000000u) {  /* finite: below inf's pattern */
+        double d;
+        memcpy(&d, &bits, 8);
+        s->tail_rows++;
+        add(s->tail, d, 0);
+    }
+}
+
+/* A row's loss pattern (one the `wanted` digits name) to the buckets that take it and the tail: 1
+   when out of memory. */
+static inline int select_row(SelectPass *s, uint64_t bits) {
+    for (int k = 0; k < s->count; k++) {
+        if (s->bits[k] && (bits >> (64 - s->bits[k])) != s->prefix[k]) continue;
+        if (!s->collect[k]) {
+            s->counts[k][(bits >> (48 - s->bits[k])) & 0xFFFF]++;
+            continue;
+        }
+        if (reserve(s, k, 1)) return 1;
+        s->values[k][s->filled[k]++] = bits;
+    }
+    add_tail(s, bits);
+    return 0;
+}
+
+enum { SELECT_BLOCK = 1024 };
+
+/* The losses' bit patterns of a run of rows (a loop the compiler vectorises); 0 when a value is
+   not finite. */
+static int loss_bits(const double *a, const double *p, Py_ssize_t m, uint64_t *out) {
+    const uint64_t exponent = 0x7FF0000000000000u, magnitude = 0x7FFFFFFFFFFFFFFFu;
+    uint64_t finite = 1;
+    for (Py_ssize_t i = 0; i < m; i++) {
+        uint64_t x, y, d;
+        double diff = a[i] - p[i];
+        memcpy(&x, &a[i], 8);
+        memcpy(&y, &p[i], 8);
+        memcpy(&d, &diff, 8);
+        finite &= ((x & exponent) != exponent) & ((y & exponent) != exponent);
+        out[i] = d & magnitude;
+    }
+    return (int)finite;
+}
+
 static int select_take(void *self, const double *a, const double *p, Py_ssize_t n) {
     SelectPass *s = self;
     if (s->declined) return 1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        if (!isfinite(a[i]) || !isfinite(p[i])) { s->declined = 1; return 1; }
-        double d = fabs(a[i] - p[i]);
-        uint64_t bits;
-        memcpy(&bits, &d, 8);
-        if (!(s->wanted[bits >> 51] & (1u << ((bits >> 48) & 7)))) continue;  /* most rows: no bucket's */
-        for (int k = 0; k < s->count; k++) {
-            if (s->bits[k] && (bits >> (64 - s->bits[k])) != s->prefix[k]) continue;
-            if (!s->collect[k]) {
-                s->counts[k][(bits >> (48 - s->bits[k])) & 0xFFFF]++;
-                continue;
-            }
-            if (s->filled[k] == s->capacity[k]) {
-                Py_ssize_t grown = s->capacity[k] ? 2 * s->capacity[k] : 1024;
-                uint64_t *more = PyMem_RawRealloc(s->values[k], (size_t)grown * sizeof(uint64_t));
-                if (!more) { s->declined = 2; return 1; }
-                s->values[k] = more;
-                s->capacity[k] = grown;
-            }
-            s->values[k][s->filled[k]++] = bits;
+    uint64_t patterns[SELECT_BLOCK];
+    uint16_t candidates[SELECT_BLOCK];
+    for (Py_ssize_t start = 0; start < n; start += SELECT_BLOCK) {
+        Py_ssize_t m = n - start < SELECT_BLOCK ? n - start : SELECT_BLOCK, found = 0;
+        if (!loss_bits(a + start, p + start, m, patterns)) { s->declined = 1; return 1; }
+        for (Py_ssize_t i = 0; i < m; i++) {  /* without a branch: the rows some bucket may take */
+            uint64_t bits = patterns[i];
+            candidates[found] = (uint16_t)i;
+            found += (s->wanted[bits >> 51] >> ((bits >> 48) & 7)) & 1;
         }
-        if (s->has_tail && bits > s->tail_above && !isinf(d)) {
-            s->tail_rows++;
-            add(s->tail, d, 0);
+        for (int k = 0; k < s->count; k++)
+            if (s->collect[k] && reserve(s, k, found)) return 1;
+        for (Py_ssize_t j = 0; j < found; j++) {
+            uint64_t bits = patterns[candidates[j]];
+            int k = s->direct[bits >> 48] - 1;
+            if (k >= 0) {  /* most candidates: one bucket's, room reserved */
+                s->values[k][s->filled[k]++] = bits;
+                add_tail(s, bits);
+            } else if (select_row(s, bits)) {
+                return 1;
+            }
         }
     }
     return 0;
@@ -363,6 +436,10 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
         int bits, collect;
         if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "Kip", &prefix, &bits, &collect)) goto fail;
         if (bits < 0 || bits > 48 || bits % 16) { PyErr_SetString(PyExc_ValueError, "bits must be 0, 16, 32 or 48"); goto fail; }
+        if (bits == 0 ? prefix != 0 : prefix >> bits != 0) {
+            PyErr_Format(PyExc_ValueError, "a %d-bit prefix must be below 2**%d; got %llu", bits, bits, prefix);
+            goto fail;
+        }
         s->prefix[k] = prefix;
         s->bits[k] = bits;
         s->collect[k] = collect;
@@ -371,6 +448,15 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
         else { uint64_t digit = prefix >> (bits - 16); s->wanted[digit >> 3] |= (uint8_t)(1u << (digit & 7)); }
         if (!collect && !(s->counts[k] = PyMem_RawCalloc(DIGITS, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
     }
+    uint8_t touched[DIGITS] = {0};  /* buckets naming each digit (saturating), for `direct` */
+    int every_digit = 0;
+    for (int k = 0; k < s->count; k++) {
+        if (s->bits[k] == 0) { every_digit = 1; continue; }
+        uint64_t digit = s->prefix[k] >> (s->bits[k] - 16);
+        touched[digit] += touched[digit] < 255;
+    }
+    for (int k = 0; k < s->count && !every_digit; k++)
+        if (s->bits[k] == 16 && s->collect[k] && touched[s->prefix[k]] == 1) s->direct[s->prefix[k]] = (uint8_t)(k + 1);
     if (tail != Py_None) {
         s->tail_above = PyLong_AsUnsignedLongLong(tail);
         if (PyErr_Occurred()) goto fail;
@@ -422,7 +508,7 @@ static PyObject *select_pass_results(SelectPass *s, PyObject *unused) {
 static PyObject *select_pass_add(SelectPass *s, PyObject *args) { return consumer_add(&s->consumer, args); }
 
 static PyMethodDef select_pass_methods[] = {
-    {"add", (PyCFunction)select_pass_add, METH_VARARGS, "add(a, b) -> bool: take two float64 arrays (tests)"},
+    {"add", (PyCFunction)select_pass_add, METH_VARARGS, "add(a, b) -> bool: take two float64 arrays (False: declined)"},
     {"consumer", (PyCFunction)select_pass_consumer, METH_NOARGS, "consumer() -> capsule (_consumer.h)"},
     {"results", (PyCFunction)select_pass_results, METH_NOARGS,
      "results() -> ([bytes per bucket], (tail rows, tail units)); None once declined"},

@@ -53,6 +53,15 @@ def compiled_profile_sum():
     return ProfileSum()
 
 
+def feed_by(consumers: list, actual, prediction, codes) -> list:
+    """Row ``i`` to ``consumers[codes[i]]`` (capsules from ``.consumer()``, or None to skip), the
+    rows regrouped by code in C; returns the codes whose consumer declined.  Callers check that
+    the kernel is there (:func:`compiled_profile_sum` is not None) first."""
+    from l1stream.exact._kernel import feed_by as compiled_feed_by
+
+    return compiled_feed_by(consumers, actual, prediction, codes)
+
+
 def compiled_select_pass(buckets: list, tail_above: int | None = None):
     """The quantile passes' consumer (``_profile.h``): per bucket ``(prefix, bits, collect)`` the values
     or their next-16-bit counts; the finite losses above ``tail_above``.  None without the C kernel."""

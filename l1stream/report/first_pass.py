@@ -10,42 +10,54 @@ the evaluation's :class:`~l1stream.engine.scan_state.ScanState` and the
   at most, no fixed bins; a piece the page decoder declines (nulls, a value that is not finite) is
   read as below, whole;
 - as tables otherwise, each chunk reduced as :func:`~l1stream.engine.tasks.scan_pieces` reduces it
-  and profiled as :func:`~l1stream.report.profile.profile_pieces` profiles it.
+  and profiled as :func:`~l1stream.report.grouped.profile_pieces` profiles it.
 
-Every slice is profiled (the job only takes this pass when the slices are partition keys, whose
-number the listing knows); the largest are kept one by one afterwards (:meth:`Profile.keep`).
+Every slice is profiled, up to :data:`ONE_READ_SLICES` of them; the largest are kept one by one
+afterwards (:meth:`Profile.keep`).  Slices that are columns in the files are regrouped in C for
+the same consumer (:class:`~l1stream.report.grouped.GroupedProfile`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 from l1stream.engine.direct import feed_piece
 from l1stream.engine.pieces import FramePart, ScanSpec
 from l1stream.engine.remote import prefetch_small_files
 from l1stream.engine.scan_state import FileReport, ScanState
-from l1stream.engine.tasks import skipped_reason
+from l1stream.engine.tasks import scan_one, skipped_reason
 from l1stream.errors import BadFileError, SchemaError
-from l1stream.exact.l1state import UNITS_PER_ONE, L1State, state_of_units
+from l1stream.exact.l1state import L1State, state_of_units
 from l1stream.exact.native import compiled_profile_sum
+from l1stream.report.grouped import ConsumerDeclined, GroupedProfile
 from l1stream.report.intervals import block_of
-from l1stream.report.profile import Profile, ProfileSpec, SliceProfile, profile_chunk
+from l1stream.report.profile import Profile, ProfileSpec, profile_chunk, summed_slice_profile
+
+ONE_READ_SLICES = 10_000
+"""Slices the first pass profiles at most; with more (slice columns of many values) it gives the
+profile up and the job runs a profile pass for the largest slices once their sizes are known."""
 
 
 @dataclass
 class FirstPass:
-    """The evaluation's scan state and the profile of the same rows (a commutative monoid, exact)."""
+    """The evaluation's scan state and the profile of the same rows (a commutative monoid, exact);
+    ``profiled`` False once the slices outnumbered :data:`ONE_READ_SLICES` (the profile is then
+    empty)."""
 
     scan: ScanState
     profile: Profile
+    profiled: bool = True
 
     @classmethod
     def empty(cls) -> "FirstPass":
         return cls(ScanState.empty(), Profile())
 
     def merge(self, other: "FirstPass") -> "FirstPass":
-        return FirstPass(self.scan.merge(other.scan), self.profile.merge(other.profile))
+        profiled = self.profiled and other.profiled
+        profile = self.profile.merge(other.profile) if profiled else Profile()
+        if len(profile.slices) > ONE_READ_SLICES:
+            profile, profiled = Profile(), False
+        return FirstPass(self.scan.merge(other.scan), profile, profiled)
 
 
 def merge_first_passes(parts) -> FirstPass:
@@ -63,6 +75,10 @@ def first_pass_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -
     for piece in pieces:
         data = fetched.pop(piece.path, None)
         try:
+            if not out.profiled:  # too many slices: the evaluation alone
+                out.scan = out.scan.merge(scan_one(piece, spec, filesystem, data))
+                out.scan.fragments_read += 1
+                continue
             part = summed_first_pass(piece, spec, filesystem, data, wanted)
             if part is None:
                 part = _table_first_pass(piece, spec, filesystem, data, wanted)
@@ -96,7 +112,6 @@ def summed_first_pass(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSp
     fed = feed_piece(piece, spec, filesystem, data, consumer, taken)
     if fed is None:
         return None
-    totals = total.totals()
     key = tuple(piece.partition.get(k) for k in spec.by)
     state = L1State.empty()
     for block in sorted(blocks, key=repr):
@@ -105,12 +120,10 @@ def summed_first_pass(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSp
     report = FileReport(rows_scanned=fed[1], row_groups=fed[0])
     report.add_state(state)
     out.scan.files[piece.path] = report
-    if not totals["rows"]:
+    if not state.count:
         return out  # slices appear only when they have rows
     out.scan.add_group_state(key, state)
-    squares = Fraction(totals["squares_units"], UNITS_PER_ONE) if wanted.squares else None
-    profiled = SliceProfile(totals["rows"], totals["loss_units"], totals["infinite"], squares, dict(totals["digits"]),
-                            None, blocks, totals["fractional"])
+    profiled = summed_slice_profile(total, blocks, wanted.squares)
     if wanted.slices is not None and key not in wanted.slices:
         out.profile.rest = profiled
     else:
@@ -124,6 +137,13 @@ def summed_first_pass(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSp
 
 
 def _table_first_pass(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSpec) -> FirstPass:
+    try:
+        return _tables(piece, spec, filesystem, data, wanted, GroupedProfile.of(piece, spec, wanted))
+    except ConsumerDeclined:  # finite rows beyond the C consumer's exact range: all the numpy way
+        return _tables(piece, spec, filesystem, data, wanted, None)
+
+
+def _tables(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSpec, grouped) -> FirstPass:
     from l1stream.engine.scan import iter_piece_chunks, reduce_chunk
 
     out = FirstPass.empty()
@@ -131,7 +151,15 @@ def _table_first_pass(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSp
     policy = "raise" if spec.nan_policy == "raise" else "omit"
     # each chunk is reduced and profiled before the next is read, and nothing keeps its arrays
     for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True, data=data):
+        summed = grouped.take(table, index) if grouped and table.num_rows else None
+        if summed is not None:  # the slices' exact states from the same consumers
+            for key, state in summed:
+                out.scan.add_group_state(key, state)
+                report.add_state(state)
+            continue
         reduce_chunk(table, piece, spec, out.scan, report, index, offset)
         profile_chunk(out.profile, table, piece, index, spec, wanted, policy)
     out.scan.files[piece.path] = report
+    if grouped:
+        out.profile = grouped.finish(out.profile)
     return out

@@ -5,7 +5,7 @@ Everything is checked when the job is made, before any data is read.  Then, for 
 1. the first pass (:mod:`l1stream.report.first_pass`): the evaluation and the error profile
    (histograms, exact L2, jackknife blocks, the MAE over time) from one read of every row, when
    the slices are partition keys; otherwise the evaluation, then a profile pass
-   (:func:`~l1stream.report.profile.profile_pieces`);
+   (:func:`~l1stream.report.grouped.profile_pieces`);
 2. the quantile passes (:mod:`l1stream.report.quantile_passes`): the exact median and quantiles of
    the loss, overall and per profiled slice, and the top-1% share, usually in one pass;
 3. rarely, a tail pass for the share (:func:`tail_counts`), when the threshold's bucket was too
@@ -39,12 +39,12 @@ from l1stream.engine.result import EvaluationResult
 from l1stream.errors import UsageError, did_you_mean
 from l1stream.exact.state import correctly_rounded
 from l1stream.exact.summation import UNITS_PER_ONE, ExactSum
-from l1stream.report.first_pass import FirstPass, first_pass_pieces, merge_first_passes
-from l1stream.report.profile import Profile, ProfileSpec, merge_profiles, profile_pieces
+from l1stream.report.first_pass import ONE_READ_SLICES, FirstPass, first_pass_pieces, merge_first_passes
+from l1stream.report.grouped import profile_pieces
+from l1stream.report.profile import Profile, ProfileSpec, merge_profiles
 from l1stream.report.quantile_passes import merge_select, select_pass_pieces, select_ranks_by_target
 from l1stream.report.report import MAX_PROFILED_SLICES, TIME_KEY_NAMES, TIME_LINES, Report
 
-ONE_READ_SLICES = 10_000
 """The first pass profiles every slice: with more partition slices than this, the report evaluates
 first and then profiles the largest ones only (memory stays bounded)."""
 
@@ -207,16 +207,19 @@ class ReportJob:
         if set(first.scan.skipped) & set(first.scan.files):  # a split file failed part-way: the two-step way
             return _execute(prepared, options, progress)
         result = _finish(first.scan, prepared, options)
-        self._first = (result, first.profile)
+        self._first = (result, first.profile) if first.profiled else None
         return result
 
     def _one_read(self) -> bool:
-        """Whether the evaluation and the profile can share a read: the slices are partition keys
-        (so every slice can be profiled, their number known from the listing) and no state store
-        stands in for reading."""
+        """Whether the evaluation and the profile can share a read: no state store stands in for
+        reading, and the slices are partition keys, at most :data:`ONE_READ_SLICES` of them (the
+        listing knows), or include columns (their number is found as the pass reads: over
+        ``ONE_READ_SLICES``, the pass stops profiling and a profile pass follows)."""
         spec = self.prepared.spec
-        if self.options.store is not None or spec.data_by:
+        if self.options.store is not None:
             return False
+        if spec.data_by:
+            return True
         keys = {tuple(piece.partition.get(k) for k in spec.by) for task in self.prepared.plan.tasks for piece in task}
         return len(keys) <= ONE_READ_SLICES
 

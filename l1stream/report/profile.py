@@ -23,10 +23,11 @@ import numpy as np
 import pyarrow as pa
 
 from l1stream.engine.quantiles import log_bin
-from l1stream.engine.scan import ScanSpec, iter_piece_chunks
+from l1stream.engine.scan import ScanSpec
 from l1stream.engine.slicing import slice_groups, split_rows
 from l1stream.errors import DataError
 from l1stream.exact.columns import as_numeric
+from l1stream.exact.l1state import UNITS_PER_ONE
 from l1stream.exact.squares import correctly_rounded_sqrt, exact_square_sum
 from l1stream.exact.state import (
     L1State,
@@ -195,18 +196,9 @@ def merge_profiles(parts) -> Profile:
     return total
 
 
-def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> Profile:
-    """The profile of some pieces' rows (the task function of the profile pass)."""
-    out = Profile()
-    policy = "raise" if spec.nan_policy == "raise" else "omit"
-    for piece in pieces:
-        for index, _, table in iter_piece_chunks(piece, spec, filesystem):
-            profile_chunk(out, table, piece, index, spec, wanted, policy)
-    return out
-
-
 def profile_chunk(out: Profile, table, piece, index: int, spec: ScanSpec, wanted: ProfileSpec, policy: str) -> None:
-    """Add one chunk of a piece's rows (of row group ``index``) to ``out``."""
+    """Add one chunk of a piece's rows (of row group ``index``) to ``out``, with numpy (slices
+    that are columns go through :class:`~l1stream.report.grouped.GroupedProfile` first)."""
     if not table.num_rows:
         return
     try:
@@ -222,6 +214,14 @@ def profile_chunk(out: Profile, table, piece, index: int, spec: ScanSpec, wanted
             _add_times(out.times, table, piece, spec, wanted, policy)
     except DataError as exc:
         raise type(exc)(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
+
+
+def summed_slice_profile(total, blocks: dict, squares: bool) -> SliceProfile:
+    """The profile of the rows a C ``ProfileSum`` took (cut into ``blocks`` already)."""
+    totals = total.totals()
+    return SliceProfile(totals["rows"], totals["loss_units"], totals["infinite"],
+                        Fraction(totals["squares_units"], UNITS_PER_ONE) if squares else None,
+                        dict(totals["digits"]), None, blocks, totals["fractional"])
 
 
 def slice_profile(table, spec: ScanSpec, wanted: ProfileSpec, block, policy: str) -> SliceProfile:

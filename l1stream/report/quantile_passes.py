@@ -25,6 +25,7 @@ from l1stream.engine.quantiles import DIGIT_BITS, Bucket, loss_patterns
 from l1stream.errors import NonFiniteError
 from l1stream.exact.native import compiled_select_pass
 from l1stream.exact.summation import ExactSum
+from l1stream.report.grouped import summed_grouped_select
 
 PASS_BUDGET = 1 << 25
 """Values collected by one pass at most, over every target (256 MiB of bit patterns)."""
@@ -100,9 +101,18 @@ def _table_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above)
     from l1stream.engine.slicing import slice_groups
 
     out: dict = {}
-    tail_rows, tail = 0, ExactSum()
+    tail_rows, tail, summed_tail = 0, ExactSum(), 0
     for index, _, table in iter_piece_chunks(piece, spec, filesystem):
         if not table.num_rows:
+            continue
+        summed = summed_grouped_select(table, piece, spec, requests, tail_above)
+        if summed is not None:
+            for name, value in summed.items():
+                if name == "tail":
+                    tail_rows += value[0]
+                    summed_tail += value[1]
+                else:
+                    _add(out, name, value)
             continue
         try:
             for key, part in slice_groups(table, piece, spec):
@@ -119,7 +129,7 @@ def _table_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above)
                         _add(out, (target, bucket), _select(bucket, patterns))
         except NonFiniteError as exc:
             raise NonFiniteError(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
-    out["tail"] = (tail_rows, tail.units)
+    out["tail"] = (tail_rows, tail.units + summed_tail)
     return out
 
 
@@ -167,14 +177,20 @@ def select_ranks_by_target(run_pass, targets: dict) -> tuple[dict, int]:
             break
         result = run_pass({target: tuple(sorted(buckets, key=repr)) for target, buckets in requests.items()})
         passes += 1
-        next_state = {}
+        next_state: dict = {}
+        wanted_within: dict = {}
         for (target, rank), (bucket, within, _) in state.items():
             asked = Bucket(bucket.prefix, bucket.bits, (target, bucket) in collect)
             if asked.collect:
-                values = np.sort(result.get((target, asked), np.empty(0, np.uint64)))
-                found[target][rank] = int(values[within])
+                wanted_within.setdefault((target, asked), {})[rank] = within
             else:
                 next_state[(target, rank)] = _descend(bucket, result[(target, asked)], within)
+        for (target, asked), ranks in wanted_within.items():  # every rank of a bucket in one partition
+            values = result.get((target, asked), np.empty(0, np.uint64))
+            kth = sorted(set(ranks.values()))
+            values = np.partition(values, kth) if len(values) else values
+            for rank, within in ranks.items():
+                found[target][rank] = int(values[within])
         state = next_state
     return found, passes
 

@@ -1,0 +1,166 @@
+"""The report's passes over slices that are columns in the files, through the C consumers.
+
+A piece sliced by partition keys alone is one slice: its pages go to one consumer as they decode
+(:func:`~l1stream.report.first_pass.summed_first_pass`).  With a slice column (``by="region"``)
+the piece is read as tables, and each chunk's rows are regrouped by slice in one counting sort
+(``feed_by``, ``l1stream/exact/_kernel.c``), every slice's rows to its own consumer: a
+``ProfileSum`` per slice and piece in the first pass (:class:`GroupedProfile`), a ``SelectPass``
+per slice and chunk in the quantile passes (:func:`summed_grouped_select`).  A chunk they do not
+take goes the numpy way (:func:`~l1stream.report.profile.profile_chunk`), chunk by chunk, so
+nothing is read twice: float columns with nulls or values that are not finite, more than
+:data:`GROUPED_LIMIT` slices in the chunk (or, for the first pass, in the piece).  A weight, a
+baseline, fixed bins or a time key that is a column send every chunk that way.  Results are the
+numpy path's, bit for bit (``tests/test_report_passes.py``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from l1stream.engine.pieces import ScanSpec
+from l1stream.engine.slicing import dense_slice_codes
+from l1stream.exact.columns import FLOAT, as_numeric
+from l1stream.exact.l1state import state_of_units
+from l1stream.exact.native import compiled_profile_sum, compiled_select_pass, feed_by
+from l1stream.report.intervals import block_of
+from l1stream.report.profile import Profile, ProfileSpec, profile_chunk, summed_slice_profile
+
+GROUPED_LIMIT = 256
+"""Slices of one chunk regrouped for the C consumers at most (more: numpy)."""
+
+MAX_BUCKETS = 64
+"""Buckets one ``SelectPass`` takes at most (``_profile.h``)."""
+
+
+class ConsumerDeclined(Exception):
+    """A slice's ``ProfileSum`` declined rows that are finite (beyond its exact range: magnitudes
+    over 2**480, differences under 2**-480): the piece is read again the numpy way."""
+
+
+class GroupedProfile:
+    """The first pass's profile of one piece sliced by columns: one ``ProfileSum`` per slice over
+    the piece's chunks (cut into a jackknife block per row group), turned into
+    :class:`~l1stream.report.profile.SliceProfile` objects once, by :meth:`finish`.
+
+    Made only where it applies (:meth:`of`); :meth:`take` then returns None for a chunk it
+    does not take, which the caller profiles with numpy.
+    """
+
+    def __init__(self, piece, spec: ScanSpec, wanted: ProfileSpec):
+        self.piece, self.spec, self.wanted = piece, spec, wanted
+        self.base_key = tuple(piece.partition.get(k) for k in spec.by)
+        self.sums: dict = {}  # slice key -> ProfileSum
+        self.blocks: dict = {}  # slice key -> {block: L1State}
+        self.times = Profile()  # the MAE over time of the chunks taken (a partition time key)
+
+    @classmethod
+    def of(cls, piece, spec: ScanSpec, wanted: ProfileSpec) -> "GroupedProfile | None":
+        """One for ``piece``, or None where the C consumers do not apply to any chunk of it."""
+        if not spec.data_by or spec.weight or spec.baseline or wanted.edges is not None or (
+                wanted.time_key and not wanted.time_is_partition) or compiled_profile_sum() is None:
+            return None
+        return cls(piece, spec, wanted)
+
+    def take(self, table, index: int) -> list | None:
+        """Feed the chunk of row group ``index``; each slice's ``(key, exact L1 state)`` of it (the
+        evaluation's part), or None when not taken (nothing added).  Raises
+        :class:`ConsumerDeclined` when a consumer declined finite rows."""
+        pair = float_pair(table, self.spec)
+        if pair is None or not (np.isfinite(pair[0]).all() and np.isfinite(pair[1]).all()):
+            return None
+        grouped = dense_slice_codes(table, self.spec, self.base_key, GROUPED_LIMIT)
+        if grouped is None:
+            return None
+        codes, keys = grouped
+        if len(self.sums.keys() | set(keys)) > GROUPED_LIMIT:  # bounded memory: numpy for the others
+            return None
+        sums = [self.sums.get(key) or self.sums.setdefault(key, compiled_profile_sum()) for key in keys]
+        if feed_by([total.consumer() for total in sums], pair[0], pair[1], codes):
+            raise ConsumerDeclined(self.piece.path)
+        block = block_of(self.piece.path, index)
+        wanted, when = self.wanted, self.piece.partition.get(self.wanted.time_key) if self.wanted.time_key else None
+        states = []
+        for key, total in zip(keys, sums):
+            state = state_of_units(*total.cut())
+            states.append((key, state))
+            blocks = self.blocks.setdefault(key, {})
+            blocks[block] = blocks[block].merge(state) if block in blocks else state
+            if wanted.time_key:
+                _merge_into(self.times.times, when, state)
+                if wanted.time_slices is None or key in wanted.time_slices:
+                    _merge_into(self.times.slice_times, (key, when), state)
+        return states
+
+    def finish(self, out: Profile) -> Profile:
+        """``out`` plus the profile of every chunk taken."""
+        part = self.times
+        for key in sorted(self.sums, key=repr):
+            prof = summed_slice_profile(self.sums[key], self.blocks[key], self.wanted.squares)
+            if self.wanted.slices is not None and key not in self.wanted.slices:
+                part.rest = part.rest.merge(prof)
+            else:
+                part.slices[key] = prof
+        return out.merge(part)
+
+
+def _merge_into(states: dict, key, state) -> None:
+    states[key] = states[key].merge(state) if key in states else state
+
+
+def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> Profile:
+    """The profile of some pieces' rows (the task function of the profile pass)."""
+    from l1stream.engine.scan import iter_piece_chunks
+
+    out = Profile()
+    policy = "raise" if spec.nan_policy == "raise" else "omit"
+    for piece in pieces:
+        grouped = GroupedProfile.of(piece, spec, wanted)
+        part = Profile()
+        try:
+            for index, _, table in iter_piece_chunks(piece, spec, filesystem):
+                if not table.num_rows or (grouped and grouped.take(table, index) is not None):
+                    continue
+                profile_chunk(part, table, piece, index, spec, wanted, policy)
+        except ConsumerDeclined:
+            part, grouped = Profile(), None
+            for index, _, table in iter_piece_chunks(piece, spec, filesystem):
+                profile_chunk(part, table, piece, index, spec, wanted, policy)
+        out = out.merge(grouped.finish(part) if grouped else part)
+    return out
+
+
+def float_pair(table, spec: ScanSpec) -> tuple | None:
+    """The actual and prediction columns as float64 arrays, or None when either has nulls or is
+    not a float column."""
+    a, p = as_numeric(table[spec.actual], spec.names[0]), as_numeric(table[spec.prediction], spec.names[1])
+    if a.kind != FLOAT or p.kind != FLOAT or a.null is not None or p.null is not None:
+        return None
+    return np.ascontiguousarray(a.values, dtype=np.float64), np.ascontiguousarray(p.values, dtype=np.float64)
+
+
+def summed_grouped_select(table, piece, spec: ScanSpec, requests: dict, tail_above) -> dict | None:
+    """A chunk's part of a quantile pass by slice columns: every row to the overall ``SelectPass``
+    (buckets of target None, and the tail), each slice's rows regrouped to its own; the results
+    as :func:`~l1stream.report.quantile_passes.select_pass_pieces` gives them, or None where
+    the C consumers do not take the chunk (it is then read with numpy)."""
+    if not spec.data_by or any(len(buckets) > MAX_BUCKETS for buckets in requests.values()):
+        return None
+    pair = float_pair(table, spec)
+    grouped = pair and dense_slice_codes(table, spec, tuple(piece.partition.get(k) for k in spec.by), GROUPED_LIMIT)
+    if not pair or not grouped:
+        return None
+    (a, p), (codes, keys) = pair, grouped
+    overall = compiled_select_pass([(b.prefix, b.bits, b.collect) for b in requests.get(None, ())], tail_above)
+    per_slice = [compiled_select_pass([(b.prefix, b.bits, b.collect) for b in requests[key]]) if key in requests
+                 else None for key in keys]
+    if overall is None or not overall.add(a, p) or feed_by([s and s.consumer() for s in per_slice], a, p, codes):
+        return None
+    results, tail = overall.results()
+    out: dict = {"tail": tail}
+    for target, consumer in [(None, overall)] + list(zip(keys, per_slice)):
+        if consumer is None:
+            continue
+        found = results if target is None else consumer.results()[0]
+        for bucket, raw in zip(requests.get(target, ()), found):
+            out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64).copy()
+    return out
