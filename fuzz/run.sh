@@ -9,16 +9,18 @@ cd "$(dirname "$0")/.."
 MODE=${1:-60}
 if [ "$MODE" = "ci" ]; then
     declare -A LIMIT=([pages]="-seed=1 -runs=${L1STREAM_FUZZ_RUNS_PAGES:-400000}"
-                      [scan]="-seed=1 -runs=${L1STREAM_FUZZ_RUNS_SCAN:-250}")
+                      [scan]="-seed=1 -runs=${L1STREAM_FUZZ_RUNS_SCAN:-250}"
+                      [consumers]="-seed=1 -runs=${L1STREAM_FUZZ_RUNS_CONSUMERS:-20000}")
 else
-    declare -A LIMIT=([pages]="-max_total_time=$MODE" [scan]="-max_total_time=$MODE")
+    declare -A LIMIT=([pages]="-max_total_time=$MODE" [scan]="-max_total_time=$MODE"
+                      [consumers]="-max_total_time=$MODE")
 fi
 bash fuzz/build.sh
 python3 fuzz/seeds.py fuzz/corpus >/dev/null
-mkdir -p fuzz/findings tests/data/fuzz-regressions/pages tests/data/fuzz-regressions/scan
+mkdir -p fuzz/findings tests/data/fuzz-regressions/{pages,scan,consumers}
 source fuzz/env.sh
 status=0
-for harness in pages scan; do
+for harness in pages scan consumers; do
     echo "== fuzz: $harness (${LIMIT[$harness]})"
     # replay every kept regression input first (a fixed bug must stay fixed)
     if ls tests/data/fuzz-regressions/$harness/* >/dev/null 2>&1; then

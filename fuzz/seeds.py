@@ -1,4 +1,4 @@
-"""Write the seed corpora: real column chunks and whole files from pyarrow over writer options.
+"""Write the seed corpora: real column chunks and whole files from pyarrow over writer options, and rows.
 
     python fuzz/seeds.py fuzz/corpus
 """
@@ -46,11 +46,35 @@ def chunks(paths: list, directory: str) -> None:
             handle.write(bytes([codec, level]) + chunk)
 
 
+def records(directory: str) -> None:
+    """Rows for the consumers' harness: 2 option bytes, then 17-byte (actual, prediction, slice) records.
+
+    Ordinary losses, exact ties, values near the consumers' range edges (2**480, 2**-480),
+    subnormals, infinities and NaN, so the fuzzer starts from every branch.
+    """
+    rng = np.random.default_rng(1)
+    edges = [0.0, -0.0, 1.0, 0.1, 2.0 ** 479, 2.0 ** 480, 2.0 ** -480, 2.0 ** -479, 5e-324, 1e308,
+             float("inf"), float("nan")]
+    for i in range(24):
+        n = int(rng.integers(1, 200))
+        actual = np.round(rng.lognormal(2, 2, n), int(rng.integers(0, 4)))
+        prediction = actual * rng.normal(1, 0.2, n)
+        if i % 3 == 0:  # some rows from the edges
+            picks = rng.integers(0, n, size=min(n, 4))
+            actual[picks] = rng.choice(edges, size=len(picks))
+        rows = np.zeros(n, dtype=np.dtype([("a", "<f8"), ("p", "<f8"), ("g", "u1")]))
+        rows["a"], rows["p"], rows["g"] = actual, prediction, rng.integers(0, 256, n)
+        options = bytes([i % 6, int(rng.integers(0, 256))])
+        with open(os.path.join(directory, f"rows-{i:03d}"), "wb") as handle:
+            handle.write(options + rows.tobytes() + bytes(rng.integers(0, 256, 5, dtype=np.uint8)))
+
+
 def main(root: str) -> None:
-    for sub in ("scan", "pages"):
+    for sub in ("scan", "pages", "consumers"):
         os.makedirs(os.path.join(root, sub), exist_ok=True)
     paths = files(os.path.join(root, "scan"))
     chunks(paths, os.path.join(root, "pages"))
+    records(os.path.join(root, "consumers"))
 
 
 if __name__ == "__main__":
