@@ -363,15 +363,19 @@ def test_only_the_largest_slices_are_profiled_one_by_one(tmp_path, rng, monkeypa
     assert "only the 3 largest slices are profiled" in report.to_html()
 
 
-@pytest.mark.parametrize("collect_limit", [1 << 20, 4])
-def test_top_share_with_and_without_a_tail_pass(sliced_log, monkeypatch, collect_limit):
+@pytest.mark.parametrize("collect_limit, windows", [(1 << 20, True), (4, True), (4, False)])
+def test_top_share_with_and_without_a_tail_pass(sliced_log, monkeypatch, collect_limit, windows):
     """The quantile pass sums the losses above the threshold's bin and collects the bin itself, so no
-    tail pass is needed; when the bin is too large to collect, a tail pass runs. Same exact figure."""
+    tail pass is needed; when the bin is too large to collect, a window of it (when it holds the
+    threshold; else a tail pass), and without windows a tail pass. Same exact figure."""
     from l1stream.engine import quantiles
     from l1stream.report import job as report_module
+    from l1stream.report import quantile_passes
 
     root, rows = sliced_log
     monkeypatch.setattr(quantiles, "COLLECT_LIMIT", collect_limit)
+    if not windows:
+        monkeypatch.setattr(quantile_passes, "_windows", lambda *args: [])
     ran = []
     real_tail = report_module.tail_counts
     monkeypatch.setattr(report_module, "tail_counts", lambda *a: ran.append(1) or real_tail(*a))
@@ -380,4 +384,7 @@ def test_top_share_with_and_without_a_tail_pass(sliced_log, monkeypatch, collect
     k = math.ceil(0.01 * len(losses))
     top = sorted(losses.tolist(), reverse=True)[:k]
     assert report.top_share == float(sum(map(Fraction, top)) / sum(map(Fraction, losses.tolist())))
-    assert bool(ran) == (collect_limit == 4)  # a tail pass only when the threshold's bin was not collected
+    if collect_limit > 4:
+        assert not ran  # the threshold's bin was collected
+    if not windows:
+        assert ran  # nothing collected holds the threshold's neighbours

@@ -32,16 +32,36 @@ COLLECT_LIMIT = 1 << 20
 
 @dataclass(frozen=True)
 class Bucket:
-    """Losses whose top ``bits`` bits equal ``prefix``; ``collect`` asks for the values themselves."""
+    """Losses whose top ``bits`` bits are ``prefix`` (or up to ``prefix + span - 1``: a window);
+    ``collect`` asks for the values themselves, otherwise the counts of their next 16 bits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> patterns = np.array([1.0, 1.5, 2.0, 3.0]).view(np.uint64)
+    >>> Bucket(0x3FF0, 16).select(patterns).view(np.float64)
+    array([1.])
+    >>> Bucket(0x3FF0, 16, span=0x11).select(patterns).view(np.float64)
+    array([1. , 1.5, 2. ])
+    """
 
     prefix: int
     bits: int
     collect: bool = False
+    span: int = 1
+
+    @property
+    def selection(self) -> tuple:
+        """``(prefix, bits, collect, span)``: the C ``SelectPass``'s words for the bucket."""
+        return (self.prefix, self.bits, self.collect, self.span)
 
     def select(self, patterns: np.ndarray) -> np.ndarray:
         if self.bits == 0:
             return patterns
-        return patterns[(patterns >> np.uint64(64 - self.bits)) == np.uint64(self.prefix)]
+        top = patterns >> np.uint64(64 - self.bits)
+        if self.span == 1:
+            return patterns[top == np.uint64(self.prefix)]
+        return patterns[(top - np.uint64(self.prefix)) < np.uint64(self.span)]  # unsigned: wraps below prefix
 
 
 def pass_counts(pieces, spec: ScanSpec, filesystem, buckets: tuple, tail_above: int | None = None) -> dict:

@@ -8,9 +8,10 @@
  *   l1stream/exact/squares.py adds, summed here by the same folds), and the counts of the losses'
  *   top 16 bits (the log histogram the quantiles start from).  Values beyond 2**480 (where a
  *   difference could overflow) are declined, so no loss here is infinite.
- * SelectPass: the quantile passes: for a few buckets of loss bit patterns (top `bits` bits equal to
- *   `prefix`), the values themselves or the counts of their next 16 bits; and the count and exact
- *   sum of the finite losses above a bit pattern (the top-1% share).
+ * SelectPass: the quantile passes: for a few buckets of loss bit patterns (top `bits` bits from
+ *   `prefix` to `prefix + span - 1`; a span of 1 names one prefix), the values themselves or the
+ *   counts of their next 16 bits; and the count and exact sum of the finite losses above a bit
+ *   pattern (the top-1% share).
  * Either declines a run (returns 1) with a value that is not finite, or (ProfileSum) a block whose
  * squares leave the range where the split products are exact (beyond 2**480, or differences below
  * 2**-480): the caller then reads those rows as tables, where numpy and Fractions take them.
@@ -316,7 +317,7 @@ enum { MAX_SELECT = 64 };
 typedef struct {
     PyObject_HEAD
     int count;
-    uint64_t prefix[MAX_SELECT];
+    uint64_t prefix[MAX_SELECT], span[MAX_SELECT];
     int bits[MAX_SELECT], collect[MAX_SELECT];
     uint64_t *values[MAX_SELECT];    /* collected patterns (collect) */
     Py_ssize_t filled[MAX_SELECT], capacity[MAX_SELECT];
@@ -356,7 +357,7 @@ static inline void add_tail(SelectPass *s, uint64_t bits) {
    when out of memory. */
 static inline int select_row(SelectPass *s, uint64_t bits) {
     for (int k = 0; k < s->count; k++) {
-        if (s->bits[k] && (bits >> (64 - s->bits[k])) != s->prefix[k]) continue;
+        if (s->bits[k] && (bits >> (64 - s->bits[k])) - s->prefix[k] >= s->span[k]) continue;  /* unsigned */
         if (!s->collect[k]) {
             s->counts[k][(bits >> (48 - s->bits[k])) & 0xFFFF]++;
             continue;
@@ -419,7 +420,7 @@ static int select_take(void *self, const double *a, const double *p, Py_ssize_t 
 static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     PyObject *buckets, *tail = Py_None;
     if (!PyArg_ParseTuple(args, "O|O:SelectPass", &buckets, &tail)) return NULL;
-    PyObject *seq = PySequence_Fast(buckets, "buckets must be a sequence of (prefix, bits, collect)");
+    PyObject *seq = PySequence_Fast(buckets, "buckets must be a sequence of (prefix, bits, collect[, span])");
     if (!seq) return NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
     if (count > MAX_SELECT) {
@@ -432,31 +433,37 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
     s->consumer.take = select_take;
     s->consumer.self = s;
     for (Py_ssize_t k = 0; k < count; k++) {
-        unsigned long long prefix;
+        unsigned long long prefix, span = 1;
         int bits, collect;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "Kip", &prefix, &bits, &collect)) goto fail;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "Kip|K", &prefix, &bits, &collect, &span)) goto fail;
         if (bits < 0 || bits > 48 || bits % 16) { PyErr_SetString(PyExc_ValueError, "bits must be 0, 16, 32 or 48"); goto fail; }
-        if (bits == 0 ? prefix != 0 : prefix >> bits != 0) {
-            PyErr_Format(PyExc_ValueError, "a %d-bit prefix must be below 2**%d; got %llu", bits, bits, prefix);
+        if (bits == 0 ? prefix != 0 || span != 1 : span == 0 || prefix >> bits != 0 || span > (1ull << bits) - prefix) {
+            PyErr_Format(PyExc_ValueError, "a %d-bit prefix and its span must stay below 2**%d; got %llu and %llu",
+                         bits, bits, prefix, span);
             goto fail;
         }
         s->prefix[k] = prefix;
+        s->span[k] = span;
         s->bits[k] = bits;
         s->collect[k] = collect;
         s->count++;
         if (bits == 0) memset(s->wanted, 0xFF, sizeof s->wanted);
-        else { uint64_t digit = prefix >> (bits - 16); s->wanted[digit >> 3] |= (uint8_t)(1u << (digit & 7)); }
+        else
+            for (uint64_t digit = prefix >> (bits - 16); digit <= (prefix + span - 1) >> (bits - 16); digit++)
+                s->wanted[digit >> 3] |= (uint8_t)(1u << (digit & 7));
         if (!collect && !(s->counts[k] = PyMem_RawCalloc(DIGITS, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
     }
     uint8_t touched[DIGITS] = {0};  /* buckets naming each digit (saturating), for `direct` */
     int every_digit = 0;
     for (int k = 0; k < s->count; k++) {
         if (s->bits[k] == 0) { every_digit = 1; continue; }
-        uint64_t digit = s->prefix[k] >> (s->bits[k] - 16);
-        touched[digit] += touched[digit] < 255;
+        for (uint64_t digit = s->prefix[k] >> (s->bits[k] - 16);
+             digit <= (s->prefix[k] + s->span[k] - 1) >> (s->bits[k] - 16); digit++)
+            touched[digit] += touched[digit] < 255;
     }
     for (int k = 0; k < s->count && !every_digit; k++)
-        if (s->bits[k] == 16 && s->collect[k] && touched[s->prefix[k]] == 1) s->direct[s->prefix[k]] = (uint8_t)(k + 1);
+        if (s->bits[k] == 16 && s->span[k] == 1 && s->collect[k] && touched[s->prefix[k]] == 1)
+            s->direct[s->prefix[k]] = (uint8_t)(k + 1);
     if (tail != Py_None) {
         s->tail_above = PyLong_AsUnsignedLongLong(tail);
         if (PyErr_Occurred()) goto fail;
@@ -521,7 +528,7 @@ static PyTypeObject SelectPassType = {
     .tp_basicsize = sizeof(SelectPass),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "SelectPass(buckets, tail_above=None): a quantile pass over rows the reader hands it "
-              "(buckets: (prefix, bits, collect)); see _profile.h.",
+              "(buckets: (prefix, bits, collect[, span])); see _profile.h.",
     .tp_new = select_pass_new,
     .tp_dealloc = (destructor)select_pass_dealloc,
     .tp_methods = select_pass_methods,

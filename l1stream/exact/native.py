@@ -63,7 +63,7 @@ def feed_by(consumers: list, actual, prediction, codes) -> list:
 
 
 def compiled_select_pass(buckets: list, tail_above: int | None = None):
-    """The quantile passes' consumer (``_profile.h``): per bucket ``(prefix, bits, collect)`` the values
+    """The quantile passes' consumer (``_profile.h``): per bucket ``(prefix, bits, collect, span)`` the values
     or their next-16-bit counts; the finite losses above ``tail_above``.  None without the C kernel."""
     if _CompiledAbsDiffSum is None or not native_enabled():
         return None

@@ -150,8 +150,8 @@ def summed_grouped_select(table, piece, spec: ScanSpec, requests: dict, tail_abo
     if not pair or not grouped:
         return None
     (a, p), (codes, keys) = pair, grouped
-    overall = compiled_select_pass([(b.prefix, b.bits, b.collect) for b in requests.get(None, ())], tail_above)
-    per_slice = [compiled_select_pass([(b.prefix, b.bits, b.collect) for b in requests[key]]) if key in requests
+    overall = compiled_select_pass([b.selection for b in requests.get(None, ())], tail_above)
+    per_slice = [compiled_select_pass([b.selection for b in requests[key]]) if key in requests
                  else None for key in keys]
     if overall is None or not overall.add(a, p) or feed_by([s and s.consumer() for s in per_slice], a, p, codes):
         return None

@@ -42,7 +42,7 @@ from l1stream.exact.summation import UNITS_PER_ONE, ExactSum
 from l1stream.report.first_pass import ONE_READ_SLICES, FirstPass, first_pass_pieces, merge_first_passes
 from l1stream.report.grouped import profile_pieces
 from l1stream.report.profile import Profile, ProfileSpec, merge_profiles
-from l1stream.report.quantile_passes import merge_select, select_pass_pieces, select_ranks_by_target
+from l1stream.report.quantile_passes import merge_select, select_pass_pieces, select_ranks_by_target, tail_bucket
 from l1stream.report.report import MAX_PROFILED_SLICES, TIME_KEY_NAMES, TIME_LINES, Report
 
 """The first pass profiles every slice: with more partition slices than this, the report evaluates
@@ -275,10 +275,11 @@ class ReportJob:
             policy = "omit"  # cannot happen: raise stops the evaluation first
         k = max(1, math.ceil(self.top_fraction * n))
         histogram = overall.dense_log_counts()
-        # the top-16-bit bin of the threshold (rank n - k): losses above that bin are summed in the
-        # quantile pass itself; those inside it are the bin's collected values
-        digit = int(np.searchsorted(np.cumsum(histogram), n - k, side="right"))
-        tail_above = ((digit + 1) << 48) - 1
+        # the losses above the threshold (rank n - k) are summed in the quantile pass itself: those
+        # above a bucket holding the threshold (its top-16-bit bin, or a window of it) as they pass,
+        # those inside from the bucket's values, collected in that pass too
+        inside, collect = tail_bucket(histogram, n - k)
+        tail_above = ((inside.prefix + inside.span) << (64 - inside.bits)) - 1
         targets = {None: (histogram, sorted(set(ranks_for(n, self.qs)) | {n - k}))}
         by_slice = {key: prof for key, prof in profile.slices.items() if prof.count} if result.by else {}
         for key, prof in by_slice.items():
@@ -286,12 +287,11 @@ class ReportJob:
         seen: dict = {}
 
         def run_pass(requests: dict) -> dict:
+            if not seen and collect:
+                requests = {**requests, None: tuple({*requests.get(None, ()), inside})}
             found = passes.run(select_pass_pieces, (requests, tail_above), merge_select, {"tail": (0, 0)})
-            seen.setdefault("tail", found.get("tail", (0, 0)))
-            for name, values in found.items():
-                if name != "tail" and name[0] is None and name[1].collect and name[1].bits == 16 \
-                        and name[1].prefix == digit:
-                    seen["bin"] = values
+            if not seen:
+                seen.update(tail=found.get("tail", (0, 0)), inside=found.get((None, inside), np.empty(0, np.uint64)))
             return found
 
         found, _ = select_ranks_by_target(run_pass, targets)
@@ -301,11 +301,11 @@ class ReportJob:
         threshold = found[None][n - k]
         share = math.nan
         if not overall.infinite_losses and overall.loss_sum:  # else the share is undefined
-            if "bin" in seen:  # no tail pass: the quantile pass counted what lies above the threshold
-                inside = seen["bin"][seen["bin"] > np.uint64(threshold)].view(np.float64)
+            if collect and len(inside.select(np.array([threshold], np.uint64))):  # counted by the quantile pass
+                values = seen["inside"][seen["inside"] > np.uint64(threshold)].view(np.float64)
                 acc = ExactSum()
-                acc.add_values(inside)
-                above, units = seen["tail"][0] + int(inside.shape[0]), seen["tail"][1] + acc.units
+                acc.add_values(values)
+                above, units = seen["tail"][0] + int(values.shape[0]), seen["tail"][1] + acc.units
             else:
                 above, units = passes.run(tail_counts, (threshold,), merge_tails, (0, 0))
             top = Fraction(units, UNITS_PER_ONE) + (k - above) * Fraction(float(as_float(threshold)))
