@@ -312,7 +312,7 @@ static PyTypeObject ProfileSumType = {
 
 /* ---- SelectPass -------------------------------------------------------------------------------- */
 
-enum { MAX_SELECT = 64 };
+enum { MAX_SELECT = 64, ROUTE_ALL = 255 };
 
 typedef struct {
     PyObject_HEAD
@@ -324,6 +324,8 @@ typedef struct {
     int64_t *counts[MAX_SELECT];     /* next-16-bit counts (not collect) */
     uint8_t wanted[DIGITS / 8];      /* top-16-bit digits some bucket (or the tail) may take */
     uint8_t direct[DIGITS];          /* 1 + the one bucket taking a digit whole and alone (collecting); 0: see all */
+    uint8_t route[DIGITS];           /* per top-16-bit digit: 0 none wants it, ROUTE_ALL see buckets_of, else direct */
+    uint64_t *buckets_of;            /* per top-16-bit digit: a bit for each bucket whose prefixes may start with it */
     int has_tail;
     uint64_t tail_above;
     Bins *tail;
@@ -356,8 +358,9 @@ static inline void add_tail(SelectPass *s, uint64_t bits) {
 /* A row's loss pattern (one the `wanted` digits name) to the buckets that take it and the tail: 1
    when out of memory. */
 static inline int select_row(SelectPass *s, uint64_t bits) {
-    for (int k = 0; k < s->count; k++) {
-        if (s->bits[k] && (bits >> (64 - s->bits[k])) - s->prefix[k] >= s->span[k]) continue;  /* unsigned */
+    for (uint64_t maybe = s->buckets_of[bits >> 48]; maybe; maybe &= maybe - 1) {
+        int k = __builtin_ctzll(maybe);
+        if (s->bits[k] > 16 && (bits >> (64 - s->bits[k])) - s->prefix[k] >= s->span[k]) continue;  /* unsigned */
         if (!s->collect[k]) {
             s->counts[k][(bits >> (48 - s->bits[k])) & 0xFFFF]++;
             continue;
@@ -371,46 +374,46 @@ static inline int select_row(SelectPass *s, uint64_t bits) {
 
 enum { SELECT_BLOCK = 1024 };
 
-/* The losses' bit patterns of a run of rows (a loop the compiler vectorises); 0 when a value is
-   not finite. */
+/* The losses' bit patterns of a run of rows (a loop the compiler vectorises: adds and masks only);
+   0 when a value is not finite (its exponent bits all set: adding 2**52 to them carries into bit 63). */
 static int loss_bits(const double *a, const double *p, Py_ssize_t m, uint64_t *out) {
-    const uint64_t exponent = 0x7FF0000000000000u, magnitude = 0x7FFFFFFFFFFFFFFFu;
-    uint64_t finite = 1;
+    const uint64_t exponent = 0x7FF0000000000000u, magnitude = 0x7FFFFFFFFFFFFFFFu, carry = 0x0010000000000000u;
+    uint64_t infinite = 0;
     for (Py_ssize_t i = 0; i < m; i++) {
         uint64_t x, y, d;
         double diff = a[i] - p[i];
         memcpy(&x, &a[i], 8);
         memcpy(&y, &p[i], 8);
         memcpy(&d, &diff, 8);
-        finite &= ((x & exponent) != exponent) & ((y & exponent) != exponent);
+        infinite |= ((x & exponent) + carry) | ((y & exponent) + carry);
         out[i] = d & magnitude;
     }
-    return (int)finite;
+    return !(infinite >> 63);
 }
 
 static int select_take(void *self, const double *a, const double *p, Py_ssize_t n) {
     SelectPass *s = self;
     if (s->declined) return 1;
     uint64_t patterns[SELECT_BLOCK];
-    uint16_t candidates[SELECT_BLOCK];
     for (Py_ssize_t start = 0; start < n; start += SELECT_BLOCK) {
-        Py_ssize_t m = n - start < SELECT_BLOCK ? n - start : SELECT_BLOCK, found = 0;
+        Py_ssize_t m = n - start < SELECT_BLOCK ? n - start : SELECT_BLOCK;
         if (!loss_bits(a + start, p + start, m, patterns)) { s->declined = 1; return 1; }
-        for (Py_ssize_t i = 0; i < m; i++) {  /* without a branch: the rows some bucket may take */
-            uint64_t bits = patterns[i];
-            candidates[found] = (uint16_t)i;
-            found += (s->wanted[bits >> 51] >> ((bits >> 48) & 7)) & 1;
-        }
         for (int k = 0; k < s->count; k++)
-            if (s->collect[k] && reserve(s, k, found)) return 1;
-        for (Py_ssize_t j = 0; j < found; j++) {
-            uint64_t bits = patterns[candidates[j]];
-            int k = s->direct[bits >> 48] - 1;
-            if (k >= 0) {  /* most candidates: one bucket's, room reserved */
-                s->values[k][s->filled[k]++] = bits;
-                add_tail(s, bits);
-            } else if (select_row(s, bits)) {
-                return 1;
+            if (s->collect[k] && reserve(s, k, m)) return 1;
+        for (Py_ssize_t word = 0; word < m; word += 64) {  /* the rows some bucket may take, 64 at a time */
+            Py_ssize_t width = m - word < 64 ? m - word : 64;
+            uint64_t mask = 0;
+            for (Py_ssize_t i = 0; i < width; i++) mask |= (uint64_t)(s->route[patterns[word + i] >> 48] != 0) << i;
+            while (mask) {
+                uint64_t bits = patterns[word + __builtin_ctzll(mask)];
+                mask &= mask - 1;
+                int k = s->route[bits >> 48] - 1;
+                if (k != ROUTE_ALL - 1) {  /* most candidates: one bucket's, room reserved */
+                    s->values[k][s->filled[k]++] = bits;
+                    add_tail(s, bits);
+                } else if (select_row(s, bits)) {
+                    return 1;
+                }
             }
         }
     }
@@ -432,6 +435,7 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
     if (!s) { Py_DECREF(seq); return NULL; }
     s->consumer.take = select_take;
     s->consumer.self = s;
+    if (!(s->buckets_of = PyMem_RawCalloc(DIGITS, sizeof(uint64_t)))) { PyErr_NoMemory(); goto fail; }
     for (Py_ssize_t k = 0; k < count; k++) {
         unsigned long long prefix, span = 1;
         int bits, collect;
@@ -447,10 +451,15 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
         s->bits[k] = bits;
         s->collect[k] = collect;
         s->count++;
-        if (bits == 0) memset(s->wanted, 0xFF, sizeof s->wanted);
-        else
-            for (uint64_t digit = prefix >> (bits - 16); digit <= (prefix + span - 1) >> (bits - 16); digit++)
+        if (bits == 0) {
+            memset(s->wanted, 0xFF, sizeof s->wanted);
+            for (uint64_t digit = 0; digit < DIGITS; digit++) s->buckets_of[digit] |= 1ull << k;
+        } else {
+            for (uint64_t digit = prefix >> (bits - 16); digit <= (prefix + span - 1) >> (bits - 16); digit++) {
                 s->wanted[digit >> 3] |= (uint8_t)(1u << (digit & 7));
+                s->buckets_of[digit] |= 1ull << k;
+            }
+        }
         if (!collect && !(s->counts[k] = PyMem_RawCalloc(DIGITS, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
     }
     uint8_t touched[DIGITS] = {0};  /* buckets naming each digit (saturating), for `direct` */
@@ -472,6 +481,8 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
         for (uint64_t digit = (s->tail_above >> 48); digit < DIGITS; digit++)  /* every digit holding a loss above */
             s->wanted[digit >> 3] |= (uint8_t)(1u << (digit & 7));
     }
+    for (uint64_t digit = 0; digit < DIGITS; digit++)  /* one table for the hot loop */
+        s->route[digit] = !((s->wanted[digit >> 3] >> (digit & 7)) & 1) ? 0 : s->direct[digit] ? s->direct[digit] : ROUTE_ALL;
     Py_DECREF(seq);
     return (PyObject *)s;
 fail:
@@ -483,6 +494,7 @@ fail:
 static void select_pass_dealloc(SelectPass *s) {
     for (int k = 0; k < MAX_SELECT; k++) { PyMem_RawFree(s->values[k]); PyMem_RawFree(s->counts[k]); }
     PyMem_RawFree(s->tail);
+    PyMem_RawFree(s->buckets_of);
     Py_TYPE(s)->tp_free((PyObject *)s);
 }
 

@@ -162,5 +162,5 @@ def summed_grouped_select(table, piece, spec: ScanSpec, requests: dict, tail_abo
             continue
         found = results if target is None else consumer.results()[0]
         for bucket, raw in zip(requests.get(target, ()), found):
-            out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64).copy()
+            out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64)
     return out

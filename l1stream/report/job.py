@@ -42,7 +42,13 @@ from l1stream.exact.summation import UNITS_PER_ONE, ExactSum
 from l1stream.report.first_pass import ONE_READ_SLICES, FirstPass, first_pass_pieces, merge_first_passes
 from l1stream.report.grouped import profile_pieces
 from l1stream.report.profile import Profile, ProfileSpec, merge_profiles
-from l1stream.report.quantile_passes import merge_select, select_pass_pieces, select_ranks_by_target, tail_bucket
+from l1stream.report.quantile_passes import (
+    finish_select,
+    merge_select,
+    select_pass_pieces,
+    select_ranks_by_target,
+    tail_bucket,
+)
 from l1stream.report.report import MAX_PROFILED_SLICES, TIME_KEY_NAMES, TIME_LINES, Report
 
 """The first pass profiles every slice: with more partition slices than this, the report evaluates
@@ -289,7 +295,8 @@ class ReportJob:
         def run_pass(requests: dict) -> dict:
             if not seen and collect:
                 requests = {**requests, None: tuple({*requests.get(None, ()), inside})}
-            found = passes.run(select_pass_pieces, (requests, tail_above), merge_select, {"tail": (0, 0)})
+            merged = passes.run(select_pass_pieces, (requests, tail_above), merge_select, {"tail": (0, 0)})
+            found = finish_select(merged)
             if not seen:
                 seen.update(tail=found.get("tail", (0, 0)), inside=found.get((None, inside), np.empty(0, np.uint64)))
             return found

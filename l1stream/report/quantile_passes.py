@@ -56,12 +56,21 @@ def select_pass_pieces(pieces, spec: ScanSpec, filesystem, requests: dict, tail_
 
 
 def _add(out: dict, name, value) -> None:
-    if name not in out:
+    """Add a piece's (or a part's) result for a bucket: collected values are kept as a list of
+    arrays, joined once by :func:`finish_select` (joining piece by piece would copy them again
+    for every piece); counts are summed."""
+    if name[1].collect:
+        out.setdefault(name, []).extend(value if isinstance(value, list) else [value])
+    elif name not in out:
         out[name] = value
-    elif name[1].collect:
-        out[name] = np.concatenate([out[name], value])
     else:
         out[name] = out[name] + value
+
+
+def finish_select(found: dict) -> dict:
+    """A pass's merged result with every bucket's collected values in one array."""
+    return {name: (np.concatenate(value) if value else np.empty(0, np.uint64)) if isinstance(value, list) else value
+            for name, value in found.items()}
 
 
 def merge_select(parts) -> dict:
@@ -92,7 +101,7 @@ def _summed_select(piece, spec: ScanSpec, filesystem, wanted: list, tail_above) 
     results, (tail_rows, tail_units) = consumer.results()
     out: dict = {"tail": (tail_rows, tail_units)}
     for (target, bucket), raw in zip(wanted, results):
-        out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64).copy()
+        out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64)
     return out
 
 
