@@ -145,7 +145,7 @@ def select_ranks(run_pass, ranks_of, first_histogram: list | None = None) -> tup
         return {}, 0, left_out, 1
     ranks = sorted({min(max(r, 0), n - 1) for r in ranks_of(n)})
     # per rank: (bucket, rank within the bucket)
-    state = {r: _descend(root, histogram, r) for r in ranks}
+    state = {r: descend(root, histogram, r) for r in ranks}
     found: dict = {}
     passes = 1
     while state:
@@ -167,12 +167,12 @@ def select_ranks(run_pass, ranks_of, first_histogram: list | None = None) -> tup
                 values = np.sort(result[bucket])
                 found[rank] = int(values[within])
             else:
-                next_state[rank] = _descend(bucket, result[bucket], within)
+                next_state[rank] = descend(bucket, result[bucket], within)
         state = next_state
     return found, n, left_out, passes
 
 
-def _descend(bucket: Bucket, histogram: np.ndarray, within: int):
+def descend(bucket: Bucket, histogram: np.ndarray, within: int):
     """The sub-bucket holding the ``within``-th value, the rank inside it, and its size."""
     cumulative = np.cumsum(histogram)
     digit = int(np.searchsorted(cumulative, within, side="right"))

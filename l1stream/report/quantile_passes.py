@@ -21,7 +21,7 @@ import numpy as np
 from l1stream.engine import quantiles
 from l1stream.engine.direct import feed_piece
 from l1stream.engine.pieces import ScanSpec
-from l1stream.engine.quantiles import DIGIT_BITS, Bucket, loss_patterns
+from l1stream.engine.quantiles import DIGIT_BITS, Bucket, descend, loss_patterns
 from l1stream.errors import NonFiniteError
 from l1stream.exact.native import compiled_select_pass
 from l1stream.exact.summation import ExactSum
@@ -36,23 +36,15 @@ def select_pass_pieces(pieces, spec: ScanSpec, filesystem, requests: dict, tail_
     ``"tail"``: ``(rows, exact units)`` of the finite losses above ``tail_above``.  A target is
     ``None`` (every row) or a slice key (the rows of that slice); ``requests`` maps targets to
     their buckets."""
-    out: dict = {}
-    tail = [0, 0]
-    for piece in pieces:
-        key = tuple(piece.partition.get(k) for k in spec.by)
-        mine = [(target, bucket) for target, buckets in requests.items() if target is None or target == key
-                for bucket in buckets]
-        found = None if spec.data_by else _summed_select(piece, spec, filesystem, mine, tail_above)
-        if found is None:
-            found = _table_select(piece, spec, filesystem, requests, tail_above)
-        for name, value in found.items():
-            if name == "tail":
-                tail[0] += value[0]
-                tail[1] += value[1]
-            else:
-                _add(out, name, value)
-    out["tail"] = tuple(tail)
-    return out
+    return merge_select(_piece_select(piece, spec, filesystem, requests, tail_above) for piece in pieces)
+
+
+def _piece_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above) -> dict:
+    key = tuple(piece.partition.get(k) for k in spec.by)
+    mine = [(target, bucket) for target, buckets in requests.items() if target is None or target == key
+            for bucket in buckets]
+    found = None if spec.data_by else _summed_select(piece, spec, filesystem, mine, tail_above)
+    return _table_select(piece, spec, filesystem, requests, tail_above) if found is None else found
 
 
 def _add(out: dict, name, value) -> None:
@@ -167,7 +159,7 @@ def select_ranks_by_target(run_pass, targets: dict) -> tuple[dict, int]:
     state: dict = {}  # (target, rank) -> (bucket, rank within it, its size)
     for target, (histogram, ranks) in targets.items():
         for rank in ranks:
-            state[(target, rank)] = _descend(root, histogram, rank)
+            state[(target, rank)] = descend(root, histogram, rank)
     passes = 0
     while state:
         for (target, rank), (bucket, _, _) in list(state.items()):
@@ -192,7 +184,7 @@ def select_ranks_by_target(run_pass, targets: dict) -> tuple[dict, int]:
             if asked.collect:
                 wanted_within.setdefault((target, asked, asked), {})[rank] = within
                 continue
-            child, child_within, size = _descend(bucket, result[(target, asked)], within)
+            child, child_within, size = descend(bucket, result[(target, asked)], within)
             window = next((w for w in windows.get((target, bucket), ()) if 0 <= child.prefix - w.prefix < w.span), None)
             if window is not None:
                 wanted_within.setdefault((target, child, window), {})[rank] = child_within
@@ -280,17 +272,8 @@ def tail_bucket(histogram: np.ndarray, rank: int) -> tuple[Bucket, bool]:
     >>> tail_bucket(counts, 9) == (Bucket(0x3FF0, 16, True), True)
     True
     """
-    bucket, within, size = _descend(Bucket(0, 0), histogram, rank)
+    bucket, within, size = descend(Bucket(0, 0), histogram, rank)
     if size <= quantiles.COLLECT_LIMIT:
         return Bucket(bucket.prefix, bucket.bits, True), True
     windows = _windows(bucket, size, [within])
     return (windows[0], True) if windows else (bucket, False)
-
-
-def _descend(bucket: Bucket, histogram: np.ndarray, within: int):
-    """The sub-bucket holding the ``within``-th value, the rank inside it, and its size."""
-    cumulative = np.cumsum(histogram)
-    digit = int(np.searchsorted(cumulative, within, side="right"))
-    below = int(cumulative[digit - 1]) if digit else 0
-    child = Bucket((bucket.prefix << DIGIT_BITS) | digit, bucket.bits + DIGIT_BITS)
-    return child, within - below, int(histogram[digit])
