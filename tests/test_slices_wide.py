@@ -114,3 +114,23 @@ def test_key_combinations_whose_codes_collide_modulo_2_64_stay_apart(tmp_path):
     result = l1stream.evaluate(str(tmp_path), by=by)
     assert len(result.groups) == rows  # every row its own slice
     compare(result, frame, by)
+
+
+@pytest.mark.parametrize("distinct, rows", [(1, 0), (1, 7), (11, 131_072), (300, 5_001), (70_000, 10_000)])
+def test_code_counts_are_numpy_s_bincount(distinct, rows):
+    """The C counting of slice codes (``code_counts``) against ``numpy.bincount``; a code outside
+    ``[0, distinct)`` is a ValueError naming its row, as numpy refuses it."""
+    from services import need_native_decoder
+
+    need_native_decoder()
+    from l1stream.exact._kernel import code_counts
+
+    codes = np.random.default_rng(distinct).integers(0, distinct, rows).astype(np.int64)
+    counted = np.frombuffer(code_counts(codes, distinct), dtype=np.int64)
+    assert np.array_equal(counted, np.bincount(codes, minlength=distinct))
+    if rows:
+        for bad in (-1, distinct, 1 << 40):
+            broken = codes.copy()
+            broken[rows // 2] = bad
+            with pytest.raises(ValueError, match=f"row {rows // 2} has a code outside"):
+                code_counts(broken, distinct)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
+from l1stream.exact.native import code_counts
 from l1stream.exact.state import grouped_chunk_states
 
 
@@ -98,7 +99,7 @@ def dense_slice_codes(table: pa.Table, spec, base_key: tuple, limit: int) -> tup
     codes, distinct, _, dictionaries, renumbered = _slice_codes(table, spec.data_by)
     if renumbered or distinct > max(4 * len(codes), 1 << 16):
         return None
-    counts = np.bincount(codes, minlength=distinct)
+    counts = code_counts(codes, distinct)
     present = np.flatnonzero(counts)
     if len(present) > limit:
         return None
@@ -160,7 +161,7 @@ def _dense_codes(codes: np.ndarray, distinct: int) -> tuple[np.ndarray, int]:
     if len(codes) == 0:
         return codes, 0
     if distinct <= max(4 * len(codes), 1 << 16):  # counting: linear
-        present = np.bincount(codes, minlength=distinct) > 0
+        present = code_counts(codes, distinct) > 0
         dense = np.cumsum(present) - 1
         return dense[codes], int(present.sum())
     unique, inverse = np.unique(codes, return_inverse=True)

@@ -619,6 +619,40 @@ done:
     return result;
 }
 
+PyDoc_STRVAR(code_counts_doc,
+"code_counts(codes, distinct) -> bytes: the rows of each code 0..distinct-1 (int64 counts), as\n"
+"numpy.bincount(codes, minlength=distinct) counts them, in one pass; a code outside [0, distinct)\n"
+"is a ValueError.");
+
+static PyObject *code_counts(PyObject *self, PyObject *args) {
+    PyObject *k_obj;
+    Py_ssize_t distinct;
+    if (!PyArg_ParseTuple(args, "On", &k_obj, &distinct)) return NULL;
+    if (distinct < 0) { PyErr_SetString(PyExc_ValueError, "distinct must be >= 0"); return NULL; }
+    Py_buffer kv;
+    if (int64_buffer(k_obj, &kv, "codes") < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, distinct * (Py_ssize_t)sizeof(int64_t));
+    if (!out) { PyBuffer_Release(&kv); return NULL; }
+    int64_t *counts = (int64_t *)PyBytes_AS_STRING(out);
+    memset(counts, 0, (size_t)distinct * sizeof(int64_t));
+    const int64_t *codes = kv.buf;
+    Py_ssize_t n = kv.len / 8, bad = -1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t code = (uint64_t)codes[i];
+        if (code >= (uint64_t)distinct) { bad = i; break; }
+        counts[code]++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&kv);
+    if (bad >= 0) {
+        Py_DECREF(out);
+        PyErr_Format(PyExc_ValueError, "code_counts: row %zd has a code outside [0, %zd)", bad, distinct);
+        return NULL;
+    }
+    return out;
+}
+
 static PyObject *fold_names(PyObject *self, PyObject *unused) {
     PyObject *names = PyList_New(0);
     for (int i = 0; names && i < FOLDS; i++) {
@@ -636,6 +670,7 @@ static PyMethodDef methods[] = {
                                        "narrowest first; the last is the one used"},
     {"abs_diff_units_by", abs_diff_units_by, METH_VARARGS, abs_diff_units_by_doc},
     {"feed_by", feed_by, METH_VARARGS, feed_by_doc},
+    {"code_counts", code_counts, METH_VARARGS, code_counts_doc},
     {NULL, NULL, 0, NULL},
 };
 

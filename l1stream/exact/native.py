@@ -62,6 +62,25 @@ def feed_by(consumers: list, actual, prediction, codes) -> list:
     return compiled_feed_by(consumers, actual, prediction, codes)
 
 
+def code_counts(codes, distinct: int):
+    """``numpy.bincount(codes, minlength=distinct)`` for int64 codes in ``[0, distinct)``, counted
+    in C where the kernel is there (a third of numpy's time on a 128Ki-row chunk of 10 codes).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> code_counts(np.array([2, 0, 2], dtype=np.int64), 4).tolist()
+    [1, 0, 2, 0]
+    """
+    import numpy as np
+
+    if _CompiledAbsDiffSum is None or not native_enabled() or codes.dtype != np.int64:
+        return np.bincount(codes, minlength=distinct)
+    from l1stream.exact._kernel import code_counts as compiled_code_counts
+
+    return np.frombuffer(compiled_code_counts(np.ascontiguousarray(codes), distinct), dtype=np.int64)
+
+
 def compiled_select_pass(buckets: list, tail_above: int | None = None):
     """The quantile passes' consumer (``_profile.h``): per bucket ``(prefix, bits, collect, span)`` the values
     or their next-16-bit counts; the finite losses above ``tail_above``.  None without the C kernel."""

@@ -150,7 +150,8 @@ def _tables(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSpec, groupe
     report = FileReport()
     policy = "raise" if spec.nan_policy == "raise" else "omit"
     # each chunk is reduced and profiled before the next is read, and nothing keeps its arrays
-    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True, data=data):
+    for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True,
+                                                  dictionary_keys=True, data=data):
         summed = grouped.take(table, index) if grouped and table.num_rows else None
         if summed is not None:  # the slices' exact states from the same consumers
             for key, state in summed:

@@ -5,7 +5,7 @@ A piece sliced by partition keys alone is one slice: its pages go to one consume
 the piece is read as tables, and each chunk's rows are regrouped by slice in one counting sort
 (``feed_by``, ``l1stream/exact/_kernel.c``), every slice's rows to its own consumer: a
 ``ProfileSum`` per slice and piece in the first pass (:class:`GroupedProfile`), a ``SelectPass``
-per slice and chunk in the quantile passes (:func:`summed_grouped_select`).  A chunk they do not
+per slice and piece in the quantile passes (:class:`GroupedSelect`).  A chunk they do not
 take goes the numpy way (:func:`~l1stream.report.profile.profile_chunk`), chunk by chunk, so
 nothing is read twice: float columns with nulls or values that are not finite, more than
 :data:`GROUPED_LIMIT` slices in the chunk (or, for the first pass, in the piece).  A weight, a
@@ -14,6 +14,8 @@ numpy path's, bit for bit (``tests/test_report_passes.py``).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
@@ -117,13 +119,13 @@ def profile_pieces(pieces, spec: ScanSpec, filesystem, wanted: ProfileSpec) -> P
         grouped = GroupedProfile.of(piece, spec, wanted)
         part = Profile()
         try:
-            for index, _, table in iter_piece_chunks(piece, spec, filesystem):
+            for index, _, table in iter_piece_chunks(piece, spec, filesystem, recycle=True, dictionary_keys=True):
                 if not table.num_rows or (grouped and grouped.take(table, index) is not None):
                     continue
                 profile_chunk(part, table, piece, index, spec, wanted, policy)
         except ConsumerDeclined:
             part, grouped = Profile(), None
-            for index, _, table in iter_piece_chunks(piece, spec, filesystem):
+            for index, _, table in iter_piece_chunks(piece, spec, filesystem, recycle=True, dictionary_keys=True):
                 profile_chunk(part, table, piece, index, spec, wanted, policy)
         out = out.merge(grouped.finish(part) if grouped else part)
     return out
@@ -138,29 +140,62 @@ def float_pair(table, spec: ScanSpec) -> tuple | None:
     return np.ascontiguousarray(a.values, dtype=np.float64), np.ascontiguousarray(p.values, dtype=np.float64)
 
 
-def summed_grouped_select(table, piece, spec: ScanSpec, requests: dict, tail_above) -> dict | None:
-    """A chunk's part of a quantile pass by slice columns: every row to the overall ``SelectPass``
-    (buckets of target None, and the tail), each slice's rows regrouped to its own; the results
-    as :func:`~l1stream.report.quantile_passes.select_pass_pieces` gives them, or None where
-    the C consumers do not take the chunk (it is then read with numpy)."""
-    if not spec.data_by or any(len(buckets) > MAX_BUCKETS for buckets in requests.values()):
-        return None
-    pair = float_pair(table, spec)
-    grouped = pair and dense_slice_codes(table, spec, tuple(piece.partition.get(k) for k in spec.by), GROUPED_LIMIT)
-    if not pair or not grouped:
-        return None
-    (a, p), (codes, keys) = pair, grouped
-    overall = compiled_select_pass([b.selection for b in requests.get(None, ())], tail_above)
-    per_slice = [compiled_select_pass([b.selection for b in requests[key]]) if key in requests
-                 else None for key in keys]
-    if overall is None or not overall.add(a, p) or feed_by([s and s.consumer() for s in per_slice], a, p, codes):
-        return None
-    results, tail = overall.results()
-    out: dict = {"tail": tail}
-    for target, consumer in [(None, overall)] + list(zip(keys, per_slice)):
-        if consumer is None:
-            continue
-        found = results if target is None else consumer.results()[0]
-        for bucket, raw in zip(requests.get(target, ()), found):
-            out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64)
-    return out
+class GroupedSelect:
+    """A piece's part of a quantile pass by slice columns, through the C consumers: every row to
+    the overall ``SelectPass`` (buckets of target None, and the tail), each requested slice's rows
+    regrouped to its own, one consumer per slice over all the piece's chunks.
+
+    Made only where it applies (:meth:`of`); :meth:`take` returns False for a chunk it does not
+    take (nothing added; the caller reads it with numpy): float columns with nulls or values that
+    are not finite, more than :data:`GROUPED_LIMIT` slices.  :meth:`results` gives what
+    :func:`~l1stream.report.quantile_passes.select_pass_pieces` gives for the chunks taken.
+    """
+
+    def __init__(self, piece, spec: ScanSpec, requests: dict, tail_above):
+        self.spec, self.requests, self.tail_above = spec, requests, tail_above
+        self.base_key = tuple(piece.partition.get(k) for k in spec.by)
+        self.overall: Any = None  # the SelectPass of every row, made with the first chunk taken
+        self.per_slice: dict = {}  # slice key -> SelectPass (requested slices only)
+
+    @classmethod
+    def of(cls, piece, spec: ScanSpec, requests: dict, tail_above) -> "GroupedSelect | None":
+        if not spec.data_by or any(len(buckets) > MAX_BUCKETS for buckets in requests.values()) \
+                or compiled_select_pass([]) is None:
+            return None
+        return cls(piece, spec, requests, tail_above)
+
+    def take(self, table) -> bool:
+        pair = float_pair(table, self.spec)
+        if pair is None or not (np.isfinite(pair[0]).all() and np.isfinite(pair[1]).all()):
+            return False
+        grouped = dense_slice_codes(table, self.spec, self.base_key, GROUPED_LIMIT)
+        if grouped is None:
+            return False
+        (a, p), (codes, keys) = pair, grouped
+        if self.overall is None:
+            self.overall = compiled_select_pass([b.selection for b in self.requests.get(None, ())], self.tail_above)
+        consumers = [self._consumer(key) for key in keys]
+        # finite values: a consumer declines nothing but for want of memory
+        if not self.overall.add(a, p) or feed_by([c and c.consumer() for c in consumers], a, p, codes):
+            raise MemoryError("a quantile pass could not keep the values it collects")
+        return True
+
+    def _consumer(self, key):
+        if key not in self.requests:
+            return None
+        if key not in self.per_slice:
+            self.per_slice[key] = compiled_select_pass([b.selection for b in self.requests[key]])
+        return self.per_slice[key]
+
+    def results(self) -> dict:
+        out: dict = {"tail": (0, 0)}
+        consumers = ([(None, self.overall)] if self.overall is not None else []) + list(self.per_slice.items())
+        for target, consumer in consumers:
+            found = consumer.results()
+            if found is None:
+                raise MemoryError("a quantile pass could not keep the values it collects")
+            if target is None:
+                out["tail"] = found[1]
+            for bucket, raw in zip(self.requests.get(target, ()), found[0]):
+                out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64)
+        return out

@@ -25,7 +25,7 @@ from l1stream.engine.quantiles import DIGIT_BITS, Bucket, descend, loss_patterns
 from l1stream.errors import NonFiniteError
 from l1stream.exact.native import compiled_select_pass
 from l1stream.exact.summation import ExactSum
-from l1stream.report.grouped import summed_grouped_select
+from l1stream.report.grouped import GroupedSelect
 
 PASS_BUDGET = 1 << 25
 """Values collected by one pass at most, over every target (256 MiB of bit patterns)."""
@@ -102,18 +102,10 @@ def _table_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above)
     from l1stream.engine.slicing import slice_groups
 
     out: dict = {}
-    tail_rows, tail, summed_tail = 0, ExactSum(), 0
-    for index, _, table in iter_piece_chunks(piece, spec, filesystem):
-        if not table.num_rows:
-            continue
-        summed = summed_grouped_select(table, piece, spec, requests, tail_above)
-        if summed is not None:
-            for name, value in summed.items():
-                if name == "tail":
-                    tail_rows += value[0]
-                    summed_tail += value[1]
-                else:
-                    _add(out, name, value)
+    tail_rows, tail = 0, ExactSum()
+    grouped = GroupedSelect.of(piece, spec, requests, tail_above)
+    for index, _, table in iter_piece_chunks(piece, spec, filesystem, recycle=True, dictionary_keys=True):
+        if not table.num_rows or (grouped is not None and grouped.take(table)):
             continue
         try:
             for key, part in slice_groups(table, piece, spec):
@@ -130,7 +122,14 @@ def _table_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above)
                         _add(out, (target, bucket), _select(bucket, patterns))
         except NonFiniteError as exc:
             raise NonFiniteError(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
-    out["tail"] = (tail_rows, tail.units + summed_tail)
+    summed_rows, summed_units = 0, 0
+    if grouped is not None:
+        for name, value in grouped.results().items():
+            if name == "tail":
+                summed_rows, summed_units = value
+            else:
+                _add(out, name, value)
+    out["tail"] = (tail_rows + summed_rows, tail.units + summed_units)
     return out
 
 
