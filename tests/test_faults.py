@@ -365,9 +365,27 @@ def test_odd_set_paths_are_usage_errors(tmp_path, capsys, override):
     assert code == 2 and "--set" in err
 
 
+SLOW_TASKS = """
+import time
+from distributed.diagnostics.plugin import WorkerPlugin
+
+
+class SlowTasks(WorkerPlugin):
+    def transition(self, key, start, finish, **kwargs):
+        if finish == "executing":  # every task starts late: the run is still going when the scheduler dies
+            time.sleep(0.5)
+
+
+async def dask_setup(worker):
+    await worker.plugin_add(SlowTasks(), name="slow-tasks")
+"""
+
+
 def test_a_scheduler_that_dies_mid_run_is_exit_6_in_one_line(big_logs, tmp_path):
     from services import start, stop, wait_for
 
+    slow = tmp_path / "slow_tasks.py"  # a worker preload: the job cannot finish before the scheduler is stopped
+    slow.write_text(SLOW_TASKS)
     scheduler_file = tmp_path / "scheduler.json"
     log = tmp_path / "scheduler.log"
     scheduler = start([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", "0",
@@ -378,7 +396,8 @@ def test_a_scheduler_that_dies_mid_run_is_exit_6_in_one_line(big_logs, tmp_path)
         address = json.loads(scheduler_file.read_text())["address"]
         worker = start([sys.executable, "-m", "distributed.cli.dask_worker", address, "--host", "127.0.0.1",
                         "--nthreads", "1", "--dashboard-address", "127.0.0.1:0", "--local-directory",
-                        str(tmp_path / "w"), "--death-timeout", "10"], log_path=tmp_path / "worker.log")
+                        str(tmp_path / "w"), "--death-timeout", "10", "--preload", str(slow)],
+                       log_path=tmp_path / "worker.log")
         wait_for(lambda: "Register worker" in log.read_text(errors="replace"), 60, "a worker", log)
         job = subprocess.Popen([sys.executable, "-m", "l1stream", "mae", str(big_logs), "--scheduler", address,
                                 "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
