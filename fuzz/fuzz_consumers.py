@@ -9,9 +9,9 @@ records of 17 bytes: actual and prediction (float64, any bit pattern: NaN, inf, 
   two-sum error nonzero below 2**-480); otherwise its L1 sum, rows, exact squares, exact sum of
   the float losses, top-16-bit counts and fractional count are the Fractions' and numpy's;
 - ``SelectPass``, with buckets taken from the data (a collected digit, a count, a 32-bit prefix,
-  a digit shared by two buckets, a window of 32-bit prefixes, a count over a span of digits) and
-  a tail: declines exactly on a value that is not finite; otherwise each bucket equals numpy's
-  selection in row order and the tail's rows and exact sum are the Fractions'.
+  a digit shared by two buckets, a window of 32-bit prefixes, counts over a span of digits, coarse
+  counts) and a tail: declines exactly on a value that is not finite; otherwise each bucket equals
+  numpy's selection in row order and the tail's rows and exact sum are the Fractions'.
 
 Anything else (a wrong figure, a crash, a sanitizer report) is a finding.  See fuzz/README.md.
 """
@@ -80,8 +80,10 @@ def check_select(a, p, data: bytes) -> None:
     pick = [int(digits[b % len(digits)]) for b in data[:3]] if len(digits) else [0, 0, 0]
     prefix32 = int(bits[data[3] % len(bits)] >> np.uint64(32)) if len(bits) else 0
     span = min(1 + data[2] * 257, (1 << 32) - prefix32)  # a window of 32-bit prefixes, maybe over digits
-    buckets = [(pick[0], 16, True, 1), (pick[1], 16, False, 1), (prefix32, 32, True, 1), (prefix32 >> 16, 16, True, 1),
-               (prefix32, 32, True, span), (pick[2], 16, False, 1 + data[3] % 3 if pick[2] < 0xFFFD else 1)]
+    buckets = [(pick[0], 16, True, 1, 0), (pick[1], 16, False, 1, 0), (prefix32, 32, True, 1, 0),
+               (prefix32 >> 16, 16, True, 1, 0), (prefix32, 32, True, span, 0),
+               (pick[2], 16, False, 1 + data[3] % 3 if pick[2] < 0xFFFD else 1, 0),
+               (prefix32, 32, False, 1, data[4] % 16)]  # counted coarsely
     tail_above = int(bits[data[4] % len(bits)]) if len(bits) else None
     select = SelectPass(buckets, tail_above)
     took = select.add(a, p)
@@ -89,14 +91,15 @@ def check_select(a, p, data: bytes) -> None:
     if not took:
         return
     found, (tail_rows, tail_units) = select.results()
-    for (prefix, width, collect, span), raw in zip(buckets, found):
+    for (prefix, width, collect, span, shift), raw in zip(buckets, found):
         top = (bits >> np.uint64(64 - width)).astype(object)  # Python integers: no wrap-around here
         chosen = bits[np.array([prefix <= t < prefix + span for t in top], dtype=bool)] if len(bits) else bits
         if collect:
             assert np.array_equal(np.frombuffer(raw, dtype=np.uint64), chosen)
         else:
-            assert np.array_equal(np.frombuffer(raw, dtype=np.int64), np.bincount(
-                ((chosen >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.intp), minlength=1 << 16))
+            nexts = ((chosen >> np.uint64(48 - width)) & np.uint64(0xFFFF)) >> np.uint64(shift)
+            assert np.array_equal(np.frombuffer(raw, dtype=np.int64),
+                                  np.bincount(nexts.astype(np.intp), minlength=(1 << 16) >> shift))
     if tail_above is not None:
         above = bits[(bits > np.uint64(tail_above)) & (bits < np.uint64(0x7FF0000000000000))].view(np.float64)
         assert tail_rows == len(above)

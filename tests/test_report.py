@@ -370,12 +370,12 @@ def test_top_share_with_and_without_a_tail_pass(sliced_log, monkeypatch, collect
     threshold; else a tail pass), and without windows a tail pass. Same exact figure."""
     from l1stream.engine import quantiles
     from l1stream.report import job as report_module
-    from l1stream.report import quantile_passes
+    from l1stream.report import selection
 
     root, rows = sliced_log
     monkeypatch.setattr(quantiles, "COLLECT_LIMIT", collect_limit)
     if not windows:
-        monkeypatch.setattr(quantile_passes, "_windows", lambda *args: [])
+        monkeypatch.setattr(selection, "windows_for", lambda *args: [])
     ran = []
     real_tail = report_module.tail_counts
     monkeypatch.setattr(report_module, "tail_counts", lambda *a: ran.append(1) or real_tail(*a))

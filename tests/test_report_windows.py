@@ -36,28 +36,33 @@ def test_the_select_consumer_collects_a_span_of_prefixes():
                ((common << 16) | 0x1000, 32, True, 0x3000),  # a window inside one digit
                ((common << 16) | 0xFFF0, 32, True, 0x20),    # a window over two digits' edge
                (common, 16, False),                          # the digit counted, beside its windows
+               (common, 16, False, 1, 8),                    # counted coarsely: 256 counts
                (0xFFFF, 16, True, 1)]                        # the last prefix
     select = SelectPass(buckets)
     for start in range(0, len(a), 999):
         assert select.add(a[start:start + 999], p[start:start + 999])
     found, _ = select.results()
-    for (prefix, width, collect, *span), raw in zip(buckets, found):
-        chosen = _members(bits, prefix, width, span[0] if span else 1)
+    for (prefix, width, collect, *more), raw in zip(buckets, found):
+        span, shift = (more + [1, 0][len(more):])[:2]
+        chosen = _members(bits, prefix, width, span)
         if collect:
             assert np.array_equal(np.frombuffer(raw, dtype=np.uint64), chosen)  # in row order
         else:
-            assert np.array_equal(np.frombuffer(raw, dtype=np.int64), np.bincount(
-                ((chosen >> np.uint64(32)) & np.uint64(0xFFFF)).astype(np.intp), minlength=65536))
+            next_bits = [(int(b) >> (48 - width)) & 0xFFFF for b in chosen.tolist()]
+            assert np.frombuffer(raw, dtype=np.int64).tolist() == np.bincount(
+                np.array([d >> shift for d in next_bits], dtype=np.intp), minlength=65536 >> shift).tolist()
     assert len(np.frombuffer(found[1], dtype=np.uint64)) > 0
 
 
-@pytest.mark.parametrize("bucket", [(5, 16, True, 0), (0xFFFF, 16, True, 2), (0, 0, True, 2),
-                                    ((1 << 32) - 3, 32, True, 4)])
-def test_a_span_past_its_prefixes_is_refused(bucket):
+@pytest.mark.parametrize("bucket, message", [
+    ((5, 16, True, 0), "span must stay below"), ((0xFFFF, 16, True, 2), "span must stay below"),
+    ((0, 0, True, 2), "span must stay below"), (((1 << 32) - 3, 32, True, 4), "span must stay below"),
+    ((5, 16, True, 1, 8), "collected one's 0"), ((5, 16, False, 1, 16), "shift must be 0..15")])
+def test_a_span_past_its_prefixes_or_a_shift_out_of_range_is_refused(bucket, message):
     need_native_decoder()
     from l1stream.exact._kernel import SelectPass
 
-    with pytest.raises(ValueError, match="span must stay below"):
+    with pytest.raises(ValueError, match=message):
         SelectPass([bucket])
 
 
@@ -104,8 +109,26 @@ def test_a_window_finds_the_ranks_of_a_bucket_too_large_to_collect_in_the_same_p
 
 @pytest.mark.parametrize("native", ["1", "0"])
 def test_a_window_that_misses_costs_a_pass_not_the_answer(tmp_path, monkeypatch, native):
-    """Nine values in ten at the bottom of the bucket: evenly spread, the median would sit in the
-    middle, so the window misses it; the next pass collects the bucket the counts name."""
+    """Eight values in ten in the bucket's first sixteenth: evenly spread, the median would sit in
+    the middle, so the window misses it; the coarse counts name its bin (about 500 values, under
+    the limit), which the next pass collects: three passes."""
+    from l1stream.engine import quantiles
+
+    monkeypatch.setenv("L1STREAM_NATIVE", native)
+    monkeypatch.setattr(quantiles, "COLLECT_LIMIT", 1_000)
+    rng = np.random.default_rng(9)
+    low = 1.0 + rng.random(8_000) / 2 ** 8
+    high = 1.06 + rng.random(2_000) / 1_000
+    losses = {"v1": rng.permutation(np.concatenate([low, high]))}
+    _log(tmp_path, losses)
+    assert _check(tmp_path, losses, qs=(0.5,)).passes == 3
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_a_coarse_bin_too_large_to_collect_is_counted_finely(tmp_path, monkeypatch, native):
+    """Nine values in ten within 2**-20 of the bucket's bottom: one coarse bin of 9,000 values, over
+    the limit, so the bucket is counted again at full resolution and the rank's prefix collected:
+    four passes, the same answer."""
     from l1stream.engine import quantiles
 
     monkeypatch.setenv("L1STREAM_NATIVE", native)
@@ -115,4 +138,17 @@ def test_a_window_that_misses_costs_a_pass_not_the_answer(tmp_path, monkeypatch,
     high = 1.06 + rng.random(1_000) / 1_000
     losses = {"v1": rng.permutation(np.concatenate([low, high]))}
     _log(tmp_path, losses)
-    assert _check(tmp_path, losses, qs=(0.5,)).passes == 3
+    assert _check(tmp_path, losses, qs=(0.5,)).passes == 4
+
+
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_ties_filling_a_bucket_are_found_exactly(tmp_path, monkeypatch, native):
+    """Integer losses: 3,000 rows of each of 1, 2 and 3 (one top-16-bit bucket each, and one value),
+    thrice the limit: every pattern bit is found by descent; numpy's answer."""
+    from l1stream.engine import quantiles
+
+    monkeypatch.setenv("L1STREAM_NATIVE", native)
+    monkeypatch.setattr(quantiles, "COLLECT_LIMIT", 1_000)
+    losses = {"v1": np.random.default_rng(3).permutation(np.repeat([1.0, 2.0, 3.0], 3_000))}
+    _log(tmp_path, losses)
+    _check(tmp_path, losses, qs=(0.5, 0.9))

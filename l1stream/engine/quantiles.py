@@ -33,7 +33,8 @@ COLLECT_LIMIT = 1 << 20
 @dataclass(frozen=True)
 class Bucket:
     """Losses whose top ``bits`` bits are ``prefix`` (or up to ``prefix + span - 1``: a window);
-    ``collect`` asks for the values themselves, otherwise the counts of their next 16 bits.
+    ``collect`` asks for the values themselves, otherwise the counts of their next 16 bits (of
+    the first ``16 - shift`` of them).
 
     Examples
     --------
@@ -49,11 +50,12 @@ class Bucket:
     bits: int
     collect: bool = False
     span: int = 1
+    shift: int = 0  # counted: the counts of the next 16 - shift bits (coarser)
 
     @property
     def selection(self) -> tuple:
-        """``(prefix, bits, collect, span)``: the C ``SelectPass``'s words for the bucket."""
-        return (self.prefix, self.bits, self.collect, self.span)
+        """``(prefix, bits, collect, span, shift)``: the C ``SelectPass``'s words for the bucket."""
+        return (self.prefix, self.bits, self.collect, self.span, self.shift)
 
     def select(self, patterns: np.ndarray) -> np.ndarray:
         if self.bits == 0:

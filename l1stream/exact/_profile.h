@@ -10,7 +10,7 @@
  *   difference could overflow) are declined, so no loss here is infinite.
  * SelectPass: the quantile passes: for a few buckets of loss bit patterns (top `bits` bits from
  *   `prefix` to `prefix + span - 1`; a span of 1 names one prefix), the values themselves or the
- *   counts of their next 16 bits; and the count and exact sum of the finite losses above a bit
+ *   counts of their next 16 bits (or of the first 16 - `shift` of them); and the count and exact sum of the finite losses above a bit
  *   pattern (the top-1% share).
  * Either declines a run (returns 1) with a value that is not finite, or (ProfileSum) a block whose
  * squares leave the range where the split products are exact (beyond 2**480, or differences below
@@ -318,7 +318,7 @@ typedef struct {
     PyObject_HEAD
     int count;
     uint64_t prefix[MAX_SELECT], span[MAX_SELECT];
-    int bits[MAX_SELECT], collect[MAX_SELECT];
+    int bits[MAX_SELECT], collect[MAX_SELECT], shift[MAX_SELECT];  /* shift: counts of the next 16 - shift bits */
     uint64_t *values[MAX_SELECT];    /* collected patterns (collect) */
     Py_ssize_t filled[MAX_SELECT], capacity[MAX_SELECT];
     int64_t *counts[MAX_SELECT];     /* next-16-bit counts (not collect) */
@@ -362,7 +362,7 @@ static inline int select_row(SelectPass *s, uint64_t bits) {
         int k = __builtin_ctzll(maybe);
         if (s->bits[k] > 16 && (bits >> (64 - s->bits[k])) - s->prefix[k] >= s->span[k]) continue;  /* unsigned */
         if (!s->collect[k]) {
-            s->counts[k][(bits >> (48 - s->bits[k])) & 0xFFFF]++;
+            s->counts[k][((bits >> (48 - s->bits[k])) & 0xFFFF) >> s->shift[k]]++;
             continue;
         }
         if (reserve(s, k, 1)) return 1;
@@ -423,7 +423,7 @@ static int select_take(void *self, const double *a, const double *p, Py_ssize_t 
 static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
     PyObject *buckets, *tail = Py_None;
     if (!PyArg_ParseTuple(args, "O|O:SelectPass", &buckets, &tail)) return NULL;
-    PyObject *seq = PySequence_Fast(buckets, "buckets must be a sequence of (prefix, bits, collect[, span])");
+    PyObject *seq = PySequence_Fast(buckets, "buckets must be a sequence of (prefix, bits, collect[, span[, shift]])");
     if (!seq) return NULL;
     Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
     if (count > MAX_SELECT) {
@@ -438,8 +438,13 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
     if (!(s->buckets_of = PyMem_RawCalloc(DIGITS, sizeof(uint64_t)))) { PyErr_NoMemory(); goto fail; }
     for (Py_ssize_t k = 0; k < count; k++) {
         unsigned long long prefix, span = 1;
-        int bits, collect;
-        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "Kip|K", &prefix, &bits, &collect, &span)) goto fail;
+        int bits, collect, shift = 0;
+        if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(seq, k), "Kip|Ki", &prefix, &bits, &collect, &span, &shift))
+            goto fail;
+        if (shift < 0 || shift > 15 || (collect && shift)) {
+            PyErr_Format(PyExc_ValueError, "a counted bucket's shift must be 0..15 (a collected one's 0); got %d", shift);
+            goto fail;
+        }
         if (bits < 0 || bits > 48 || bits % 16) { PyErr_SetString(PyExc_ValueError, "bits must be 0, 16, 32 or 48"); goto fail; }
         if (bits == 0 ? prefix != 0 || span != 1 : span == 0 || prefix >> bits != 0 || span > (1ull << bits) - prefix) {
             PyErr_Format(PyExc_ValueError, "a %d-bit prefix and its span must stay below 2**%d; got %llu and %llu",
@@ -450,6 +455,7 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
         s->span[k] = span;
         s->bits[k] = bits;
         s->collect[k] = collect;
+        s->shift[k] = shift;
         s->count++;
         if (bits == 0) {
             memset(s->wanted, 0xFF, sizeof s->wanted);
@@ -460,7 +466,7 @@ static PyObject *select_pass_new(PyTypeObject *type, PyObject *args, PyObject *k
                 s->buckets_of[digit] |= 1ull << k;
             }
         }
-        if (!collect && !(s->counts[k] = PyMem_RawCalloc(DIGITS, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
+        if (!collect && !(s->counts[k] = PyMem_RawCalloc(DIGITS >> shift, sizeof(int64_t)))) { PyErr_NoMemory(); goto fail; }
     }
     uint8_t touched[DIGITS] = {0};  /* buckets naming each digit (saturating), for `direct` */
     int every_digit = 0;
@@ -514,7 +520,7 @@ static PyObject *select_pass_results(SelectPass *s, PyObject *unused) {
     for (int k = 0; found && k < s->count; k++) {
         PyObject *item = s->collect[k]
             ? PyBytes_FromStringAndSize((const char *)s->values[k], s->filled[k] * (Py_ssize_t)sizeof(uint64_t))
-            : PyBytes_FromStringAndSize((const char *)s->counts[k], DIGITS * (Py_ssize_t)sizeof(int64_t));
+            : PyBytes_FromStringAndSize((const char *)s->counts[k], (DIGITS >> s->shift[k]) * (Py_ssize_t)sizeof(int64_t));
         if (!item) Py_CLEAR(found);
         else PyList_SET_ITEM(found, k, item);
     }
@@ -540,7 +546,7 @@ static PyTypeObject SelectPassType = {
     .tp_basicsize = sizeof(SelectPass),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "SelectPass(buckets, tail_above=None): a quantile pass over rows the reader hands it "
-              "(buckets: (prefix, bits, collect[, span])); see _profile.h.",
+              "(buckets: (prefix, bits, collect[, span[, shift]])); see _profile.h.",
     .tp_new = select_pass_new,
     .tp_dealloc = (destructor)select_pass_dealloc,
     .tp_methods = select_pass_methods,

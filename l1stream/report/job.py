@@ -42,14 +42,9 @@ from l1stream.exact.summation import UNITS_PER_ONE, ExactSum
 from l1stream.report.first_pass import ONE_READ_SLICES, FirstPass, first_pass_pieces, merge_first_passes
 from l1stream.report.grouped import profile_pieces
 from l1stream.report.profile import Profile, ProfileSpec, merge_profiles
-from l1stream.report.quantile_passes import (
-    finish_select,
-    merge_select,
-    select_pass_pieces,
-    select_ranks_by_target,
-    tail_bucket,
-)
+from l1stream.report.quantile_passes import finish_select, merge_select, select_pass_pieces
 from l1stream.report.report import MAX_PROFILED_SLICES, TIME_KEY_NAMES, TIME_LINES, Report
+from l1stream.report.selection import select_ranks_by_target, tail_bucket
 
 """The first pass profiles every slice: with more partition slices than this, the report evaluates
 first and then profiles the largest ones only (memory stays bounded)."""

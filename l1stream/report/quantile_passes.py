@@ -1,34 +1,23 @@
-"""Exact quantiles of the loss, overall and per slice, in the same passes after the first.
+"""The quantile passes over the data: per piece, the buckets each target asks for.
 
-The first pass left, per slice and overall, the counts of the losses' top 16 bits
-(:attr:`~l1stream.report.profile.SliceProfile.log_counts`).  For every rank wanted (the median's
-middle values, numpy's linear-quantile neighbours, the top-1% threshold) that histogram names the
-bucket holding it; one more pass collects the values of every such bucket at once, for every
-slice, and they are sorted here: usually one pass for all the quantiles of all the slices.  A
-bucket too large to collect (over ``COLLECT_LIMIT`` values, or over the pass's budget) is
-counted by its next 16 bits instead and collected in a later pass (:mod:`l1stream.engine.quantiles`'
-radix selection, per slice).  The same pass counts and sums, exactly, the losses above the
-top-1% threshold's bucket (the top-1% share).
-
-A pass reads a plain spec's pieces as their pages decode (the C ``SelectPass`` consumer), others
-as tables.  Results equal numpy's ``median`` and ``quantile(method="linear")`` bit for bit.
+A target is None (every row) or a slice key.  A plain spec's pieces are read as their pages decode
+(the C ``SelectPass`` consumer), pieces sliced by a column through :class:`~l1stream.report.
+grouped.GroupedSelect`, anything else as tables with numpy; the same pass counts and sums, exactly,
+the losses above a pattern (the top-1% share).  Which buckets to ask for, and the ranks' values from
+the answers: :mod:`l1stream.report.selection`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from l1stream.engine import quantiles
 from l1stream.engine.direct import feed_piece
 from l1stream.engine.pieces import ScanSpec
-from l1stream.engine.quantiles import DIGIT_BITS, Bucket, descend, loss_patterns
+from l1stream.engine.quantiles import DIGIT_BITS, Bucket, loss_patterns
 from l1stream.errors import NonFiniteError
 from l1stream.exact.native import compiled_select_pass
 from l1stream.exact.summation import ExactSum
 from l1stream.report.grouped import GroupedSelect
-
-PASS_BUDGET = 1 << 25
-"""Values collected by one pass at most, over every target (256 MiB of bit patterns)."""
 
 
 def select_pass_pieces(pieces, spec: ScanSpec, filesystem, requests: dict, tail_above: int | None = None) -> dict:
@@ -138,141 +127,5 @@ def _select(bucket: Bucket, patterns: np.ndarray) -> np.ndarray:
     if bucket.collect:
         return chosen
     shift = np.uint64(64 - bucket.bits - DIGIT_BITS)
-    return np.bincount(((chosen >> shift) & np.uint64(0xFFFF)).astype(np.intp), minlength=1 << DIGIT_BITS)
-
-
-def select_ranks_by_target(run_pass, targets: dict) -> tuple[dict, int]:
-    """The loss bit patterns at 0-based ranks, for many targets in the same passes.
-
-    ``targets`` maps each target to ``(histogram, ranks)``: its top-16-bit counts (65,536, from the
-    first pass) and the ranks wanted.  ``run_pass(requests)`` scans the data once for
-    ``{target: buckets}``.  Returns ``({target: {rank: pattern}}, passes run)``.
-
-    A bucket too large to collect is counted by its next 16 bits, and a window of those next 16
-    bits is collected beside it, around where its ranks would fall if the bucket's values were
-    spread evenly (:func:`_window`): when the counts put a rank inside the window its value is
-    there and no further pass is needed; otherwise the next pass looks for it as before.
-    """
-    root = Bucket(0, 0)
-    found: dict = {target: {} for target in targets}
-    state: dict = {}  # (target, rank) -> (bucket, rank within it, its size)
-    for target, (histogram, ranks) in targets.items():
-        for rank in ranks:
-            state[(target, rank)] = descend(root, histogram, rank)
-    passes = 0
-    while state:
-        for (target, rank), (bucket, _, _) in list(state.items()):
-            if bucket.bits == 64:  # every bit known: the rank's value is the prefix itself
-                found[target][rank] = bucket.prefix
-                del state[(target, rank)]
-        if not state:
-            break
-        collect, windows = _plan(state)
-        requests: dict = {}
-        for (target, _), (bucket, _, _) in state.items():
-            requests.setdefault(target, set()).add(Bucket(bucket.prefix, bucket.bits, (target, bucket) in collect))
-        for (target, _), found_windows in windows.items():
-            requests[target].update(found_windows)
-        result = run_pass({target: tuple(sorted(buckets, key=repr)) for target, buckets in requests.items()})
-        passes += 1
-        next_state: dict = {}
-        wanted_within: dict = {}  # (target, the values' bucket, the bucket they are taken from) -> {rank: within}
-        sizes: dict = {}  # (target, bucket) -> the count of the values a window holds for it
-        for (target, rank), (bucket, within, _) in state.items():
-            asked = Bucket(bucket.prefix, bucket.bits, (target, bucket) in collect)
-            if asked.collect:
-                wanted_within.setdefault((target, asked, asked), {})[rank] = within
-                continue
-            child, child_within, size = descend(bucket, result[(target, asked)], within)
-            window = next((w for w in windows.get((target, bucket), ()) if 0 <= child.prefix - w.prefix < w.span), None)
-            if window is not None:
-                wanted_within.setdefault((target, child, window), {})[rank] = child_within
-                sizes[(target, child)] = size
-            else:
-                next_state[(target, rank)] = (child, child_within, size)
-        for (target, values_bucket, taken_from), ranks in wanted_within.items():  # a bucket's ranks: one partition
-            values = result.get((target, taken_from), np.empty(0, np.uint64))
-            if taken_from is not values_bucket:
-                values = values_bucket.select(values)
-                if len(values) != sizes[(target, values_bucket)]:  # the same pass counted them: never
-                    raise RuntimeError(f"l1stream bug: a quantile window holds {len(values)} values of a bucket "
-                                       f"the same pass counted {sizes[(target, values_bucket)]} of")
-            kth = sorted(set(ranks.values()))
-            values = np.partition(values, kth) if len(values) else values
-            for rank, within in ranks.items():
-                found[target][rank] = int(values[within])
-        state = next_state
-    return found, passes
-
-
-def _plan(state: dict) -> tuple[set, dict]:
-    """Which of this pass's buckets to collect, and the windows to collect beside those counted.
-
-    Smallest first, within the pass's budget: ``({(target, bucket)}, {(target, bucket): [window]})``.
-    """
-    sizes: dict = {}
-    ranks: dict = {}
-    for (target, _), (bucket, within, size) in state.items():
-        sizes[(target, bucket)] = size
-        ranks.setdefault((target, bucket), []).append(within)
-    budget, collect, windows = PASS_BUDGET, set(), {}
-    for name, size in sorted(sizes.items(), key=lambda item: (item[1], repr(item[0]))):
-        if size <= quantiles.COLLECT_LIMIT and size <= budget:
-            collect.add(name)
-            budget -= size
-        else:
-            found = _windows(name[1], size, ranks[name])[:budget // quantiles.COLLECT_LIMIT]
-            if found:
-                windows[name] = found
-                budget -= len(found) * quantiles.COLLECT_LIMIT
-    return collect, windows
-
-
-def _windows(bucket: Bucket, size: int, withins: list) -> list:
-    """Collecting buckets over the next 16 bits of ``bucket`` (``size`` values) where the ranks
-    ``withins`` would fall if its values were spread evenly, each wide enough to hold
-    ``COLLECT_LIMIT`` of them if they were: one per group of nearby ranks (none when the bucket's
-    next 16 bits are its last).
-
-    Examples
-    --------
-    >>> limit = quantiles.COLLECT_LIMIT
-    >>> _windows(Bucket(0x40E0, 16), 4 * limit, [2 * limit, 2 * limit + 1]) == [Bucket(0x40E06000, 32, True, 0x4000)]
-    True
-    >>> [w.prefix & 0xFFFF for w in _windows(Bucket(0x40E0, 16), 4 * limit, [0, 4 * limit - 1])]
-    [0, 49152]
-    """
-    if bucket.bits > 32:
-        return []
-    digits = 1 << DIGIT_BITS
-    width = min(digits, max(1, digits * quantiles.COLLECT_LIMIT // size))
-    estimates = sorted({within * digits // size for within in withins})
-    groups: list = []
-    for estimate in estimates:
-        if groups and estimate - groups[-1][0] <= width // 2:
-            groups[-1][1] = estimate
-        else:
-            groups.append([estimate, estimate])
-    windows = []
-    for low, high in groups:
-        first = min(max((low + high) // 2 - width // 2, 0), digits - width)
-        windows.append(Bucket((bucket.prefix << DIGIT_BITS) | first, bucket.bits + DIGIT_BITS, True, width))
-    return windows
-
-
-def tail_bucket(histogram: np.ndarray, rank: int) -> tuple[Bucket, bool]:
-    """A bucket holding the ``rank``-th loss's neighbours above it, and whether to collect it: its
-    top-16-bit bin when small enough to collect, else a window of the bin where the rank should
-    fall, else (not collected) the bin.
-
-    Examples
-    --------
-    >>> counts = np.zeros(1 << 16, np.int64); counts[0x3FF0] = 10
-    >>> tail_bucket(counts, 9) == (Bucket(0x3FF0, 16, True), True)
-    True
-    """
-    bucket, within, size = descend(Bucket(0, 0), histogram, rank)
-    if size <= quantiles.COLLECT_LIMIT:
-        return Bucket(bucket.prefix, bucket.bits, True), True
-    windows = _windows(bucket, size, [within])
-    return (windows[0], True) if windows else (bucket, False)
+    digits = ((chosen >> shift) & np.uint64(0xFFFF)) >> np.uint64(bucket.shift)
+    return np.bincount(digits.astype(np.intp), minlength=(1 << DIGIT_BITS) >> bucket.shift)
