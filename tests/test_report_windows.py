@@ -108,37 +108,23 @@ def test_a_window_finds_the_ranks_of_a_bucket_too_large_to_collect_in_the_same_p
 
 
 @pytest.mark.parametrize("native", ["1", "0"])
-def test_a_window_that_misses_costs_a_pass_not_the_answer(tmp_path, monkeypatch, native):
-    """Eight values in ten in the bucket's first sixteenth: evenly spread, the median would sit in
-    the middle, so the window misses it; the coarse counts name its bin (about 500 values, under
-    the limit), which the next pass collects: three passes."""
+@pytest.mark.parametrize("bottom, spread, passes", [(8_000, 2.0 ** -8, 3), (9_000, 2.0 ** -20, 4)])
+def test_a_window_that_misses_costs_a_pass_not_the_answer(tmp_path, monkeypatch, native, bottom, spread, passes):
+    """Most of the bucket's values at its bottom: evenly spread, the median would sit in the middle,
+    so the window misses it.  Eight in ten within 2**-8: the coarse counts name the median's bin
+    (about 500 values, under the limit), which the next pass collects (three passes).  Nine in ten
+    within 2**-20: one coarse bin of 9,000 values, over the limit, so the bucket is counted again at
+    full resolution and the rank's prefix collected (four passes).  The same answer either way."""
     from l1stream.engine import quantiles
 
     monkeypatch.setenv("L1STREAM_NATIVE", native)
     monkeypatch.setattr(quantiles, "COLLECT_LIMIT", 1_000)
     rng = np.random.default_rng(9)
-    low = 1.0 + rng.random(8_000) / 2 ** 8
-    high = 1.06 + rng.random(2_000) / 1_000
+    low = 1.0 + rng.random(bottom) * spread
+    high = 1.06 + rng.random(10_000 - bottom) / 1_000
     losses = {"v1": rng.permutation(np.concatenate([low, high]))}
     _log(tmp_path, losses)
-    assert _check(tmp_path, losses, qs=(0.5,)).passes == 3
-
-
-@pytest.mark.parametrize("native", ["1", "0"])
-def test_a_coarse_bin_too_large_to_collect_is_counted_finely(tmp_path, monkeypatch, native):
-    """Nine values in ten within 2**-20 of the bucket's bottom: one coarse bin of 9,000 values, over
-    the limit, so the bucket is counted again at full resolution and the rank's prefix collected:
-    four passes, the same answer."""
-    from l1stream.engine import quantiles
-
-    monkeypatch.setenv("L1STREAM_NATIVE", native)
-    monkeypatch.setattr(quantiles, "COLLECT_LIMIT", 1_000)
-    rng = np.random.default_rng(9)
-    low = 1.0 + rng.random(9_000) / 2 ** 20
-    high = 1.06 + rng.random(1_000) / 1_000
-    losses = {"v1": rng.permutation(np.concatenate([low, high]))}
-    _log(tmp_path, losses)
-    assert _check(tmp_path, losses, qs=(0.5,)).passes == 4
+    assert _check(tmp_path, losses, qs=(0.5,)).passes == passes
 
 
 @pytest.mark.parametrize("native", ["1", "0"])
