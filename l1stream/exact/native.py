@@ -22,6 +22,12 @@ def native_enabled() -> bool:
     return sys.byteorder == "little" and os.environ.get("L1STREAM_NATIVE", "1") != "0"
 
 
+def kernel_runs() -> bool:
+    """Whether the C kernel (``_kernel.c``) is built and not turned off: what every consumer below
+    needs, asked without making one."""
+    return _CompiledAbsDiffSum is not None and native_enabled()
+
+
 def compiled_abs_diff_sum():
     """A running exact sum of ``|a - b|`` that compiled code feeds, or None without the C kernel
     (or with it turned off).
@@ -38,7 +44,7 @@ def compiled_abs_diff_sum():
     ...     total.add(array("d", [1.0, 2.0]), array("d", [1.5, 0.0]))
     ...     assert (total.units(), total.rows) == (5 << 1073, 2)
     """
-    if _CompiledAbsDiffSum is None or not native_enabled():
+    if not kernel_runs():
         return None
     return _CompiledAbsDiffSum()
 
@@ -46,7 +52,7 @@ def compiled_abs_diff_sum():
 def compiled_profile_sum():
     """The error report's first-pass consumer (``_profile.h``: exact L1 blocks, the float losses'
     exact sum, squares, top-16-bit counts), or None without the C kernel (or with it turned off)."""
-    if _CompiledAbsDiffSum is None or not native_enabled():
+    if not kernel_runs():
         return None
     from l1stream.exact._kernel import ProfileSum
 
@@ -56,7 +62,7 @@ def compiled_profile_sum():
 def feed_by(consumers: list, actual, prediction, codes) -> list:
     """Row ``i`` to ``consumers[codes[i]]`` (capsules from ``.consumer()``, or None to skip), the
     rows regrouped by code in C; returns the codes whose consumer declined.  Callers check that
-    the kernel is there (:func:`compiled_profile_sum` is not None) first."""
+    the kernel runs (:func:`kernel_runs`) first."""
     from l1stream.exact._kernel import feed_by as compiled_feed_by
 
     return compiled_feed_by(consumers, actual, prediction, codes)
@@ -74,7 +80,7 @@ def code_counts(codes, distinct: int):
     """
     import numpy as np
 
-    if _CompiledAbsDiffSum is None or not native_enabled() or codes.dtype != np.int64:
+    if not kernel_runs() or codes.dtype != np.int64:
         return np.bincount(codes, minlength=distinct)
     from l1stream.exact._kernel import code_counts as compiled_code_counts
 
@@ -82,9 +88,10 @@ def code_counts(codes, distinct: int):
 
 
 def compiled_select_pass(buckets: list, tail_above: int | None = None):
-    """The quantile passes' consumer (``_profile.h``): per bucket ``(prefix, bits, collect, span)`` the values
-    or their next-16-bit counts; the finite losses above ``tail_above``.  None without the C kernel."""
-    if _CompiledAbsDiffSum is None or not native_enabled():
+    """The quantile passes' consumer (``_profile.h``): per bucket ``(prefix, bits, collect, span, shift)``
+    the values or the counts of their next 16 - shift bits; the finite losses above ``tail_above``.
+    None without the C kernel."""
+    if not kernel_runs():
         return None
     from l1stream.exact._kernel import SelectPass
 

@@ -23,7 +23,7 @@ from l1stream.engine.pieces import ScanSpec
 from l1stream.engine.slicing import dense_slice_codes
 from l1stream.exact.columns import FLOAT, as_numeric
 from l1stream.exact.l1state import state_of_units
-from l1stream.exact.native import compiled_profile_sum, compiled_select_pass, feed_by
+from l1stream.exact.native import compiled_profile_sum, compiled_select_pass, feed_by, kernel_runs
 from l1stream.report.intervals import block_of
 from l1stream.report.profile import Profile, ProfileSpec, profile_chunk, summed_slice_profile
 
@@ -59,7 +59,7 @@ class GroupedProfile:
     def of(cls, piece, spec: ScanSpec, wanted: ProfileSpec) -> "GroupedProfile | None":
         """One for ``piece``, or None where the C consumers do not apply to any chunk of it."""
         if not spec.data_by or spec.weight or spec.baseline or wanted.edges is not None or (
-                wanted.time_key and not wanted.time_is_partition) or compiled_profile_sum() is None:
+                wanted.time_key and not wanted.time_is_partition) or not kernel_runs():
             return None
         return cls(piece, spec, wanted)
 
@@ -67,13 +67,10 @@ class GroupedProfile:
         """Feed the chunk of row group ``index``; each slice's ``(key, exact L1 state)`` of it (the
         evaluation's part), or None when not taken (nothing added).  Raises
         :class:`ConsumerDeclined` when a consumer declined finite rows."""
-        pair = float_pair(table, self.spec)
-        if pair is None or not (np.isfinite(pair[0]).all() and np.isfinite(pair[1]).all()):
+        taken = finite_slices(table, self.spec, self.base_key)
+        if taken is None:
             return None
-        grouped = dense_slice_codes(table, self.spec, self.base_key, GROUPED_LIMIT)
-        if grouped is None:
-            return None
-        codes, keys = grouped
+        pair, (codes, keys) = taken
         if len(self.sums.keys() | set(keys)) > GROUPED_LIMIT:  # bounded memory: numpy for the others
             return None
         sums = [self.sums.get(key) or self.sums.setdefault(key, compiled_profile_sum()) for key in keys]
@@ -140,6 +137,16 @@ def float_pair(table, spec: ScanSpec) -> tuple | None:
     return np.ascontiguousarray(a.values, dtype=np.float64), np.ascontiguousarray(p.values, dtype=np.float64)
 
 
+def finite_slices(table, spec: ScanSpec, base_key: tuple) -> tuple | None:
+    """What the C consumers take of a chunk: ``((actual, prediction), (codes, keys))``, both float64
+    arrays finite throughout and at most :data:`GROUPED_LIMIT` slices; None for a chunk left to numpy."""
+    pair = float_pair(table, spec)
+    if pair is None or not (np.isfinite(pair[0]).all() and np.isfinite(pair[1]).all()):
+        return None
+    grouped = dense_slice_codes(table, spec, base_key, GROUPED_LIMIT)
+    return None if grouped is None else (pair, grouped)
+
+
 class GroupedSelect:
     """A piece's part of a quantile pass by slice columns, through the C consumers: every row to
     the overall ``SelectPass`` (buckets of target None, and the tail), each requested slice's rows
@@ -160,18 +167,15 @@ class GroupedSelect:
     @classmethod
     def of(cls, piece, spec: ScanSpec, requests: dict, tail_above) -> "GroupedSelect | None":
         if not spec.data_by or any(len(buckets) > MAX_BUCKETS for buckets in requests.values()) \
-                or compiled_select_pass([]) is None:
+                or not kernel_runs():
             return None
         return cls(piece, spec, requests, tail_above)
 
     def take(self, table) -> bool:
-        pair = float_pair(table, self.spec)
-        if pair is None or not (np.isfinite(pair[0]).all() and np.isfinite(pair[1]).all()):
+        taken = finite_slices(table, self.spec, self.base_key)
+        if taken is None:
             return False
-        grouped = dense_slice_codes(table, self.spec, self.base_key, GROUPED_LIMIT)
-        if grouped is None:
-            return False
-        (a, p), (codes, keys) = pair, grouped
+        (a, p), (codes, keys) = taken
         if self.overall is None:
             self.overall = compiled_select_pass([b.selection for b in self.requests.get(None, ())], self.tail_above)
         consumers = [self._consumer(key) for key in keys]
