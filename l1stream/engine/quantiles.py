@@ -81,8 +81,7 @@ def pass_counts(pieces, spec: ScanSpec, filesystem, buckets: tuple, tail_above: 
     for patterns, dropped in iter_loss_patterns(pieces, spec, filesystem):
         left_out += dropped
         if tail_above is not None:
-            above = patterns[patterns > np.uint64(tail_above)].view(np.float64)
-            above = above[np.isfinite(above)]
+            above = finite_above(patterns, tail_above)
             tail_rows += int(above.shape[0])
             tail.add_values(above)
         for bucket in buckets:
@@ -100,6 +99,16 @@ def pass_counts(pieces, spec: ScanSpec, filesystem, buckets: tuple, tail_above: 
     if tail_above is not None:
         out["tail"] = (tail_rows, tail.units)
     return out
+
+
+def finite_above(patterns: np.ndarray, above: int) -> np.ndarray:
+    """The finite losses (float64) whose bit patterns exceed ``above``: a tail's rows.
+
+    >>> finite_above(np.array([1.0, 3.0, np.inf]).view(np.uint64), int(np.array([2.0]).view(np.uint64)[0]))
+    array([3.])
+    """
+    values = patterns[patterns > np.uint64(above)].view(np.float64)
+    return values[np.isfinite(values)]
 
 
 def iter_loss_patterns(pieces, spec: ScanSpec, filesystem):

@@ -3,13 +3,14 @@
 Everything is checked when the job is made, before any data is read.  Then, for Parquet paths:
 
 1. the first pass (:mod:`l1stream.report.first_pass`): the evaluation and the error profile
-   (histograms, exact L2, jackknife blocks, the MAE over time) from one read of every row, when
-   the slices are partition keys; otherwise the evaluation, then a profile pass
-   (:func:`~l1stream.report.grouped.profile_pieces`);
-2. the quantile passes (:mod:`l1stream.report.quantile_passes`): the exact median and quantiles of
-   the loss, overall and per profiled slice, and the top-1% share, usually in one pass;
-3. rarely, a tail pass for the share (:func:`tail_counts`), when the threshold's bucket was too
-   large to collect.
+   (histograms, exact L2, jackknife blocks, the MAE over time) from one read of every row, by
+   partition keys and slice columns alike; with more than ``ONE_READ_SLICES`` slices, the
+   evaluation, then a profile pass (:func:`~l1stream.report.grouped.profile_pieces`);
+2. the quantile passes (:mod:`l1stream.report.quantile_passes`, :mod:`l1stream.report.selection`):
+   the exact median and quantiles of the loss, overall and per profiled slice, and the top-1%
+   share, usually in one pass;
+3. rarely, a tail pass for the share (:func:`tail_counts`), when nothing the quantile pass
+   collected holds the threshold's neighbours.
 
 Files skipped by the evaluation (``on_bad_file='skip'``) are left out of every later pass.  A
 DataFrame is read once per pass.

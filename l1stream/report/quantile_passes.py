@@ -13,7 +13,7 @@ import numpy as np
 
 from l1stream.engine.direct import feed_piece
 from l1stream.engine.pieces import ScanSpec
-from l1stream.engine.quantiles import DIGIT_BITS, Bucket, loss_patterns
+from l1stream.engine.quantiles import DIGIT_BITS, Bucket, finite_above, loss_patterns
 from l1stream.errors import NonFiniteError
 from l1stream.exact.native import compiled_select_pass
 from l1stream.exact.summation import ExactSum
@@ -100,8 +100,7 @@ def _table_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above)
             for key, part in slice_groups(table, piece, spec):
                 patterns, _ = loss_patterns(part[spec.actual], part[spec.prediction], spec)
                 if tail_above is not None:
-                    above = patterns[patterns > np.uint64(tail_above)].view(np.float64)
-                    above = above[np.isfinite(above)]
+                    above = finite_above(patterns, tail_above)
                     tail_rows += int(above.shape[0])
                     tail.add_values(above)
                 for target, buckets in requests.items():
