@@ -653,6 +653,51 @@ static PyObject *code_counts(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* Two consumers fed the same rows: the report's first pass profiles and selects in one read. */
+typedef struct {
+    RowConsumer consumer;  /* first: its address is the capsule's pointer */
+    RowConsumer *first, *second;
+    PyObject *first_owner, *second_owner;  /* the capsules, kept alive */
+} Tee;
+
+static int tee_take(void *self, const double *a, const double *p, Py_ssize_t n) {
+    Tee *t = self;
+    return t->first->take(t->first->self, a, p, n) || t->second->take(t->second->self, a, p, n);
+}
+
+static void tee_release(PyObject *capsule) {
+    Tee *t = PyCapsule_GetPointer(capsule, CONSUMER_CAPSULE);
+    if (!t) return;
+    Py_XDECREF(t->first_owner);
+    Py_XDECREF(t->second_owner);
+    PyMem_RawFree(t);
+}
+
+PyDoc_STRVAR(tee_doc,
+"tee(first, second) -> consumer capsule: rows handed to it go to `first`, then to `second` (two\n"
+"consumer capsules, kept alive by it); it declines a run as soon as one of them does (the caller\n"
+"then discards both).");
+
+static PyObject *tee(PyObject *self, PyObject *args) {
+    PyObject *first, *second;
+    if (!PyArg_ParseTuple(args, "OO:tee", &first, &second)) return NULL;
+    RowConsumer *a = PyCapsule_GetPointer(first, CONSUMER_CAPSULE), *b = a ? PyCapsule_GetPointer(second, CONSUMER_CAPSULE) : NULL;
+    if (!a || !b) return NULL;
+    Tee *t = PyMem_RawCalloc(1, sizeof(Tee));
+    if (!t) return PyErr_NoMemory();
+    t->consumer.take = tee_take;
+    t->consumer.self = t;
+    t->first = a;
+    t->second = b;
+    PyObject *capsule = PyCapsule_New(t, CONSUMER_CAPSULE, tee_release);
+    if (!capsule) { PyMem_RawFree(t); return NULL; }
+    Py_INCREF(first);
+    Py_INCREF(second);
+    t->first_owner = first;
+    t->second_owner = second;
+    return capsule;
+}
+
 static PyObject *fold_names(PyObject *self, PyObject *unused) {
     PyObject *names = PyList_New(0);
     for (int i = 0; names && i < FOLDS; i++) {
@@ -671,6 +716,7 @@ static PyMethodDef methods[] = {
     {"abs_diff_units_by", abs_diff_units_by, METH_VARARGS, abs_diff_units_by_doc},
     {"feed_by", feed_by, METH_VARARGS, feed_by_doc},
     {"code_counts", code_counts, METH_VARARGS, code_counts_doc},
+    {"tee", tee, METH_VARARGS, tee_doc},
     {NULL, NULL, 0, NULL},
 };
 

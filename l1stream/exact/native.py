@@ -96,3 +96,11 @@ def compiled_select_pass(buckets: list, tail_above: int | None = None):
     from l1stream.exact._kernel import SelectPass
 
     return SelectPass(buckets, tail_above)
+
+
+def tee(first, second):
+    """One consumer capsule feeding the rows it is handed to two others, ``first`` then ``second``
+    (``_kernel.tee``): the report's first pass profiles and selects in one read."""
+    from l1stream.exact._kernel import tee as compiled_tee
+
+    return compiled_tee(first, second)

@@ -23,7 +23,7 @@ from l1stream.engine.pieces import ScanSpec
 from l1stream.engine.slicing import dense_slice_codes
 from l1stream.exact.columns import FLOAT, as_numeric
 from l1stream.exact.l1state import state_of_units
-from l1stream.exact.native import compiled_profile_sum, compiled_select_pass, feed_by, kernel_runs
+from l1stream.exact.native import compiled_profile_sum, compiled_select_pass, feed_by, kernel_runs, tee
 from l1stream.report.intervals import block_of
 from l1stream.report.profile import Profile, ProfileSpec, profile_chunk, summed_slice_profile
 
@@ -63,9 +63,10 @@ class GroupedProfile:
             return None
         return cls(piece, spec, wanted)
 
-    def take(self, table, index: int) -> list | None:
+    def take(self, table, index: int, select: "GroupedSelect | None" = None) -> list | None:
         """Feed the chunk of row group ``index``; each slice's ``(key, exact L1 state)`` of it (the
-        evaluation's part), or None when not taken (nothing added).  Raises
+        evaluation's part), or None when not taken (nothing added).  ``select``: a quantile pass's
+        consumers fed the same regrouped rows (when the chunk is taken).  Raises
         :class:`ConsumerDeclined` when a consumer declined finite rows."""
         taken = finite_slices(table, self.spec, self.base_key)
         if taken is None:
@@ -74,7 +75,10 @@ class GroupedProfile:
         if len(self.sums.keys() | set(keys)) > GROUPED_LIMIT:  # bounded memory: numpy for the others
             return None
         sums = [self.sums.get(key) or self.sums.setdefault(key, compiled_profile_sum()) for key in keys]
-        if feed_by([total.consumer() for total in sums], pair[0], pair[1], codes):
+        consumers = [total.consumer() for total in sums]
+        if select is not None:
+            consumers = select.joined(consumers, pair, keys)
+        if feed_by(consumers, pair[0], pair[1], codes):
             raise ConsumerDeclined(self.piece.path)
         block = block_of(self.piece.path, index)
         wanted, when = self.wanted, self.piece.partition.get(self.wanted.time_key) if self.wanted.time_key else None
@@ -183,6 +187,17 @@ class GroupedSelect:
         if not self.overall.add(a, p) or feed_by([c and c.consumer() for c in consumers], a, p, codes):
             raise MemoryError("a quantile pass could not keep the values it collects")
         return True
+
+    def joined(self, consumers: list, pair: tuple, keys: list) -> list:
+        """Take a chunk another pass regroups (:meth:`GroupedProfile.take`): every row to the
+        overall consumer here, and each slice's consumer of ``consumers`` (in ``keys`` order) joined
+        with this pass's for the slice (``tee``), to be fed by the caller."""
+        if self.overall is None:
+            self.overall = compiled_select_pass([b.selection for b in self.requests.get(None, ())], self.tail_above)
+        if not self.overall.add(*pair):
+            raise MemoryError("a quantile pass could not keep the values it collects")
+        mine = [self._consumer(key) for key in keys]
+        return [tee(c, m.consumer()) if m is not None else c for c, m in zip(consumers, mine)]
 
     def _consumer(self, key):
         if key not in self.requests:

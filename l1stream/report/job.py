@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from l1stream.engine.quantiles import (
+    DIGIT_BITS,
     QuantileResult,
     as_float,
     histogram_bins,
@@ -40,11 +41,12 @@ from l1stream.engine.result import EvaluationResult
 from l1stream.errors import UsageError, did_you_mean
 from l1stream.exact.state import correctly_rounded
 from l1stream.exact.summation import UNITS_PER_ONE, ExactSum
-from l1stream.report.first_pass import ONE_READ_SLICES, FirstPass, first_pass_pieces, merge_first_passes
+from l1stream.report.first_pass import ONE_READ_SLICES
 from l1stream.report.grouped import profile_pieces
 from l1stream.report.profile import Profile, ProfileSpec, merge_profiles
 from l1stream.report.quantile_passes import finish_select, merge_select, select_pass_pieces
 from l1stream.report.report import MAX_PROFILED_SLICES, TIME_KEY_NAMES, TIME_LINES, Report
+from l1stream.report.sampled import completed, sampled_first_pass
 from l1stream.report.selection import select_ranks_by_target, tail_bucket
 
 """The first pass profiles every slice: with more partition slices than this, the report evaluates
@@ -204,13 +206,24 @@ class ReportJob:
         prepared, options = self.prepared, self.options
         wanted = ProfileSpec(self.edges, self.time_key, self.time_is_partition, squares=options.weight is None,
                              slices=None, time_slices=None)
-        passes = Passes(prepared.plan.tasks, self._spec(prepared.spec), prepared.found.filesystem, options)
-        first = passes.run(first_pass_pieces, (wanted,), merge_first_passes, FirstPass.empty())
+        first, speculation = sampled_first_pass(self._run, prepared.plan.tasks, self._strata(), wanted, self.qs,
+                                                self.top_fraction)
         if set(first.scan.skipped) & set(first.scan.files):  # a split file failed part-way: the two-step way
             return _execute(prepared, options, progress)
         result = _finish(first.scan, prepared, options)
-        self._first = (result, first.profile) if first.profiled else None
+        self._first = (result, first.profile, speculation) if first.profiled else None
         return result
+
+    def _strata(self) -> tuple:
+        """The partition keys a sample of the pieces should cover every value of: all but the
+        time key (a sample spread over the plan covers the dates)."""
+        keys = self.prepared.found.partition_types
+        return tuple(k for k in keys if not (self.time_is_partition and k == self.time_key))
+
+    def _run(self, func, tasks: list, extra: tuple, merge, empty):
+        """One pass of a task function over some of the plan's tasks."""
+        return Passes(tasks, self._spec(self.prepared.spec), self.prepared.found.filesystem, self.options).run(
+            func, extra, merge, empty)
 
     def _one_read(self) -> bool:
         """Whether the evaluation and the profile can share a read: no state store stands in for
@@ -248,13 +261,14 @@ class ReportJob:
         profiled = largest_slices(result, MAX_PROFILED_SLICES)
         passes = Passes(items, spec, filesystem, options, frame=self.frame)
         first = getattr(self, "_first", None)
+        speculation = None
         if first is not None and first[0] is result:
-            profile, read = first[1].keep(profiled, lines), 1
+            profile, read, speculation = first[1].keep(profiled, lines), 1, first[2]
         else:
             wanted = ProfileSpec(self.edges, self.time_key, self.time_is_partition, squares=options.weight is None,
                                  slices=profiled, time_slices=lines)
             profile, read = passes.run(profile_pieces, (wanted,), merge_profiles, Profile()), 1  # (counted by passes)
-        quantile_result, share, per_slice = self._quantiles(passes, profile, result)
+        quantile_result, share, per_slice = self._quantiles(passes, profile, result, speculation)
         rows = []
         if history:
             from l1stream.outputs.history import read as read_history
@@ -265,9 +279,10 @@ class ReportJob:
                       dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), passes.count + read, self.edges,
                       slice_quantiles=per_slice)
 
-    def _quantiles(self, passes: "Passes", profile: Profile, result: EvaluationResult):
+    def _quantiles(self, passes: "Passes", profile: Profile, result: EvaluationResult, speculation=None):
         """The overall quantiles and top-1% share, and every profiled slice's quantiles, in the same
-        passes (:mod:`l1stream.report.quantile_passes`)."""
+        passes (:mod:`l1stream.report.quantile_passes`), after what the first pass selected
+        (``speculation``, :mod:`l1stream.report.sampled`)."""
         overall = profile.overall()
         n = overall.count
         if not n:
@@ -280,13 +295,25 @@ class ReportJob:
         # the losses above the threshold (rank n - k) are summed in the quantile pass itself: those
         # above a bucket holding the threshold (its top-16-bit bin, or a window of it) as they pass,
         # those inside from the bucket's values, collected in that pass too
+        seen: dict = {}
+        prefetched = None
         inside, collect = tail_bucket(histogram, n - k)
         tail_above = ((inside.prefix + inside.span) << (64 - inside.bits)) - 1
+        if speculation is not None:  # the first pass's selection, completed
+            prefetched = completed(speculation, self._run, set(result.skipped))
+            guess = speculation.tail
+            shift = guess.bits - DIGIT_BITS
+            first, last = guess.prefix >> shift, (guess.prefix + guess.span - 1) >> shift
+            if first <= inside.prefix >> (inside.bits - DIGIT_BITS) <= last and (
+                    not guess.collect or prefetched[1].get((None, guess)) is not None):
+                # the threshold's top-16-bit bin is among the sample's: its neighbours above were collected
+                inside, collect, tail_above = guess, guess.collect, speculation.tail_above
+                seen.update(tail=prefetched[1]["tail"],
+                            inside=prefetched[1].get((None, guess), np.empty(0, np.uint64)))
         targets = {None: (histogram, sorted(set(ranks_for(n, self.qs)) | {n - k}))}
         by_slice = {key: prof for key, prof in profile.slices.items() if prof.count} if result.by else {}
         for key, prof in by_slice.items():
             targets[key] = (prof.dense_log_counts(), sorted(set(ranks_for(prof.count, self.qs))))
-        seen: dict = {}
 
         def run_pass(requests: dict) -> dict:
             if not seen and collect:
@@ -297,14 +324,14 @@ class ReportJob:
                 seen.update(tail=found.get("tail", (0, 0)), inside=found.get((None, inside), np.empty(0, np.uint64)))
             return found
 
-        found, _ = select_ranks_by_target(run_pass, targets)
+        found, _ = select_ranks_by_target(run_pass, targets, prefetched)
         left_out = sum(result.left_out.values())
         quantile_result = _numpy_quantiles(found[None], n, self.qs, left_out, histogram_bins(histogram),
                                            count_passes=passes.count, extra=[n - k])
         threshold = found[None][n - k]
         share = math.nan
         if not overall.infinite_losses and overall.loss_sum:  # else the share is undefined
-            if collect and len(inside.select(np.array([threshold], np.uint64))):  # counted by the quantile pass
+            if collect and seen and len(inside.select(np.array([threshold], np.uint64))):  # counted by a pass
                 values = seen["inside"][seen["inside"] > np.uint64(threshold)].view(np.float64)
                 acc = ExactSum()
                 acc.add_values(values)

@@ -17,7 +17,7 @@ from l1stream.engine.quantiles import DIGIT_BITS, Bucket, finite_above, loss_pat
 from l1stream.errors import NonFiniteError
 from l1stream.exact.native import compiled_select_pass
 from l1stream.exact.summation import ExactSum
-from l1stream.report.grouped import GroupedSelect
+from l1stream.report.grouped import MAX_BUCKETS, GroupedSelect
 
 
 def select_pass_pieces(pieces, spec: ScanSpec, filesystem, requests: dict, tail_above: int | None = None) -> dict:
@@ -29,10 +29,7 @@ def select_pass_pieces(pieces, spec: ScanSpec, filesystem, requests: dict, tail_
 
 
 def _piece_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above) -> dict:
-    key = tuple(piece.partition.get(k) for k in spec.by)
-    mine = [(target, bucket) for target, buckets in requests.items() if target is None or target == key
-            for bucket in buckets]
-    found = None if spec.data_by else _summed_select(piece, spec, filesystem, mine, tail_above)
+    found = None if spec.data_by else _summed_select(piece, spec, filesystem, requests, tail_above)
     return _table_select(piece, spec, filesystem, requests, tail_above) if found is None else found
 
 
@@ -41,7 +38,10 @@ def _add(out: dict, name, value) -> None:
     arrays, joined once by :func:`finish_select` (joining piece by piece would copy them again
     for every piece); counts are summed."""
     if name[1].collect:
-        out.setdefault(name, []).extend(value if isinstance(value, list) else [value])
+        if value is None or out.get(name, ()) is None:  # dropped (over a limit): stays dropped
+            out[name] = None
+        else:
+            out.setdefault(name, []).extend(value if isinstance(value, list) else [value])
     elif name not in out:
         out[name] = value
     else:
@@ -49,9 +49,19 @@ def _add(out: dict, name, value) -> None:
 
 
 def finish_select(found: dict) -> dict:
-    """A pass's merged result with every bucket's collected values in one array."""
+    """A pass's merged result with every bucket's collected values in one array (None: dropped,
+    :func:`drop_over`)."""
     return {name: (np.concatenate(value) if value else np.empty(0, np.uint64)) if isinstance(value, list) else value
             for name, value in found.items()}
+
+
+def drop_over(found: dict, limit: int) -> dict:
+    """A merged result without the values of any bucket that collected more than ``limit``
+    (None in their place): a pass planned from a sample asks for buckets whose sizes it guessed."""
+    for name, value in found.items():
+        if isinstance(value, list) and sum(len(part) for part in value) > limit:
+            found[name] = None
+    return found
 
 
 def merge_select(parts) -> dict:
@@ -68,57 +78,97 @@ def merge_select(parts) -> dict:
     return total
 
 
-def _summed_select(piece, spec: ScanSpec, filesystem, wanted: list, tail_above) -> dict | None:
+class PieceSelect:
+    """A piece's part of a quantile pass fed as its pages decode: one ``SelectPass`` over the piece's
+    row ranges (its slice is its partition keys), for the buckets of target None and of the
+    piece's slice.  :meth:`of` gives None where the C consumer does not apply."""
+
+    def __init__(self, consumer, wanted: list):
+        self.consumer, self.wanted = consumer, wanted
+
+    @classmethod
+    def of(cls, piece, spec: ScanSpec, requests: dict, tail_above) -> "PieceSelect | None":
+        key = tuple(piece.partition.get(k) for k in spec.by)
+        wanted = [(target, bucket) for target, buckets in requests.items() if target is None or target == key
+                  for bucket in buckets]
+        if spec.data_by or len(wanted) > MAX_BUCKETS:  # slice columns, or over the consumer's limit: tables
+            return None
+        consumer = compiled_select_pass([b.selection for _, b in wanted], tail_above)
+        return None if consumer is None else cls(consumer, wanted)
+
+    def results(self) -> dict:
+        found = self.consumer.results()
+        if found is None:
+            raise MemoryError("a quantile pass could not keep the values it collects")
+        results, (tail_rows, tail_units) = found
+        out: dict = {"tail": (tail_rows, tail_units)}
+        for (target, bucket), raw in zip(self.wanted, results):
+            out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64)
+        return out
+
+
+def _summed_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above) -> dict | None:
     """A piece's part of the pass, read as its pages decode (slices are partition keys here)."""
-    if len(wanted) > 64:  # the consumer's limit: tables then
+    chooser = PieceSelect.of(piece, spec, requests, tail_above)
+    if chooser is None:
         return None
-    consumer = compiled_select_pass([b.selection for _, b in wanted], tail_above)
-    if consumer is None:
-        return None
-    fed = feed_piece(piece, spec, filesystem, None, lambda *range_: (consumer.consumer(), lambda: None),
+    fed = feed_piece(piece, spec, filesystem, None, lambda *range_: (chooser.consumer.consumer(), lambda: None),
                      lambda *taken: None)
-    if fed is None:
-        return None
-    results, (tail_rows, tail_units) = consumer.results()
-    out: dict = {"tail": (tail_rows, tail_units)}
-    for (target, bucket), raw in zip(wanted, results):
-        out[(target, bucket)] = np.frombuffer(raw, dtype=np.uint64 if bucket.collect else np.int64)
-    return out
+    return None if fed is None else chooser.results()
 
 
 def _table_select(piece, spec: ScanSpec, filesystem, requests: dict, tail_above) -> dict:
     from l1stream.engine.scan import iter_piece_chunks
-    from l1stream.engine.slicing import slice_groups
 
-    out: dict = {}
-    tail_rows, tail = 0, ExactSum()
-    grouped = GroupedSelect.of(piece, spec, requests, tail_above)
+    chooser = TableSelect(piece, spec, requests, tail_above)
     for index, _, table in iter_piece_chunks(piece, spec, filesystem, recycle=True, dictionary_keys=True):
-        if not table.num_rows or (grouped is not None and grouped.take(table)):
-            continue
+        chooser.take(table, index)
+    return chooser.results()
+
+
+class TableSelect:
+    """A piece's part of a quantile pass from its chunks as tables (:meth:`take` each, then
+    :meth:`results`): through :class:`~l1stream.report.grouped.GroupedSelect` where it takes the
+    chunk, else with numpy."""
+
+    def __init__(self, piece, spec: ScanSpec, requests: dict, tail_above):
+        self.piece, self.spec, self.requests, self.tail_above = piece, spec, requests, tail_above
+        self.out: dict = {}
+        self.tail_rows, self.tail = 0, ExactSum()
+        self.grouped = GroupedSelect.of(piece, spec, requests, tail_above)
+
+    def take(self, table, index: int) -> None:
+        from l1stream.engine.slicing import slice_groups
+
+        if not table.num_rows or (self.grouped is not None and self.grouped.take(table)):
+            return
+        spec = self.spec
         try:
-            for key, part in slice_groups(table, piece, spec):
+            for key, part in slice_groups(table, self.piece, spec):
                 patterns, _ = loss_patterns(part[spec.actual], part[spec.prediction], spec)
-                if tail_above is not None:
-                    above = finite_above(patterns, tail_above)
-                    tail_rows += int(above.shape[0])
-                    tail.add_values(above)
-                for target, buckets in requests.items():
+                if self.tail_above is not None:
+                    above = finite_above(patterns, self.tail_above)
+                    self.tail_rows += int(above.shape[0])
+                    self.tail.add_values(above)
+                for target, buckets in self.requests.items():
                     if target is not None and target != key:
                         continue
                     for bucket in buckets:
-                        _add(out, (target, bucket), _select(bucket, patterns))
+                        _add(self.out, (target, bucket), _select(bucket, patterns))
         except NonFiniteError as exc:
-            raise NonFiniteError(f"{piece.path}: row group {index}: {exc.message}", path=piece.path) from exc
-    summed_rows, summed_units = 0, 0
-    if grouped is not None:
-        for name, value in grouped.results().items():
-            if name == "tail":
-                summed_rows, summed_units = value
-            else:
-                _add(out, name, value)
-    out["tail"] = (tail_rows + summed_rows, tail.units + summed_units)
-    return out
+            raise NonFiniteError(f"{self.piece.path}: row group {index}: {exc.message}", path=self.piece.path) from exc
+
+    def results(self) -> dict:
+        out = dict(self.out)
+        summed_rows, summed_units = 0, 0
+        if self.grouped is not None:
+            for name, value in self.grouped.results().items():
+                if name == "tail":
+                    summed_rows, summed_units = value
+                else:
+                    _add(out, name, value)
+        out["tail"] = (self.tail_rows + summed_rows, self.tail.units + summed_units)
+        return out
 
 
 def _select(bucket: Bucket, patterns: np.ndarray) -> np.ndarray:

@@ -47,12 +47,14 @@ class Place(NamedTuple):
     fine: bool = False
 
 
-def select_ranks_by_target(run_pass, targets: dict) -> tuple[dict, int]:
+def select_ranks_by_target(run_pass, targets: dict, prefetched: tuple | None = None) -> tuple[dict, int]:
     """The loss bit patterns at 0-based ranks, for many targets in the same passes.
 
     ``targets`` maps each target to ``(histogram, ranks)``: its top-16-bit counts (65,536, from the
     first pass) and the ranks wanted.  ``run_pass(requests)`` scans the data once for
-    ``{target: buckets}``.  Returns ``({target: {rank: pattern}}, passes run)``.
+    ``{target: buckets}``.  ``prefetched``: ``(requests, result)`` of a pass made already (the
+    first pass's, planned from a sample: :func:`sampled_requests`): every rank whose top-16-bit
+    bucket it asked for is taken from it first.  Returns ``({target: {rank: pattern}}, passes run)``.
     """
     root = Bucket(0, 0)
     found: dict = {target: {} for target in targets}
@@ -60,6 +62,11 @@ def select_ranks_by_target(run_pass, targets: dict) -> tuple[dict, int]:
     for target, (histogram, ranks) in targets.items():
         for rank in ranks:
             state[(target, rank)] = Place(*descend(root, histogram, rank))
+    if prefetched is not None:
+        asked, windows = _prefetched_plan(state, *prefetched)
+        covered = {name: place for name, place in state.items() if (name[0], place.bucket) in asked}
+        state = {name: place for name, place in state.items() if name not in covered}
+        state.update(_after_pass(covered, asked, windows, prefetched[1], found))
     passes = 0
     while state:
         for (target, rank), place in list(state.items()):
@@ -118,6 +125,84 @@ def _after_pass(state: dict, asked: dict, windows: dict, result: dict, found: di
         for rank, within in ranks.items():
             found[target][rank] = int(values[within])
     return next_state
+
+
+def _prefetched_plan(state: dict, requests: dict, result: dict) -> tuple[dict, dict]:
+    """What a pass made with ``requests`` answers of each place (the ``_plan`` of that pass): a
+    place's top-16-bit bucket collected, or counted beside windows of it (buckets whose values
+    were dropped, None in ``result``, answer nothing)."""
+    asked: dict = {}
+    windows: dict = {}
+    for (target, _), place in state.items():
+        for bucket in requests.get(target, ()):
+            if result.get((target, bucket)) is None:
+                continue
+            if bucket.bits == place.bucket.bits and bucket.prefix == place.bucket.prefix and bucket.span == 1:
+                asked[(target, place.bucket)] = bucket
+            elif bucket.collect and bucket.bits == place.bucket.bits + DIGIT_BITS \
+                    and bucket.prefix >> DIGIT_BITS == place.bucket.prefix:
+                windows.setdefault((target, place.bucket), set()).add(bucket)
+    return asked, {name: sorted(chosen, key=repr) for name, chosen in windows.items() if name in asked}
+
+
+def sampled_requests(targets: dict, scale: float, qs: tuple, tail_rank=None) -> tuple[dict, Bucket | None]:
+    """The requests of a quantile pass planned from a sample of the data, to be made during the
+    first pass itself (which then needs no quantile pass when the sample was right).
+
+    ``targets`` maps each target to its sample's top-16-bit counts; ``scale`` is how many times
+    the sample the whole data is (about); ``tail_rank(n)``: the rank whose neighbours above it the
+    pass should collect (the top-1% share), for target None: the bins it may fall in, as one bucket
+    (or as :func:`tail_bucket` would, when they hold too many values).  Each rank is placed as
+    :func:`select_ranks_by_target` would place it in data ``scale`` times the sample, and
+    planned as its first pass would be (:func:`_plan`), with a margin on either side of it (four
+    standard deviations of a sampled rank, plus 0.1% of the rows): every bucket the sample has
+    between the margin's ends is asked for.  Returns ``({target: buckets}, tail bucket
+    or None)``: the tail bucket (in the requests) is collected; losses above it are summed.
+
+    Examples
+    --------
+    >>> counts = np.zeros(1 << 16, np.int64); counts[0x3FF0] = 1000; counts[0x4000] = 1000
+    >>> requests, inside = sampled_requests({None: counts}, 10.0, (0.9,), lambda n: n - 200)
+    >>> sorted(hex(b.prefix) for b in requests[None]), hex(inside.prefix)
+    (['0x3ff0', '0x4000'], '0x4000')
+    """
+    state: dict = {}
+    tail = None
+    for target, sample in targets.items():
+        sampled = int(sample.sum())
+        if not sampled:
+            continue
+        histogram = np.rint(sample * scale).astype(np.int64)
+        n = int(histogram.sum())
+        cumulative = np.cumsum(histogram)
+        ranks = set(quantiles.ranks_for(n, qs))
+        if target is None and tail_rank is not None:
+            ranks.add(tail_rank(n))
+        for rank in ranks:
+            spread = 4 * scale * float(np.sqrt(rank / n * (1 - rank / n) * sampled)) + n / 1000
+            low, high = (int(np.searchsorted(cumulative, min(n - 1, max(0, int(rank + side * spread))), side="right"))
+                         for side in (-1, 1))
+            for digit in range(low, high + 1):  # every bin the rank may fall in (that the sample has)
+                below = int(cumulative[digit - 1]) if digit else 0
+                size = int(histogram[digit])
+                if not size:
+                    continue
+                place = Place(Bucket(digit, DIGIT_BITS), min(max(rank - below, 0), max(size - 1, 0)), size)
+                state[(target, (rank, digit))] = place
+            if target is None and tail_rank is not None and rank == tail_rank(n):
+                # the threshold's neighbours: every bin it may fall in, collected as one, if small enough
+                held = int(cumulative[high]) - (int(cumulative[low - 1]) if low else 0)
+                tail = (Bucket(low, DIGIT_BITS, True, high - low + 1) if held <= quantiles.COLLECT_LIMIT
+                        else tail_bucket(histogram, rank)[0])
+    asked, windows = _plan(state)
+    requests: dict = {}
+    for (target, _), bucket in asked.items():
+        requests.setdefault(target, set()).add(bucket)
+    for (target, _), chosen in windows.items():
+        requests[target].update(chosen)
+    if tail is not None and tail.collect:
+        requests.setdefault(None, set()).add(tail)
+    return {target: tuple(sorted(buckets, key=repr)) for target, buckets in requests.items()}, tail
 
 
 def _plan(state: dict) -> tuple[dict, dict]:
