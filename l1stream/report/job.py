@@ -5,10 +5,12 @@ Everything is checked when the job is made, before any data is read.  Then, for 
 1. the first pass (:mod:`l1stream.report.first_pass`): the evaluation and the error profile
    (histograms, exact L2, jackknife blocks, the MAE over time) from one read of every row, by
    partition keys and slice columns alike; with more than ``ONE_READ_SLICES`` slices, the
-   evaluation, then a profile pass (:func:`~l1stream.report.grouped.profile_pieces`);
+   evaluation, then a profile pass (:func:`~l1stream.report.grouped.profile_pieces`).  With
+   more than one piece, a sample of them is read first and the quantile pass below is made during
+   this one, the sample read again for it afterwards (:mod:`l1stream.report.sampled`);
 2. the quantile passes (:mod:`l1stream.report.quantile_passes`, :mod:`l1stream.report.selection`):
    the exact median and quantiles of the loss, overall and per profiled slice, and the top-1%
-   share, usually in one pass;
+   share, usually in one pass, none when the first pass's selection holds every rank;
 3. rarely, a tail pass for the share (:func:`tail_counts`), when nothing the quantile pass
    collected holds the threshold's neighbours.
 
@@ -276,8 +278,9 @@ class ReportJob:
             rows = read_history(history, self.storage_options)
         return Report(result, profile, quantile_result, share, self.top_fraction, self.time_key, rows,
                       self.confidence, self.title, self.source,
-                      dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), passes.count + read, self.edges,
-                      slice_quantiles=per_slice)
+                      dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), passes.count + read,
+                      edges=self.edges, slice_quantiles=per_slice,
+                      reread=speculation.reread_share if speculation is not None else 0.0)
 
     def _quantiles(self, passes: "Passes", profile: Profile, result: EvaluationResult, speculation=None):
         """The overall quantiles and top-1% share, and every profiled slice's quantiles, in the same

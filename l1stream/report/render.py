@@ -215,6 +215,17 @@ def report_html(report) -> str:
             f"<style>{PAGE_STYLE}</style></head><body>\n{report_body(report)}\n</body></html>\n")
 
 
+def passes_text(report) -> str:
+    """How often the report read the data, e.g. "1 pass over the data (and 6% of it twice)".
+
+    >>> class Seen: passes, reread = 1, 0.0625
+    >>> passes_text(Seen())
+    '1 pass over the data (and 6% of it twice)'
+    """
+    text = f"{report.passes} pass{'' if report.passes == 1 else 'es'} over the data"
+    return text + (f" (and {report.reread:.0%} of it twice)" if report.reread else "")
+
+
 def report_body(report) -> str:
     """Every section of the report (the page's body, and the notebook view)."""
     from l1stream._version import __version__
@@ -223,8 +234,8 @@ def report_body(report) -> str:
     q = report.quantiles
     model = histogram_model(overall)
     sections = [f"<h1>{esc(report.title)}</h1><p class='meta'>{esc(report.source)} &middot; generated "
-                f"{esc(report.generated)} &middot; l1stream {esc(__version__)} &middot; {report.passes} passes over "
-                f"the data</p>", headline_cards(report)]
+                f"{esc(report.generated)} &middot; l1stream {esc(__version__)} &middot; {passes_text(report)}</p>",
+                headline_cards(report)]
     if result.weighted:
         sections.append("<p class='note'>Weighted MAE; histogram, quantiles and the top-share count rows "
                         "(unweighted); L2 is not computed for weighted runs.</p>")

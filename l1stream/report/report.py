@@ -1,4 +1,4 @@
-"""The error report: the MAE plus what it hides (made by :mod:`l1stream.report.job` in two passes).
+"""The error report: the MAE plus what it hides (made by :mod:`l1stream.report.job`, usually in one read).
 
 A :class:`Report` holds the evaluation, the error profile (per-slice log histograms, exact L2,
 jackknife intervals, the MAE over time), the exact quantiles of the loss overall and per slice,
@@ -43,6 +43,7 @@ class Report:
     source: str = ""
     generated: str = ""
     passes: int = 0
+    reread: float = 0.0  # the share of the data read a second time beside the passes (a sample's)
     edges: tuple | None = None  # fixed histogram edges, if asked for
     slice_quantiles: dict = field(default_factory=dict)  # slice key -> {"median": ..., q: ...} (profiled slices)
     alpha: float = 0.05  # the level of the model comparison's Holm-adjusted tests
@@ -170,6 +171,7 @@ class Report:
             "time_series": [{"time": _json_value(t), "mae": _json_float(m), "count": c}
                             for t, m, c in self.time_series()],
             "passes": self.passes,
+            "reread": self.reread,
         }
         if self.edges is not None:
             out["report"]["fixed_bins"] = {"edges": list(self.edges), "counts": overall.bin_counts,

@@ -37,6 +37,7 @@ class Speculation:
     tail: Bucket  # the bucket around the top-1% threshold (collected if ``tail.collect``)
     selected: dict  # the select pass's result over the pieces the first pass selected from
     reread: list  # the pieces to read again for the same requests
+    reread_share: float = 0.0  # their share of the data's bytes
 
     @property
     def tail_above(self) -> int:
@@ -78,10 +79,12 @@ def split_sample(tasks: list, strata: tuple = ()) -> tuple[list, list, float]:
         if kept:
             rest.append(kept)
 
-    def size(piece) -> float:
-        return max(getattr(piece, "size", 0), 1) / max(getattr(piece, "splits", 1), 1)
+    return sample, rest, _bytes(pieces) / _bytes(task[0] for task in sample)
 
-    return sample, rest, sum(size(p) for p in pieces) / sum(size(task[0]) for task in sample)
+
+def _bytes(pieces) -> float:
+    """The pieces' bytes, about (a file's size over its splits)."""
+    return sum(max(getattr(p, "size", 0), 1) / max(getattr(p, "splits", 1), 1) for p in pieces)
 
 
 def sampled_first_pass(run, tasks: list, strata: tuple, wanted, qs: tuple,
@@ -111,6 +114,7 @@ def sampled_first_pass(run, tasks: list, strata: tuple, wanted, qs: tuple,
                merge_first_passes, FirstPass.empty(selecting=True))
     speculation.selected = main.selected or {"tail": (0, 0)}
     speculation.reread = [task[0] for task in sample_tasks] + list(main.unselected)
+    speculation.reread_share = _bytes(speculation.reread) / _bytes(p for task in tasks for p in task)
     main.selected, main.unselected = None, ()
     return sample.merge(main), speculation
 
