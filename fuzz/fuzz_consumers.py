@@ -4,6 +4,8 @@ Input: byte 0 = slices (1 + b % 6), byte 1 = the length of the runs the rows are
 records of 17 bytes: actual and prediction (float64, any bit pattern: NaN, inf, subnormals,
 2**1023) and a slice byte.  Checked against Fractions and numpy:
 
+- ``tee`` of a ``ProfileSum`` and a ``SelectPass`` (the report's first pass): the twin's selection
+  equals the lone ``SelectPass``'s, or the tee declines exactly when the ``ProfileSum`` does;
 - ``ProfileSum``, one per slice, fed through ``feed_by`` run by run: it declines exactly when a
   row is out of its range (a value not finite or of magnitude 2**480 or more, a difference or its
   two-sum error nonzero below 2**-480); otherwise its L1 sum, rows, exact squares, exact sum of
@@ -26,7 +28,7 @@ import atheris
 
 with atheris.instrument_imports(include=["l1stream"]):
     import numpy as np
-    from l1stream.exact._kernel import ProfileSum, SelectPass, feed_by
+    from l1stream.exact._kernel import ProfileSum, SelectPass, feed_by, tee
 
 UNITS = 1 << 1074
 HIGH, LOW = 2.0 ** 480, 2.0 ** -480
@@ -91,6 +93,14 @@ def check_select(a, p, data: bytes) -> None:
     if not took:
         return
     found, (tail_rows, tail_units) = select.results()
+    # the same rows through a tee with a ProfileSum (the report's first pass): the same selection,
+    # unless the ProfileSum declines (a row out of its range), which the tee then reports
+    twin, profile = SelectPass(buckets, tail_above), ProfileSum()
+    declined = feed_by([tee(profile.consumer(), twin.consumer())], a, p, np.zeros(len(a), np.int64))
+    if any(out_of_range(x, y) for x, y in zip(a.tolist(), p.tolist())):
+        assert declined == [0], "a tee took rows its ProfileSum declines"
+    else:
+        assert declined == [] and twin.results() == (found, (tail_rows, tail_units)), "a tee changed a selection"
     for (prefix, width, collect, span, shift), raw in zip(buckets, found):
         top = (bits >> np.uint64(64 - width)).astype(object)  # Python integers: no wrap-around here
         chosen = bits[np.array([prefix <= t < prefix + span for t in top], dtype=bool)] if len(bits) else bits

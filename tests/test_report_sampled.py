@@ -124,3 +124,23 @@ def test_tee_feeds_both_consumers_and_declines_with_either():
     assert (Fraction(units, 2 ** 1074), rows) == (exact, len(a))
     a[5_000] = np.nan
     assert native.feed_by([native.tee(AbsDiffSum().consumer(), ProfileSum().consumer())], a, p, codes) == [0]
+
+
+def test_feed_by_takes_zero_rows_as_the_first_call_of_a_thread():
+    """Found by fuzz/fuzz_consumers.py: a thread's first regrouping, of no rows, had no buffer yet
+    and reported MemoryError (kept in tests/data/fuzz-regressions/consumers/)."""
+    import threading
+
+    from l1stream.exact import native
+
+    if not native.kernel_runs():
+        pytest.skip("the C kernel is not built here")
+    from l1stream.exact._kernel import ProfileSum
+
+    got: list = []
+    empty = np.zeros(0)
+    worker = threading.Thread(target=lambda: got.append(native.feed_by([ProfileSum().consumer()], empty, empty,
+                                                                        np.zeros(0, np.int64))))
+    worker.start()
+    worker.join()
+    assert got == [[]]

@@ -434,7 +434,7 @@ static void thread_holds_scratch(void) {}
 #endif
 
 static double *grouped_scratch(Py_ssize_t n) {
-    if (n > grouped_capacity) {
+    if (n > grouped_capacity || !grouped_values) {  /* a first call of 0 rows gets a buffer too (not NULL) */
         thread_holds_scratch();
         double *grown = PyMem_RawRealloc(grouped_values, (size_t)(2 * (n > 0 ? n : 1)) * sizeof(double));
         if (!grown) return NULL;
