@@ -165,6 +165,7 @@ def main() -> None:
     parser.add_argument("--delays", default="0,5,20", help="one-way delays in ms (comma-separated)")
     parser.add_argument("--small-files", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=3, help="runs per engine, dataset and delay (the median)")
+    parser.add_argument("--datasets", default="small,large,delta", help="which of small, large, delta to run")
     args = parser.parse_args()
 
     import s3fs
@@ -185,7 +186,7 @@ def main() -> None:
                 proxy = DelayProxy(port, delay / 1000)
                 url = f"http://127.0.0.1:{proxy.port}"
                 try:
-                    for name in ("small", "large", "delta"):
+                    for name in args.datasets.split(","):
                         source = f"s3://logs/{name}/"
                         ours = median_run([sys.executable, "-m", "l1stream", "mae", source, "--storage-option",
                                            f"endpoint_url={url}", "--json", "--quiet"], log, args.repeats)

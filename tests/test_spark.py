@@ -172,3 +172,24 @@ def _page_types(directory, column) -> set:
         kinds.add(kind)
         at += header + body
     return kinds
+
+
+@pytest.mark.parametrize("shape", ["defaults", "zstd"])
+def test_the_report_on_spark_output_equals_numpy_and_fractions(spark_tables, shape):
+    """The error report (its sample, the selection made in the first pass) on parquet-mr's files:
+    numpy's quantiles overall and per model, the Fraction top-1% share, of the rows used."""
+    from fractions import Fraction
+
+    rows, written = spark_tables
+    report = l1stream.evaluate_report(written[shape], by="model", nan_policy="omit", quantiles=(0.9, 0.99))
+    kept = [(a, p, m) for a, p, m, _ in rows if a is not None and not math.isnan(p)]
+    losses = np.abs(np.array([r[0] for r in kept]) - np.array([r[1] for r in kept]))
+    assert report.quantiles.median == np.median(losses)
+    assert report.quantiles.quantiles[0.99] == np.quantile(losses, 0.99)
+    k = math.ceil(0.01 * len(losses))
+    top = sorted(losses.tolist(), reverse=True)[:k]
+    assert report.top_share == float(sum(map(Fraction, top)) / sum(map(Fraction, losses.tolist())))
+    for model in ("v1", "v2", "v3"):
+        mine = np.array([abs(a - p) for a, p, m in kept if m == model])
+        assert report.slice_quantiles[(model,)]["median"] == np.median(mine)
+        assert report.slice_quantiles[(model,)][0.9] == np.quantile(mine, 0.9)
