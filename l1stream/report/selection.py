@@ -79,12 +79,7 @@ def select_ranks_by_target(run_pass, targets: dict, prefetched: tuple | None = N
         if not state:
             break
         asked, windows = _plan(state)
-        requests: dict = {}
-        for (target, _), bucket in asked.items():
-            requests.setdefault(target, set()).add(bucket)
-        for (target, _), chosen in windows.items():
-            requests[target].update(chosen)
-        result = run_pass({target: tuple(sorted(buckets, key=repr)) for target, buckets in requests.items()})
+        result = run_pass(_requests(asked, windows))
         passes += 1
         state = _after_pass(state, asked, windows, result, found)
     return found, passes
@@ -195,14 +190,20 @@ def sampled_requests(targets: dict, scale: float, qs: tuple, tail_rank=None) -> 
                 tail = (Bucket(low, DIGIT_BITS, True, high - low + 1) if held <= quantiles.COLLECT_LIMIT
                         else tail_bucket(histogram, rank)[0])
     asked, windows = _plan(state)
+    return _requests(asked, windows, tail if tail is not None and tail.collect else None), tail
+
+
+def _requests(asked: dict, windows: dict, also: Bucket | None = None) -> dict:
+    """A pass's requests, ``{target: buckets}`` (in a fixed order), from a plan (:func:`_plan`);
+    ``also``: one more bucket for target None."""
     requests: dict = {}
     for (target, _), bucket in asked.items():
         requests.setdefault(target, set()).add(bucket)
     for (target, _), chosen in windows.items():
         requests[target].update(chosen)
-    if tail is not None and tail.collect:
-        requests.setdefault(None, set()).add(tail)
-    return {target: tuple(sorted(buckets, key=repr)) for target, buckets in requests.items()}, tail
+    if also is not None:
+        requests.setdefault(None, set()).add(also)
+    return {target: tuple(sorted(buckets, key=repr)) for target, buckets in requests.items()}
 
 
 def _plan(state: dict) -> tuple[dict, dict]:
