@@ -76,10 +76,11 @@ def test_a_sample_unlike_the_rest_costs_passes_not_bits(tmp_path, monkeypatch, n
     assert report.passes > 1
 
 
-def test_buckets_that_collect_more_than_guessed_are_dropped_and_found_later(tmp_path, monkeypatch):
+@pytest.mark.parametrize("limit", ["SELECTED_LIMIT", "PASS_BUDGET"])  # per bucket, all buckets together
+def test_buckets_that_collect_more_than_guessed_are_dropped_and_found_later(tmp_path, monkeypatch, limit):
     from l1stream.report import first_pass
 
-    monkeypatch.setattr(first_pass, "SELECTED_LIMIT", 10)  # every collected bucket over it
+    monkeypatch.setattr(first_pass, limit, 10)  # every collected bucket over it
     rng = np.random.default_rng(23)
     parts = [("v1", a, a * rng.lognormal(0, 0.1, 4_000)) for a in rng.lognormal(5, 1, (18, 4_000))]
     losses = _write(tmp_path, parts)

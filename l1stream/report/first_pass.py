@@ -34,10 +34,12 @@ from l1stream.report.grouped import ConsumerDeclined, GroupedProfile
 from l1stream.report.intervals import block_of
 from l1stream.report.profile import Profile, ProfileSpec, profile_chunk, summed_slice_profile
 from l1stream.report.quantile_passes import PieceSelect, TableSelect, drop_over, merge_select
+from l1stream.report.selection import PASS_BUDGET
 
 SELECTED_LIMIT = 4 * COLLECT_LIMIT
 """Values one bucket of a selection made in the first pass may collect (its size was guessed from a
-sample): beyond, its values are dropped, and the ranks in it are found by the ordinary passes."""
+sample): beyond, its values are dropped, and the ranks in it are found by the ordinary passes; and
+all its buckets together hold at most ``selection.PASS_BUDGET`` (the largest dropped first)."""
 
 ONE_READ_SLICES = 10_000
 """Slices the first pass profiles at most; with more (slice columns of many values) it gives the
@@ -70,7 +72,7 @@ class FirstPass:
             profile, profiled = Profile(), False
         selected = [part for part in (self.selected, other.selected) if part is not None]
         return FirstPass(self.scan.merge(other.scan), profile, profiled,
-                         drop_over(merge_select(selected), SELECTED_LIMIT) if selected else None,
+                         drop_over(merge_select(selected), SELECTED_LIMIT, PASS_BUDGET) if selected else None,
                          self.unselected + other.unselected)
 
 

@@ -55,12 +55,27 @@ def finish_select(found: dict) -> dict:
             for name, value in found.items()}
 
 
-def drop_over(found: dict, limit: int) -> dict:
-    """A merged result without the values of any bucket that collected more than ``limit``
-    (None in their place): a pass planned from a sample asks for buckets whose sizes it guessed."""
-    for name, value in found.items():
-        if isinstance(value, list) and sum(len(part) for part in value) > limit:
+def drop_over(found: dict, limit: int, total: int) -> dict:
+    """A merged result without the values of any bucket that collected more than ``limit``, nor of
+    the largest buckets while all of them hold more than ``total`` (None in their place): a pass
+    planned from a sample asks for buckets whose sizes it guessed.
+
+    Examples
+    --------
+    >>> collected = [np.zeros(n, np.uint64) for n in (3, 5, 2)]
+    >>> found = {("t", Bucket(i, 16, True)): [values] for i, values in enumerate(collected)}
+    >>> [v is None for v in drop_over(found, 4, 10).values()]
+    [False, True, False]
+    >>> [v is None for v in drop_over(found, 4, 4).values()]
+    [True, True, False]
+    """
+    sizes = {name: sum(len(part) for part in value) for name, value in found.items() if isinstance(value, list)}
+    held = 0
+    for name, size in sorted(sizes.items(), key=lambda item: item[1]):  # smallest kept first
+        if size > limit or held + size > total:
             found[name] = None
+        else:
+            held += size
     return found
 
 
