@@ -12,7 +12,10 @@ network-namespace setup needs; the proxy gives the same per-request cost from us
 
 Each engine runs as a whole process, ``--repeats`` times per dataset and delay (the median is shown;
 moto serves every request in Python on the same two cores, so single runs vary by 20-30%); requests
-are counted from moto's own request log.  Every answer is checked against the exact MAE of the data written.  Asserts
+are counted from moto's own request log.  For the large files, the ``read`` rows give each engine's
+throughput once running: in one process, the median of three reads after an untimed first one (the
+first pays the imports, the S3 client and the connections: that is what the whole-process rows add).
+Every answer is checked against the exact MAE of the data written.  Asserts
 nothing about time.
 """
 
@@ -38,6 +41,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from services import start_moto, stop  # noqa: E402  (the tests' own service helpers)
 
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+LARGE_BYTES = 4 * 4_000_000 * 2 * 8  # the large files' two float64 columns, decoded
 ENV.update({"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"})
 
 
@@ -160,6 +164,37 @@ def median_run(argv, log, repeats: int) -> tuple:
     return runs[len(runs) // 2]
 
 
+THROUGHPUT = """
+import json, statistics, sys, time
+source, url, engine = sys.argv[1:4]
+if engine == "l1stream":
+    import l1stream
+    read = lambda: l1stream.evaluate(source, storage_options={"endpoint_url": url}).mae
+else:
+    import polars as pl
+    opts = {"aws_endpoint_url": url, "aws_allow_http": "true", "aws_region": "us-east-1"}
+    read = lambda: pl.scan_parquet(source + "**/*.parquet", storage_options=opts).select(
+        (pl.col("actual") - pl.col("prediction")).abs().mean()).collect().item()
+read()  # imports, clients, connections: what a whole process pays once
+times = []
+for _ in range(3):
+    started = time.perf_counter()
+    mae = read()
+    times.append(time.perf_counter() - started)
+print(json.dumps({"seconds": statistics.median(times), "mae": mae}))
+"""
+
+
+def throughput(source: str, url: str, engine: str) -> tuple:
+    """``(seconds, MAE)``: the median of three reads in one process after an untimed one."""
+    done = subprocess.run([sys.executable, "-c", THROUGHPUT, source, url, engine], capture_output=True, text=True,
+                          env=ENV)
+    if done.returncode != 0:
+        raise SystemExit(f"{engine} throughput run failed: {done.stderr[-2000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    return out["seconds"], out["mae"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--delays", default="0,5,20", help="one-way delays in ms (comma-separated)")
@@ -202,6 +237,14 @@ def main() -> None:
                             print(f"{name:<7}{delay:>5.0f}ms{engine:>10}{wall:>9.2f}{requests:>10}"
                                   f"{requests / files[name]:>10.2f}{wall / polars[0]:>10.2f}"
                                   f"{'yes' if ulps == 0 else f'{ulps} ulp':>7}")
+                        if name == "large":  # the rate once running: in process, after a first read
+                            rates = {engine: throughput(source, url, engine) for engine in ("l1stream", "Polars")}
+                            for engine, (seconds, mae) in rates.items():
+                                ulps = round(abs(mae - truths[name]) / np.spacing(truths[name]))
+                                print(f"{'  read':<7}{delay:>5.0f}ms{engine:>10}{seconds:>9.2f}"
+                                      f"{LARGE_BYTES / seconds / 1e6:>9.0f} MB/s"
+                                      f"{seconds / rates['Polars'][0]:>11.2f}"
+                                      f"{'yes' if ulps == 0 else f'{ulps} ulp':>7}")
                 finally:
                     proxy.close()
         finally:

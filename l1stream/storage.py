@@ -256,9 +256,34 @@ def _local_posix_path(url: str) -> str | None:
     return url.rstrip("/") or "/"
 
 
+S3_CONNECTIONS = 64
+"""Connections an S3 filesystem keeps at most (botocore's ``max_pool_connections``, 10 by default:
+ten requests in flight for the whole job, one round trip per ten small files).  A job's
+``storage_options`` may set its own: ``{"config_kwargs": {"max_pool_connections": N}}``."""
+
+
+def with_connections(url: str, storage_options: dict | None) -> dict:
+    """``storage_options`` for ``url`` with :data:`S3_CONNECTIONS` connections on S3 (unless set).
+
+    >>> with_connections("s3://logs/", None)
+    {'config_kwargs': {'max_pool_connections': 64}}
+    >>> with_connections("s3://logs/", {"config_kwargs": {"max_pool_connections": 8}})
+    {'config_kwargs': {'max_pool_connections': 8}}
+    >>> with_connections("gs://logs/", {"token": "anon"})
+    {'token': 'anon'}
+    """
+    options = dict(storage_options or {})
+    if url.split("://", 1)[0].lower() in ("s3", "s3a") and "://" in url:
+        config = dict(options.get("config_kwargs") or {})
+        config.setdefault("max_pool_connections", S3_CONNECTIONS)
+        options["config_kwargs"] = config
+    return options
+
+
 def split_url(url, storage_options: dict | None = None):
-    """``(filesystem, path)`` as ``fsspec.core.url_to_fs(url, **storage_options)`` gives them; a plain
-    local path without options gets :class:`LocalFiles` and the same path, without importing fsspec."""
+    """``(filesystem, path)`` as ``fsspec.core.url_to_fs(url, **storage_options)`` gives them (with
+    :func:`with_connections`); a plain local path without options gets :class:`LocalFiles` and the
+    same path, without importing fsspec."""
     text = os.fspath(url)
     if not storage_options:
         local = _local_posix_path(text)
@@ -266,7 +291,7 @@ def split_url(url, storage_options: dict | None = None):
             return LocalFiles(), local
     from fsspec.core import url_to_fs
 
-    return url_to_fs(text, **(storage_options or {}))
+    return url_to_fs(text, **with_connections(text, storage_options))
 
 
 def url_filesystem(url: str, storage_options: dict | None = None):

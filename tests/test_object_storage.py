@@ -112,3 +112,19 @@ def test_a_large_file_is_read_in_a_few_coalesced_requests(bucket, tmp_path):
     assert_exact(remote, Oracle({(): [(a, p)]}))
     gets = [line for line in log.read_text().splitlines()[since:] if '"GET /large/part-0.parquet' in line]
     assert 2 <= len(gets) <= 5, gets  # planner's footer, the task's footer, two coalesced data ranges
+
+
+def test_s3_jobs_keep_many_connections_unless_told_otherwise():
+    """botocore keeps 10 connections by default: ten requests in flight for a whole job, so 1,000
+    small files cost 100 round trips.  l1stream asks for storage.S3_CONNECTIONS; an explicit
+    setting wins; other filesystems are left alone."""
+    need_module("s3fs")
+    from l1stream.storage import S3_CONNECTIONS, split_url
+
+    fs, _ = split_url("s3://logs/date=2026-11-01/", {"endpoint_url": "http://127.0.0.1:9", "anon": True})
+    assert fs.config_kwargs["max_pool_connections"] == S3_CONNECTIONS > 10
+    mine = {"endpoint_url": "http://127.0.0.1:9", "anon": True, "config_kwargs": {"max_pool_connections": 5,
+                                                                                   "read_timeout": 7}}
+    fs, _ = split_url("s3://logs/", mine)
+    assert fs.config_kwargs == {"max_pool_connections": 5, "read_timeout": 7}
+    assert mine["config_kwargs"] == {"max_pool_connections": 5, "read_timeout": 7}  # not modified

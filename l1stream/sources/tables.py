@@ -208,6 +208,8 @@ def catalog_snapshot(identifier: str, catalog: dict, version=None, storage_optio
                          "\"l1stream[iceberg]\"") from None
     from fsspec.core import url_to_fs
 
+    from l1stream.storage import with_connections
+
     properties = {k: str(v) for k, v in catalog.items() if k != "name"}
     name = str(catalog.get("name", "default"))
     try:
@@ -215,7 +217,7 @@ def catalog_snapshot(identifier: str, catalog: dict, version=None, storage_optio
     except Exception as exc:
         raise SourceError(f"Iceberg table {identifier!r} in catalog {name!r} cannot be loaded "
                           f"({type(exc).__name__}: {exc})", path=identifier) from None
-    fs, root = url_to_fs(table.location(), **(storage_options or {}))
+    fs, root = url_to_fs(table.location(), **with_connections(table.location(), storage_options))
     return fs, _iceberg_files(table, fs, root, identifier, version)
 
 
