@@ -50,6 +50,13 @@ def object_gets(log, since: int) -> list:
     return [line for line in lines if re.search(r'"GET /small/\S+\.parquet', line)]
 
 
+def listing_requests(log, since: int) -> tuple:
+    """``(table-marker probes, other listings)`` the server saw since line ``since`` of its log."""
+    lines = [line for line in log.read_text().splitlines()[since:] if "list-type=2" in line]
+    probes = [line for line in lines if re.search(r"prefix=[^&]*(_delta_log|metadata)&", line)]
+    return probes, [line for line in lines if line not in probes]
+
+
 def test_one_request_per_small_file_and_the_same_bits(bucket):
     fs, options, log, local, oracle = bucket
     since = len(log.read_text().splitlines())
@@ -61,9 +68,9 @@ def test_one_request_per_small_file_and_the_same_bits(bucket):
     assert len(whole) == 120  # one GET per file: the whole file, footer and pages parsed from memory
     assert len(ranged) == 1  # the planner's read of one footer (the schema), once per run
     assert len(gets) / 120 <= 1.5
-    lines = log.read_text().splitlines()[since:]
-    listings = [line for line in lines if "list-type=2" in line]
-    assert len(listings) <= 2, listings  # the top level (table detection reads it) and one recursive listing
+    probes, listings = listing_requests(log, since)
+    assert len(listings) == 1 and "delimiter=&" in listings[0], listings  # one recursive listing of the source
+    assert len(probes) == 2, probes  # is it a Delta or an Iceberg table: what starts with _delta_log, metadata
     local_result = l1stream.evaluate(str(local), by="date")
     assert remote.mae == local_result.mae and remote.slice_numbers() == local_result.slice_numbers()
 
@@ -128,3 +135,16 @@ def test_s3_jobs_keep_many_connections_unless_told_otherwise():
     fs, _ = split_url("s3://logs/", mine)
     assert fs.config_kwargs == {"max_pool_connections": 5, "read_timeout": 7}
     assert mine["config_kwargs"] == {"max_pool_connections": 5, "read_timeout": 7}  # not modified
+
+
+def test_a_partition_is_listed_once_and_its_parents_only_probed(bucket):
+    """A source below the bucket's top: one recursive listing of it; whether it or a directory above
+    it is a table is asked with key-prefix listings (a few keys each, all in flight together), never
+    by listing the directories above (a bucket's top level can hold 100,000 entries)."""
+    fs, options, log, local, oracle = bucket
+    since = len(log.read_text().splitlines())
+    result = l1stream.evaluate("s3://small/date=2026-11-03/", storage_options=options)
+    assert result.count == 10 * 500
+    probes, listings = listing_requests(log, since)
+    assert len(listings) == 1 and "prefix=date%3D2026-11-03/&delimiter=&" in listings[0], listings
+    assert len(probes) == 4, probes  # _delta_log and metadata, for the partition and for the bucket's top

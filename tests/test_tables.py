@@ -294,6 +294,12 @@ def test_delta_on_object_storage(tmp_path, rng):
         assert result.source["table_version"] == 1
         old = l1stream.evaluate(url, storage_options=options, table_version=0)
         assert_exact(old, DeltaTable(url, version=0, storage_options=delta_options).to_pyarrow_table())
+        # a partition of the table is refused (its directory keeps removed files), found by probing
+        # the directories above it for _delta_log, not by listing them
+        partition = next(p for p in s3fs.S3FileSystem(**options).ls("tables/preds") if "model=" in p)
+        with pytest.raises(SourceError, match="is inside the delta table 'tables/preds'"):
+            l1stream.evaluate(f"s3://{partition}/", storage_options=options)
+        assert l1stream.evaluate(f"s3://{partition}/", storage_options=options, format="parquet").count > 0
         # an output bucket that does not exist is known before the scan
         from l1stream.cli import main
 

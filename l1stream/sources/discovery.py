@@ -29,7 +29,15 @@ from urllib.parse import unquote
 from l1stream.errors import L1StreamError, SourceError, UsageError, first_line
 from l1stream.sources.inputs import input_kind
 from l1stream.sources.source_file import SourceFile
-from l1stream.sources.tables import catalog_snapshot, enclosing_table, snapshot, table_kind
+from l1stream.sources.tables import (
+    ancestors,
+    catalog_snapshot,
+    enclosing_table,
+    probe_tables,
+    probe_tables_here,
+    snapshot,
+    table_kind,
+)
 from l1stream.storage import as_fsspec, is_local
 
 HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
@@ -212,7 +220,9 @@ def _table_kind(fs, path: str, source: str, source_format: str) -> str | None:
     """The table format of a source, refusing a path inside a table (see :func:`discover`)."""
     if source_format == "parquet" or _GLOB_CHARS.search(path):
         return None
-    kind = table_kind(fs, path)
+    above = ancestors(path)
+    kinds = probe_tables(fs, [path, *above])  # all at once where the store allows, else one by one
+    kind = kinds[path.rstrip("/")] if kinds is not None else table_kind(fs, path)
     if source_format in ("delta", "iceberg"):
         if kind != source_format:
             raise SourceError(f"{source!r} is not a {source_format} table (found no "
@@ -220,7 +230,8 @@ def _table_kind(fs, path: str, source: str, source_format: str) -> str | None:
                               path=source)
         return kind
     if kind is None:
-        inside = enclosing_table(fs, path)
+        inside = enclosing_table(fs, path) if kinds is None else next(
+            ((kinds[parent], parent) for parent in above if kinds[parent]), None)
         if inside is not None:
             table_format, root = inside
             raise SourceError(f"{source!r} is inside the {table_format} table {root!r}: its directories keep files "
@@ -269,6 +280,15 @@ def _expand(fs, path: str, source: str, ignored: list, links: list):
             for match in matches:
                 yield from _walk(fs, match, root, ignored, links)
             return
+        if probe_tables_here(fs):  # one recursive listing, which says as well whether the path exists
+            root = path.rstrip("/")
+            listing = {name: info for name, info in fs.find(root, detail=True, withdirs=False).items()
+                       if name.startswith(root + "/")}
+            if listing:
+                files = list(_walk(fs, root, root, ignored, links, listing=listing))
+                _check_holds_parquet(fs, files, source)
+                yield from files
+                return
         if not fs.exists(path):
             raise SourceError(f"path does not exist: {source!r}", path=source)
         if not fs.isdir(path):
@@ -320,14 +340,17 @@ def _glob_root(path: str) -> str:
     return posixpath.dirname(path)
 
 
-def _walk(fs, path: str, root: str, ignored: list, links: list, seen: frozenset = frozenset()):
-    info = fs.info(path)
-    if info["type"] == "directory":
-        seen = seen | {path.rstrip("/"), (info.get("destination") or path).rstrip("/")}
-        listing = _local_find(path) if is_local(fs) else fs.find(path, detail=True, withdirs=False)
-        entries = sorted(listing.items())
-    else:
-        entries = [(path, info)]
+def _walk(fs, path: str, root: str, ignored: list, links: list, seen: frozenset = frozenset(),
+          listing: dict | None = None):
+    """The files under ``path`` (or ``path`` itself), from ``listing`` when the caller made it."""
+    if listing is None:
+        info = fs.info(path)
+        if info["type"] == "directory":
+            seen = seen | {path.rstrip("/"), (info.get("destination") or path).rstrip("/")}
+            listing = _local_find(path) if is_local(fs) else fs.find(path, detail=True, withdirs=False)
+        else:
+            listing = {path: info}
+    entries = sorted(listing.items())
     for file_path, detail in entries:
         if detail.get("type") not in ("file", None):
             # a symbolic link (fsspec's local find does not follow them): follow it once

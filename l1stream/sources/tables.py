@@ -70,6 +70,63 @@ def table_kind(fs, path: str) -> str | None:
     return None
 
 
+def ancestors(path: str) -> list:
+    """The directories above ``path``, nearest first.
+
+    >>> ancestors("logs/daily/date=2026-11-01")
+    ['logs/daily', 'logs']
+    """
+    path, out = path.rstrip("/"), []
+    parent = posixpath.dirname(path)
+    while parent and parent != path:
+        out.append(parent)
+        path, parent = parent, posixpath.dirname(parent)
+    return out
+
+
+def probe_tables_here(fs) -> bool:
+    """Whether :func:`probe_tables` asks ``fs`` (S3 through s3fs: listings with a key prefix, in
+    flight together) and discovery lists a source once, recursively."""
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    return protocol in ("s3", "s3a") and getattr(fs, "async_impl", False) and hasattr(fs, "_find")
+
+
+def probe_tables(fs, paths: list) -> dict | None:
+    """``{path: "delta" | "iceberg" | None}`` for many directories at once, on S3: for each, two
+    listings of what starts with ``_delta_log`` and ``metadata`` (a few keys each, not the directory's
+    every entry: a bucket's top level can hold 100,000), all in flight together.  None on other
+    filesystems (ask :func:`table_kind` one path at a time there)."""
+    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
+    if protocol not in ("s3", "s3a") or not getattr(fs, "async_impl", False) or not hasattr(fs, "_find"):
+        return None
+    import asyncio
+
+    from fsspec.asyn import sync
+
+    names = ("_delta_log", "metadata")
+
+    async def holds(path: str, name: str) -> bool:
+        try:
+            found = await fs._find(path, maxdepth=1, withdirs=True, prefix=name)
+        except FileNotFoundError:
+            return False
+        return any(p.rstrip("/") == f"{path}/{name}" for p in found)
+
+    paths = [p.rstrip("/") for p in paths]
+    for path in paths:
+        fs.invalidate_cache(path)  # this job's own listings, not an earlier job's
+    async def every() -> list:
+        return await asyncio.gather(*[holds(path, name) for path in paths for name in names])
+
+    flags = sync(fs.loop, every)
+    kinds = {}
+    for i, path in enumerate(paths):
+        delta, metadata = flags[2 * i], flags[2 * i + 1]
+        kinds[path] = "delta" if delta else "iceberg" if metadata and fs.glob(
+            posixpath.join(path, "metadata", "*.metadata.json")) else None
+    return kinds
+
+
 def enclosing_table(fs, path: str) -> tuple | None:
     """``(kind, root)`` when ``path`` lies inside a table (a partition directory or a data file
     under a Delta table's root, or anything under an Iceberg table's root)."""
