@@ -108,7 +108,7 @@ def probe_tables(fs, paths: list) -> dict | None:
     async def holds(path: str, name: str) -> bool:
         try:
             found = await fs._find(path, maxdepth=1, withdirs=True, prefix=name)
-        except FileNotFoundError:
+        except OSError:  # missing, or not ours to list (a policy scoped to the source): not a table, as before
             return False
         return any(p.rstrip("/") == f"{path}/{name}" for p in found)
 
