@@ -289,8 +289,11 @@ def test_delta_on_object_storage(tmp_path, rng):
         write_deltalake(url, batch(rng, 300), partition_by=["model"], storage_options=delta_options)
         write_deltalake(url, batch(rng, 200), partition_by=["model"], mode="overwrite", storage_options=delta_options)
         truth = DeltaTable(url, storage_options=delta_options).to_pyarrow_table()
+        since = len((tmp_path / "moto.log").read_text().splitlines())
         result = l1stream.evaluate(url, by="model", storage_options=options)
         assert_exact(result, truth, by="model")
+        listed = [line for line in (tmp_path / "moto.log").read_text().splitlines()[since:] if "list-type=2" in line]
+        assert not [line for line in listed if "prefix=&" in line], listed  # the bucket's top level: probed only
         assert result.source["table_version"] == 1
         old = l1stream.evaluate(url, storage_options=options, table_version=0)
         assert_exact(old, DeltaTable(url, version=0, storage_options=delta_options).to_pyarrow_table())

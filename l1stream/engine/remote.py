@@ -29,7 +29,7 @@ def prefetch_small_files(pieces, filesystem) -> dict:
     if not wanted:
         return {}
     try:
-        fetched = filesystem.cat(list(wanted), on_error="return")
+        fetched = _fetch_whole(filesystem, list(wanted))
     except Exception:  # noqa: BLE001 - the ordinary path reads (and reports) each file
         return {}
     if not isinstance(fetched, dict):  # one path: fsspec returns the bytes themselves
@@ -40,3 +40,19 @@ def prefetch_small_files(pieces, filesystem) -> dict:
         if isinstance(data, (bytes, bytearray)) and key in wanted and len(data) == wanted[key]:
             out[key] = bytes(data)
     return out
+
+
+def _fetch_whole(filesystem, paths: list):
+    """``{path: bytes or exception}``: on an asynchronous filesystem every GET in flight together
+    (``_cat_file`` gathered: fsspec's ``cat`` first asks whether each path exists, a HEAD per
+    file where no listing of it is cached, as for a table's files); elsewhere ``cat``."""
+    if not (getattr(filesystem, "async_impl", False) and hasattr(filesystem, "_cat_file")):
+        return filesystem.cat(paths, on_error="return")
+    import asyncio
+
+    from fsspec.asyn import sync
+
+    async def every() -> list:
+        return await asyncio.gather(*[filesystem._cat_file(path) for path in paths], return_exceptions=True)
+
+    return dict(zip(paths, sync(filesystem.loop, every)))

@@ -179,6 +179,10 @@ def _discover_one(source, fs, storage_options, source_format, table_version, tab
                          f"earlier ones on {_protocol(fs)!r}")
     kind = _table_kind(fs, path, source, source_format)
     if kind is not None:
+        if probe_tables_here(fs):
+            # the table's top level, listed once: s3fs then knows its files' sizes and versions
+            # (reading one or asking whether it exists is a HEAD each otherwise)
+            fs.ls(path)
         table = snapshot(kind, fs, path, source, table_version, storage_options)
         tables.append(table)
         expanded = table.files

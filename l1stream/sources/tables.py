@@ -127,6 +127,23 @@ def probe_tables(fs, paths: list) -> dict | None:
     return kinds
 
 
+def missing_files(fs, paths: list) -> list:
+    """Those of ``paths`` that do not exist: asked all at once on an asynchronous filesystem
+    (object storage: one round trip, not one per file), one by one elsewhere."""
+    if not paths:
+        return []
+    if not (getattr(fs, "async_impl", False) and hasattr(fs, "_exists")):
+        return [path for path in paths if not fs.exists(path)]
+    import asyncio
+
+    from fsspec.asyn import sync
+
+    async def every() -> list:
+        return await asyncio.gather(*[fs._exists(path) for path in paths])
+
+    return [path for path, there in zip(paths, sync(fs.loop, every)) if not there]
+
+
 def enclosing_table(fs, path: str) -> tuple | None:
     """``(kind, root)`` when ``path`` lies inside a table (a partition directory or a data file
     under a Delta table's root, or anything under an Iceberg table's root)."""
@@ -194,7 +211,7 @@ def _delta(fs, path: str, source: str, version, storage_options) -> TableSnapsho
         partition = tuple((k, _raw_value(row.get(f"partition.{k}"))) for k in keys)
         version_id = f"delta;mtime={row.get('modification_time')};size={row['size_bytes']}"
         files.append(SourceFile(file_path, int(row["size_bytes"]), partition, version_id))
-    missing = [f.path for f in files[:50] if not fs.exists(f.path)] if files else []
+    missing = missing_files(fs, [f.path for f in files[:50]])
     if missing:
         raise SourceError(f"Delta table {source!r} (version {table.version()}) lists data files that do not "
                           f"exist, e.g. {missing[0]!r}: the table is damaged or was vacuumed past this version",
@@ -320,10 +337,11 @@ def _iceberg_files(table, fs, root: str, source: str, version) -> TableSnapshot:
             raise SourceError(f"Iceberg table {source!r}: data file {data.file_path!r} is {data.file_format}, not "
                               f"Parquet", path=data.file_path)
         file_path = fs._strip_protocol(data.file_path)
-        if not fs.exists(file_path):
-            raise SourceError(f"Iceberg table {source!r} (snapshot {snapshot_id}) lists a data file that does not "
-                              f"exist: {data.file_path!r}", path=data.file_path)
         files.append(SourceFile(file_path, int(data.file_size_in_bytes), (), f"iceberg;size={data.file_size_in_bytes}"))
+    missing = missing_files(fs, [f.path for f in files])
+    if missing:
+        raise SourceError(f"Iceberg table {source!r} (snapshot {snapshot_id}) lists a data file that does not "
+                          f"exist: {missing[0]!r}", path=missing[0])
     return TableSnapshot("iceberg", root, int(snapshot_id), sorted(files, key=lambda f: f.path))
 
 
