@@ -145,3 +145,29 @@ def test_feed_by_takes_zero_rows_as_the_first_call_of_a_thread():
     worker.start()
     worker.join()
     assert got == [[]]
+
+
+@pytest.mark.parametrize("damaged", [(3,), (3, 8)])  # 8: the sample (the middle of the first 16)
+@pytest.mark.parametrize("native", ["1", "0"])
+def test_a_damaged_file_is_skipped_from_every_pass(tmp_path, monkeypatch, native, damaged):
+    """Under on_bad_file="skip", files whose page checksum fails (one read with the first pass's
+    selection, or the sample's too): left out of the evaluation, the profile and the quantiles
+    alike (the figures are the other files')."""
+    monkeypatch.setenv("L1STREAM_NATIVE", native)
+    rng = np.random.default_rng(25)
+    kept = []
+    for i in range(20):
+        a = rng.lognormal(5, 1, 3000)
+        p = a * rng.lognormal(0, 0.2, 3000)
+        path = tmp_path / f"part-{i:02d}.parquet"
+        pq.write_table(pa.table({"actual": a, "prediction": p}), path, row_group_size=1000, write_page_checksum=True)
+        if i in damaged:
+            content = bytearray(path.read_bytes())
+            content[300:360] = bytes(60)  # inside the first page: its checksum fails
+            path.write_bytes(bytes(content))
+        else:
+            kept.append(np.abs(a - p))
+    report = l1stream.evaluate_report(str(tmp_path), on_bad_file="skip")
+    assert sorted(p.rsplit("/", 1)[-1] for p in report.result.skipped) == [f"part-{i:02d}.parquet" for i in damaged]
+    _check(report, np.concatenate(kept))
+    assert report.passes == (1 if damaged == (3,) else 2)  # the sample read: the selection made in the first pass
