@@ -165,6 +165,14 @@ def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes
                                       path, lambda n: os.pread(handle.fileno(), min(size, n), max(0, size - n)))
             return _reader(path, dictionary_keys, footer, path)  # buffered: no file pages in RSS
         handle = filesystem.open(path, "rb")
+        key = _footer_key(path, handle)
+        known = _FOOTERS.get(key)
+        if known is not None:  # this process read the footer already (the planner, for the schema)
+            try:
+                return _reader(handle, dictionary_keys, None, path, metadata=known)
+            except BaseException:
+                handle.close()
+                raise
         try:
             handle.seek(max(0, handle.size - TAIL_BYTES))
 
@@ -174,7 +182,9 @@ def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes
 
             footer = check_footer(handle.read(), path, more)  # the handle's cache serves pyarrow's footer read
             handle.seek(0)
-            return _reader(handle, dictionary_keys, footer, path)
+            parquet = _reader(handle, dictionary_keys, footer, path)
+            _remember_footer(key, parquet.metadata)
+            return parquet
         except BaseException:
             handle.close()
             raise
@@ -199,11 +209,33 @@ def open_parquet(path: str, filesystem, dictionary_keys: tuple = (), data: bytes
         raise BadFileError(path=path, problem=problem, remedy=remedy) from exc
 
 
-def _reader(source, dictionary_keys: tuple, footer: bytes | None = None, path: str = "") -> pq.ParquetFile:
+_FOOTERS: dict = {}
+"""Footers of remote files this process read, by path, size and version (ETag, generation): the
+planner reads one for the schema and the scan's task on the same machine does not read it again."""
+_FOOTERS_KEPT = 64
+
+
+def _footer_key(path: str, handle) -> tuple:
+    from l1stream.sources.discovery import file_version
+
+    details = getattr(handle, "details", None) or {}
+    return path, handle.size, file_version(details)
+
+
+def _remember_footer(key: tuple, metadata) -> None:
+    if not key[2]:  # no version to tell a rewritten file by: not kept
+        return
+    while len(_FOOTERS) >= _FOOTERS_KEPT:
+        _FOOTERS.pop(next(iter(_FOOTERS)))
+    _FOOTERS[key] = metadata
+
+
+def _reader(source, dictionary_keys: tuple, footer: bytes | None = None, path: str = "",
+            metadata=None) -> pq.ParquetFile:
     try:
-        parquet = pq.ParquetFile(source, page_checksum_verification=True)
+        parquet = pq.ParquetFile(source, metadata=metadata, page_checksum_verification=True)
     except (pa.ArrowException, OSError, ValueError):
-        parquet = _without_arrow_schema(source, footer, path)
+        parquet = _without_arrow_schema(source, footer, path) if metadata is None else None
         if parquet is None:
             raise
     names = _dictionary_columns(parquet, dictionary_keys) if dictionary_keys else []
