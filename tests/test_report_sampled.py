@@ -14,6 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from services import need_native_decoder
 
 import l1stream
 from l1stream.engine.pieces import Piece
@@ -108,11 +109,10 @@ def test_the_sample_covers_every_stratum_and_the_pieces_once():
 
 
 def test_tee_feeds_both_consumers_and_declines_with_either():
-    from l1stream.exact import native
-
-    if not native.kernel_runs():
-        pytest.skip("the C kernel is not built here")
+    need_native_decoder()
     from l1stream.exact._kernel import AbsDiffSum, ProfileSum
+
+    from l1stream.exact import native
 
     rng = np.random.default_rng(24)
     a, p = rng.lognormal(0, 3, 10_001), rng.lognormal(0, 3, 10_001)
@@ -132,11 +132,10 @@ def test_feed_by_takes_zero_rows_as_the_first_call_of_a_thread():
     and reported MemoryError (kept in tests/data/fuzz-regressions/consumers/)."""
     import threading
 
-    from l1stream.exact import native
-
-    if not native.kernel_runs():
-        pytest.skip("the C kernel is not built here")
+    need_native_decoder()
     from l1stream.exact._kernel import ProfileSum
+
+    from l1stream.exact import native
 
     got: list = []
     empty = np.zeros(0)
