@@ -280,6 +280,25 @@ def with_connections(url: str, storage_options: dict | None) -> dict:
     return options
 
 
+def runs_async(fs, method: str) -> bool:
+    """Whether ``fs`` is an asynchronous fsspec filesystem with coroutine ``method`` (s3fs, gcsfs,
+    adlfs: requests in flight together on its event loop)."""
+    return bool(getattr(fs, "async_impl", False)) and hasattr(fs, method)
+
+
+def all_at_once(fs, calls: list, return_exceptions: bool = False) -> list:
+    """The results of coroutines of ``fs`` (see :func:`runs_async`), awaited together on its event
+    loop: one round trip for many requests, not one each."""
+    import asyncio
+
+    from fsspec.asyn import sync
+
+    async def every() -> list:
+        return await asyncio.gather(*calls, return_exceptions=return_exceptions)
+
+    return sync(fs.loop, every)
+
+
 def split_url(url, storage_options: dict | None = None):
     """``(filesystem, path)`` as ``fsspec.core.url_to_fs(url, **storage_options)`` gives them (with
     :func:`with_connections`); a plain local path without options gets :class:`LocalFiles` and the

@@ -53,6 +53,20 @@ class Bucket:
     shift: int = 0  # counted: the counts of the next 16 - shift bits (coarser)
 
     @property
+    def first(self) -> int:
+        """The smallest loss bit pattern in the bucket."""
+        return self.prefix << (64 - self.bits)
+
+    @property
+    def last(self) -> int:
+        """The largest loss bit pattern in the bucket (a window's last prefix's).
+
+        >>> hex(Bucket(0x3FF0, 16, span=2).last)
+        '0x3ff1ffffffffffff'
+        """
+        return ((self.prefix + self.span) << (64 - self.bits)) - 1
+
+    @property
     def selection(self) -> tuple:
         """``(prefix, bits, collect, span, shift)``: the C ``SelectPass``'s words for the bucket."""
         return (self.prefix, self.bits, self.collect, self.span, self.shift)

@@ -14,7 +14,7 @@ prefetch and read the ordinary way, which reports any error with its path.
 
 from __future__ import annotations
 
-from l1stream.storage import is_local
+from l1stream.storage import all_at_once, is_local, runs_async
 
 SMALL_FILE_BYTES = 8 << 20
 """Files up to this size are fetched whole, in one request."""
@@ -46,13 +46,7 @@ def _fetch_whole(filesystem, paths: list):
     """``{path: bytes or exception}``: on an asynchronous filesystem every GET in flight together
     (``_cat_file`` gathered: fsspec's ``cat`` first asks whether each path exists, a HEAD per
     file where no listing of it is cached, as for a table's files); elsewhere ``cat``."""
-    if not (getattr(filesystem, "async_impl", False) and hasattr(filesystem, "_cat_file")):
+    if not runs_async(filesystem, "_cat_file"):
         return filesystem.cat(paths, on_error="return")
-    import asyncio
-
-    from fsspec.asyn import sync
-
-    async def every() -> list:
-        return await asyncio.gather(*[filesystem._cat_file(path) for path in paths], return_exceptions=True)
-
-    return dict(zip(paths, sync(filesystem.loop, every)))
+    return dict(zip(paths, all_at_once(filesystem, [filesystem._cat_file(path) for path in paths],
+                                       return_exceptions=True)))

@@ -181,11 +181,11 @@ def _tables(piece, spec: ScanSpec, filesystem, data, wanted: ProfileSpec, groupe
     report = FileReport()
     policy = "raise" if spec.nan_policy == "raise" else "omit"
     chooser = TableSelect(piece, spec, *select) if select is not None else None
+    fused = chooser.grouped if chooser is not None else None  # one regrouping feeds both
     # each chunk is reduced, profiled and selected from before the next is read, and nothing
     # keeps its arrays
     for index, offset, table in iter_piece_chunks(piece, spec, filesystem, report, recycle=True,
                                                   dictionary_keys=True, data=data):
-        fused = chooser.grouped if chooser is not None else None  # the same regrouping feeds both
         summed = grouped.take(table, index, fused) if grouped and table.num_rows else None
         if chooser is not None and (summed is None or fused is None):
             chooser.take(table, index)

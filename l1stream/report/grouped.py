@@ -180,11 +180,8 @@ class GroupedSelect:
         if taken is None:
             return False
         (a, p), (codes, keys) = taken
-        if self.overall is None:
-            self.overall = compiled_select_pass([b.selection for b in self.requests.get(None, ())], self.tail_above)
-        consumers = [self._consumer(key) for key in keys]
-        # finite values: a consumer declines nothing but for want of memory
-        if not self.overall.add(a, p) or feed_by([c and c.consumer() for c in consumers], a, p, codes):
+        mine = self._every_row(a, p, keys)
+        if feed_by([c and c.consumer() for c in mine], a, p, codes):
             raise MemoryError("a quantile pass could not keep the values it collects")
         return True
 
@@ -192,12 +189,18 @@ class GroupedSelect:
         """Take a chunk another pass regroups (:meth:`GroupedProfile.take`): every row to the
         overall consumer here, and each slice's consumer of ``consumers`` (in ``keys`` order) joined
         with this pass's for the slice (``tee``), to be fed by the caller."""
+        mine = self._every_row(pair[0], pair[1], keys)
+        return [tee(c, m.consumer()) if m is not None else c for c, m in zip(consumers, mine)]
+
+    def _every_row(self, a, p, keys: list) -> list:
+        """Every row of a chunk to the overall consumer; the slices' consumers, in ``keys`` order
+        (None for a slice not asked for).  Finite values: a consumer declines nothing but for want
+        of memory."""
         if self.overall is None:
             self.overall = compiled_select_pass([b.selection for b in self.requests.get(None, ())], self.tail_above)
-        if not self.overall.add(*pair):
+        if not self.overall.add(a, p):
             raise MemoryError("a quantile pass could not keep the values it collects")
-        mine = [self._consumer(key) for key in keys]
-        return [tee(c, m.consumer()) if m is not None else c for c, m in zip(consumers, mine)]
+        return [self._consumer(key) for key in keys]
 
     def _consumer(self, key):
         if key not in self.requests:

@@ -301,16 +301,14 @@ class ReportJob:
         seen: dict = {}
         prefetched = None
         inside, collect = tail_bucket(histogram, n - k)
-        tail_above = ((inside.prefix + inside.span) << (64 - inside.bits)) - 1
+        tail_above = inside.last
         if speculation is not None:  # the first pass's selection, completed
             prefetched = completed(speculation, self._run, set(result.skipped))
-            guess = speculation.tail
-            shift = guess.bits - DIGIT_BITS
-            first, last = guess.prefix >> shift, (guess.prefix + guess.span - 1) >> shift
-            if first <= inside.prefix >> (inside.bits - DIGIT_BITS) <= last and (
+            guess, top = speculation.tail, 64 - DIGIT_BITS
+            if guess.first >> top <= inside.first >> top <= guess.last >> top and (
                     not guess.collect or prefetched[1].get((None, guess)) is not None):
                 # the threshold's top-16-bit bin is among the sample's: its neighbours above were collected
-                inside, collect, tail_above = guess, guess.collect, speculation.tail_above
+                inside, collect, tail_above = guess, guess.collect, guess.last
                 seen.update(tail=prefetched[1]["tail"],
                             inside=prefetched[1].get((None, guess), np.empty(0, np.uint64)))
         targets = {None: (histogram, sorted(set(ranks_for(n, self.qs)) | {n - k}))}

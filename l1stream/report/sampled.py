@@ -39,11 +39,6 @@ class Speculation:
     reread: list  # the pieces to read again for the same requests
     reread_share: float = 0.0  # their share of the data's bytes
 
-    @property
-    def tail_above(self) -> int:
-        """Losses above this bit pattern (the tail bucket's end) are counted and summed."""
-        return ((self.tail.prefix + self.tail.span) << (64 - self.tail.bits)) - 1
-
 
 def split_sample(tasks: list, strata: tuple = ()) -> tuple[list, list, float]:
     """``(sample tasks, other tasks, scale)``: of the pieces of each stratum (their values of the
@@ -110,7 +105,7 @@ def sampled_first_pass(run, tasks: list, strata: tuple, wanted, qs: tuple,
     if plan is None or plan[1] is None:
         return sample.merge(run(first_pass_pieces, rest, (wanted,), merge_first_passes, FirstPass.empty())), None
     speculation = Speculation(plan[0], plan[1], {}, [])
-    main = run(first_pass_pieces, rest, (wanted, (speculation.requests, speculation.tail_above)),
+    main = run(first_pass_pieces, rest, (wanted, (speculation.requests, speculation.tail.last)),
                merge_first_passes, FirstPass.empty(selecting=True))
     speculation.selected = main.selected or {"tail": (0, 0)}
     speculation.reread = [task[0] for task in sample_tasks] + list(main.unselected)
@@ -123,6 +118,6 @@ def completed(speculation: Speculation, run, skipped) -> tuple[dict, dict]:
     """``(requests, result)``: the select pass of the speculation's requests over every row the
     evaluation counted (files it skipped left out), its values joined."""
     pieces = [piece for piece in speculation.reread if piece.path not in skipped]
-    rest = run(select_pass_pieces, [[piece] for piece in pieces], (speculation.requests, speculation.tail_above),
+    rest = run(select_pass_pieces, [[piece] for piece in pieces], (speculation.requests, speculation.tail.last),
                merge_select, {"tail": (0, 0)})
     return speculation.requests, finish_select(merge_select([speculation.selected, rest]))

@@ -171,8 +171,9 @@ def sampled_requests(targets: dict, scale: float, qs: tuple, tail_rank=None) -> 
         n = int(histogram.sum())
         cumulative = np.cumsum(histogram)
         ranks = set(quantiles.ranks_for(n, qs))
-        if target is None and tail_rank is not None:
-            ranks.add(tail_rank(n))
+        threshold = tail_rank(n) if target is None and tail_rank is not None else None
+        if threshold is not None:
+            ranks.add(threshold)
         for rank in ranks:
             spread = 4 * scale * float(np.sqrt(rank / n * (1 - rank / n) * sampled)) + n / 1000
             low, high = (int(np.searchsorted(cumulative, min(n - 1, max(0, int(rank + side * spread))), side="right"))
@@ -184,7 +185,7 @@ def sampled_requests(targets: dict, scale: float, qs: tuple, tail_rank=None) -> 
                     continue
                 place = Place(Bucket(digit, DIGIT_BITS), min(max(rank - below, 0), max(size - 1, 0)), size)
                 state[(target, (rank, digit))] = place
-            if target is None and tail_rank is not None and rank == tail_rank(n):
+            if rank == threshold:
                 # the threshold's neighbours: every bin it may fall in, collected as one, if small enough
                 held = int(cumulative[high]) - (int(cumulative[low - 1]) if low else 0)
                 tail = (Bucket(low, DIGIT_BITS, True, high - low + 1) if held <= quantiles.COLLECT_LIMIT

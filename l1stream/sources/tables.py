@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from l1stream.errors import SourceError, UsageError
 from l1stream.sources.source_file import SourceFile
-from l1stream.storage import is_local
+from l1stream.storage import all_at_once, is_local, runs_async
 
 FORMATS = ("auto", "parquet", "delta", "iceberg")
 # Delta reader features that do not change which rows a file holds or how its columns are named
@@ -88,7 +88,7 @@ def probe_tables_here(fs) -> bool:
     """Whether :func:`probe_tables` asks ``fs`` (S3 through s3fs: listings with a key prefix, in
     flight together) and discovery lists a source once, recursively."""
     protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
-    return protocol in ("s3", "s3a") and getattr(fs, "async_impl", False) and hasattr(fs, "_find")
+    return protocol in ("s3", "s3a") and runs_async(fs, "_find")
 
 
 def probe_tables(fs, paths: list) -> dict | None:
@@ -96,13 +96,8 @@ def probe_tables(fs, paths: list) -> dict | None:
     listings of what starts with ``_delta_log`` and ``metadata`` (a few keys each, not the directory's
     every entry: a bucket's top level can hold 100,000), all in flight together.  None on other
     filesystems (ask :func:`table_kind` one path at a time there)."""
-    protocol = fs.protocol[0] if isinstance(fs.protocol, (tuple, list)) else fs.protocol
-    if protocol not in ("s3", "s3a") or not getattr(fs, "async_impl", False) or not hasattr(fs, "_find"):
+    if not probe_tables_here(fs):
         return None
-    import asyncio
-
-    from fsspec.asyn import sync
-
     names = ("_delta_log", "metadata")
 
     async def holds(path: str, name: str) -> bool:
@@ -115,10 +110,7 @@ def probe_tables(fs, paths: list) -> dict | None:
     paths = [p.rstrip("/") for p in paths]
     for path in paths:
         fs.invalidate_cache(path)  # this job's own listings, not an earlier job's
-    async def every() -> list:
-        return await asyncio.gather(*[holds(path, name) for path in paths for name in names])
-
-    flags = sync(fs.loop, every)
+    flags = all_at_once(fs, [holds(path, name) for path in paths for name in names])
     kinds = {}
     for i, path in enumerate(paths):
         delta, metadata = flags[2 * i], flags[2 * i + 1]
@@ -130,18 +122,9 @@ def probe_tables(fs, paths: list) -> dict | None:
 def missing_files(fs, paths: list) -> list:
     """Those of ``paths`` that do not exist: asked all at once on an asynchronous filesystem
     (object storage: one round trip, not one per file), one by one elsewhere."""
-    if not paths:
-        return []
-    if not (getattr(fs, "async_impl", False) and hasattr(fs, "_exists")):
+    if not runs_async(fs, "_exists"):
         return [path for path in paths if not fs.exists(path)]
-    import asyncio
-
-    from fsspec.asyn import sync
-
-    async def every() -> list:
-        return await asyncio.gather(*[fs._exists(path) for path in paths])
-
-    return [path for path, there in zip(paths, sync(fs.loop, every)) if not there]
+    return [path for path, there in zip(paths, all_at_once(fs, [fs._exists(path) for path in paths])) if not there]
 
 
 def enclosing_table(fs, path: str) -> tuple | None:
