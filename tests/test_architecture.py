@@ -16,7 +16,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "l1stream"
 
 # Bottom first.  The shared base is the package's top-level modules other than the facade.
 LAYERS = ["base", "exact", "parquet", "sources", "engine", "outputs", "report", "scheduled", "cli"]
-BASE_MODULES = {"errors", "_version", "storage", "markup"}
+BASE_MODULES = {"errors", "_version", "storage", "s3_gets", "markup"}
 FACADE = {"l1stream", "l1stream.__main__"}
 
 
