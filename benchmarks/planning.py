@@ -17,8 +17,9 @@ import time
 from l1stream.engine.job import SPLIT_EVERY
 from l1stream.engine.planning import DEFAULT_TASK_BYTES, plan_tasks
 from l1stream.engine.scan import ScanSpec
-from l1stream.sources.discovery import Discovery, SourceFile, _infer_partition_types
+from l1stream.sources.discovery import Discovery, SourceFile
 from l1stream.sources.filters import bind_filters, parse_filters
+from l1stream.sources.hive import infer_partition_types as _infer_partition_types
 
 
 def synthetic(files: int, size: int) -> Discovery:

@@ -165,3 +165,91 @@ def test_a_rewritten_file_is_not_read_with_its_old_footer(bucket, tmp_path):
         result = l1stream.evaluate("s3://rewritten/", storage_options=options, task_bytes=1 << 30)
         assert_exact(result, Oracle({(): [(a, p)]}))
         assert result.file_reports[next(iter(result.file_reports))].row_groups == 4 // (run + 1)
+
+
+def local_values(local, keep) -> Oracle:
+    """The oracle of the local copies whose ``date=`` directory ``keep`` accepts, read by pyarrow."""
+    slices: dict = {}
+    for path in sorted(local.glob("date=*/*.parquet")):
+        day = dt.date.fromisoformat(path.parent.name.split("=")[1])
+        if keep(day):
+            table = pq.read_table(path)
+            slices.setdefault((day,), []).append((table["actual"].to_numpy(), table["prediction"].to_numpy()))
+    return Oracle(slices)
+
+
+def test_partition_filters_list_only_the_partitions_they_keep(bucket):
+    """``date>=2026-11-10`` lists the source's top level, then only ``date=2026-11-1{0,1,2}/``, each
+    recursively and all at once; the nine other dates are never listed."""
+    fs, options, log, local, oracle = bucket
+    since = len(log.read_text().splitlines())
+    result = l1stream.evaluate("s3://small/", by="date", filters="date>=2026-11-10", storage_options=options)
+    assert_exact(result, local_values(local, lambda day: day >= dt.date(2026, 11, 10)))
+    probes, listings = listing_requests(log, since)
+    top = [line for line in listings if "prefix=&delimiter=/&" in line or "prefix=&delimiter=%2F" in line]
+    deep = sorted(re.search(r"prefix=date%3D([\d-]+)/&delimiter=&", line).group(1) for line in listings
+                  if "delimiter=&" in line)
+    assert len(top) == 1 and deep == ["2026-11-10", "2026-11-11", "2026-11-12"], listings
+    assert len(listings) == 4
+    assert result.directories_not_listed == 9 and result.to_dict()["files"]["directories_not_listed"] == 9
+    assert "(9 partition directories not listed)" in result.summary()
+    local_result = l1stream.evaluate(str(local), by="date", filters="date>=2026-11-10")
+    assert local_result.mae == result.mae and local_result.directories_not_listed == 0
+
+
+def test_a_filter_that_keeps_no_partition_says_so_as_the_planner_does(bucket):
+    fs, options, log, local, oracle = bucket
+    from l1stream.errors import NoRowsError
+
+    with pytest.raises(NoRowsError, match=r"the partition filters \[date>=2027-01-01\] removed all 120 file"):
+        l1stream.evaluate("s3://small/", filters="date>=2027-01-01", storage_options=options)
+
+
+def test_a_key_typed_by_its_files_is_listed_whole_when_pruning_could_type_it_otherwise(bucket, tmp_path):
+    """``region=1``, ``region=2`` and ``region=eu`` holding only ``_SUCCESS``: over its files the key is
+    an integer; pruning ``region==1`` by the level's names would type it a string.  The source is
+    listed whole instead, and the slices keep integer keys, as on a local disk."""
+    fs, options, log, *_ = bucket
+    rng = np.random.default_rng(8)
+    fs.mkdir("typed")
+    values = {}
+    for region in ("1", "2"):
+        a, p = rng.normal(size=100), rng.normal(size=100)
+        values[(int(region),)] = [(a, p)]
+        path = tmp_path / f"region={region}" / "part-0.parquet"
+        path.parent.mkdir()
+        pq.write_table(pa.table({"actual": a, "prediction": p}), path)
+        fs.put_file(str(path), f"typed/region={region}/part-0.parquet")
+    fs.pipe("typed/region=eu/_SUCCESS", b"")
+    (tmp_path / "region=eu").mkdir()
+    (tmp_path / "region=eu" / "_SUCCESS").write_bytes(b"")
+    result = l1stream.evaluate("s3://typed/", by="region", filters="region==1", storage_options=options)
+    assert result.slice_numbers() == l1stream.evaluate(str(tmp_path), by="region", filters="region==1").slice_numbers()
+    assert list(result.slice_numbers()) == [(1,)]
+    assert_exact(result, Oracle({(1,): values[(1,)]}))
+    assert result.directories_not_listed == 0
+
+
+def test_a_filter_on_a_deeper_key_lists_level_by_level(bucket, tmp_path):
+    """``model=*/date=*``, filtered on ``date``: the top level, then each model's dates (all at once),
+    then only the kept dates, recursively."""
+    fs, options, log, *_ = bucket
+    rng = np.random.default_rng(9)
+    fs.mkdir("levels")
+    kept = []
+    for model in ("a", "b"):
+        for day in ("2026-11-01", "2026-11-02", "2026-11-03"):
+            a, p = rng.normal(size=50), rng.normal(size=50)
+            if day == "2026-11-02":
+                kept.append((a, p))
+            path = tmp_path / f"model={model}" / f"date={day}" / "part-0.parquet"
+            path.parent.mkdir(parents=True)
+            pq.write_table(pa.table({"actual": a, "prediction": p}), path)
+            fs.put_file(str(path), f"levels/model={model}/date={day}/part-0.parquet")
+    since = len(log.read_text().splitlines())
+    result = l1stream.evaluate("s3://levels/", filters="date==2026-11-02", storage_options=options)
+    assert_exact(result, Oracle({(): kept}))
+    assert result.directories_not_listed == 4
+    _, listings = listing_requests(log, since)
+    deep = [line for line in listings if "delimiter=&" in line]
+    assert len(deep) == 2 and all("date%3D2026-11-02" in line for line in deep), listings

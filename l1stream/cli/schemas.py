@@ -62,6 +62,8 @@ def result_schema() -> dict:
                                "table_version": {"type": ["integer", "null"]},
                                "tables": {"type": "array", "items": table}}),
             "files": _object({"selected": _COUNT, "pruned_by_partition_filters": _COUNT,
+                              "directories_not_listed": {**_COUNT, "description": "partition directories on "
+                                                         "object storage the filters kept from being listed"},
                               "skipped": {"type": "array", "items": _object({"path": {"type": "string"},
                                                                              "reason": {"type": "string"}})},
                               "duplicates": {"type": "array", "items": {"type": "string"}},

@@ -166,7 +166,7 @@ def prepare(source, options: Options, storage_options=None, filesystem=None) -> 
         check_outputs_outside_sources(source, {"store": options.store}, storage_options)
     found = discover(source, storage_options=storage_options, filesystem=filesystem,
                      source_format=options.source_format, table_version=options.table_version,
-                     catalog=options.catalog)
+                     catalog=options.catalog, partition_filters=options.filters)
     if found.duplicates:
         log.warning("%d file(s) reached more than once by the sources; each is counted once", len(found.duplicates))
     schema = _first_schema(found, options)
@@ -247,8 +247,9 @@ def _finish(scan: ScanState, prepared: Prepared, options: Options) -> Evaluation
     result = EvaluationResult(
         scan, by=options.by, weighted=options.weight is not None, nan_policy=options.nan_policy,
         filters=bound.text, files_selected=plan.files_selected, files_pruned=plan.files_pruned,
-        duplicates=found.duplicates, ignored=len(found.ignored), columns=options.result_columns,
-        elapsed=time.perf_counter() - started, scheduler=scheduler_label(options.scheduler))
+        directories_not_listed=len(found.pruned.directories), duplicates=found.duplicates,
+        ignored=len(found.ignored), columns=options.result_columns, elapsed=time.perf_counter() - started,
+        scheduler=scheduler_label(options.scheduler))
     result.inputs_fingerprint = _fingerprint(plan.tasks)
     result.source = found.source_summary()
     return result

@@ -39,7 +39,8 @@ class EvaluationResult:
     """
 
     def __init__(self, scan: ScanState, *, by: tuple = (), weighted: bool = False, nan_policy: str = "raise",
-                 filters: tuple = (), files_selected: int = 0, files_pruned: int = 0, duplicates=(),
+                 filters: tuple = (), files_selected: int = 0, files_pruned: int = 0, directories_not_listed: int = 0,
+                 duplicates=(),
                  ignored: int = 0, columns: dict | None = None, elapsed: float = 0.0, scheduler: str = "") -> None:
         self._scan = scan
         self._overall: L1State = scan.overall()
@@ -49,6 +50,7 @@ class EvaluationResult:
         self.filters = tuple(filters)
         self.files_selected = files_selected
         self.files_pruned = files_pruned
+        self.directories_not_listed = directories_not_listed
         self.duplicates = list(duplicates)
         self.ignored = ignored
         self.columns = dict(columns or {})
@@ -131,6 +133,7 @@ class EvaluationResult:
             "files": {
                 "selected": self.files_selected,
                 "pruned_by_partition_filters": self.files_pruned,
+                "directories_not_listed": self.directories_not_listed,
                 "skipped": [{"path": p, "reason": r} for p, r in self.skipped.items()],
                 "duplicates": list(self.duplicates),
                 "ignored_hidden_or_temporary": self.ignored,
@@ -172,8 +175,10 @@ class EvaluationResult:
             lines.append(f"weight sum {self.weight_sum!r}")
         if self.baseline_column:
             lines.append(f"baseline   {self.baseline_mae!r} ({self.baseline_column}); difference {self.difference!r}")
-        lines.append(f"files      {self.files_selected:,}" + (f" ({self.files_pruned:,} pruned by filters)"
-                                                             if self.files_pruned else ""))
+        pruned = [f"{self.files_pruned:,} pruned by filters"] if self.files_pruned else []
+        if self.directories_not_listed:
+            pruned.append(f"{self.directories_not_listed:,} partition directories not listed")
+        lines.append(f"files      {self.files_selected:,}" + (f" ({'; '.join(pruned)})" if pruned else ""))
         for path, reason in self.skipped.items():
             lines.append(f"skipped    {path}: {reason}")
         if self.duplicates:
@@ -258,6 +263,7 @@ def combine_results(results: list) -> EvaluationResult:
         scan, by=first.by, weighted=first.weighted, nan_policy=first.nan_policy,
         filters=tuple(dict.fromkeys(f for r in results for f in r.filters)),
         files_selected=sum(r.files_selected for r in results), files_pruned=sum(r.files_pruned for r in results),
+        directories_not_listed=sum(r.directories_not_listed for r in results),
         duplicates=[d for r in results for d in r.duplicates], ignored=sum(r.ignored for r in results),
         columns=first.columns if all(r.columns == first.columns for r in results) else {"per_source": True},
         elapsed=sum(r.elapsed for r in results), scheduler=first.scheduler)

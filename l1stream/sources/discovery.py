@@ -17,17 +17,17 @@ Hive-style ``key=value`` directories below a root become typed partition keys:
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import posixpath
 import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from l1stream.errors import L1StreamError, SourceError, UsageError, first_line
+from l1stream.sources.hive import hive_pair, infer_partition_types, is_ignored_name, typed_value
 from l1stream.sources.inputs import input_kind
+from l1stream.sources.pruned_listing import Pruned, prunable_filters, pruned_listing
 from l1stream.sources.source_file import SourceFile
 from l1stream.sources.tables import (
     ancestors,
@@ -40,10 +40,7 @@ from l1stream.sources.tables import (
 )
 from l1stream.storage import as_fsspec, is_local
 
-HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
 _GLOB_CHARS = re.compile(r"[*?\[]")
-_INT = re.compile(r"[+-]?\d+\Z")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 
 
 @dataclass
@@ -56,6 +53,7 @@ class Discovery:
     duplicates: list = field(default_factory=list)
     ignored: list = field(default_factory=list)
     tables: list = field(default_factory=list)  # TableSnapshot of each Delta / Iceberg source
+    pruned: Pruned = field(default_factory=Pruned)  # directories the partition filters kept from listing
 
     def source_summary(self) -> dict:
         """The JSON ``source`` object: format, and for tables the version read of each."""
@@ -68,26 +66,15 @@ class Discovery:
     def partition_values(self, file: SourceFile) -> dict:
         """Typed partition values of ``file`` (missing keys are None)."""
         raw = dict(file.partition)
-        return {k: _typed(raw.get(k), t) for k, t in self.partition_types.items()}
+        return {k: typed_value(raw.get(k), t) for k, t in self.partition_types.items()}
 
     def raw_partition_values(self, key: str) -> set:
-        """Every value of partition key ``key`` as written in the directory names."""
-        return {value for f in self.files for k, value in f.partition if k == key}
-
-
-def is_ignored_name(name: str) -> bool:
-    """True for names Spark/Hive treat as hidden or temporary.
-
-    Examples
-    --------
-    >>> [is_ignored_name(n) for n in ["_SUCCESS", ".part-0.crc", "x.tmp", "part-0.parquet"]]
-    [True, True, True, False]
-    """
-    return name.startswith(("_", ".")) or name.endswith((".crc", ".tmp"))
+        """Every value of partition key ``key`` as written in the directory names (listed or not)."""
+        return {value for f in self.files for k, value in f.partition if k == key} | self.pruned.values.get(key, set())
 
 
 def discover(sources, *, storage_options: dict | None = None, filesystem=None, source_format: str = "auto",
-             table_version: int | None = None, catalog: dict | None = None) -> Discovery:
+             table_version: int | None = None, catalog: dict | None = None, partition_filters=None) -> Discovery:
     """List the data files of one or more sources, deduplicated, in a stable order.
 
     Parameters
@@ -107,6 +94,9 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
     catalog : dict, optional
         An Iceberg catalog's properties (pyiceberg's ``type``, ``uri``, ``warehouse``, ... and
         optionally ``name``): the sources are then table identifiers (``namespace.table``).
+    partition_filters : list, optional
+        The job's parsed filters: on object storage, a directory ``key=value`` whose value they
+        cannot match is not listed (:mod:`l1stream.sources.pruned_listing`).
 
     Raises
     ------
@@ -129,11 +119,13 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
     links: list = []
     resolve = len(sources) > 1  # one plain source cannot reach a file twice, unless through a link
     tables: list = []
+    pruned = Pruned()
+    prune = prunable_filters(partition_filters)
     for source in sources:
         started = time.monotonic()
         try:
             fs = _discover_one(source, fs, storage_options, source_format, table_version, tables, found, duplicates,
-                               ignored, links, resolve, catalog)
+                               ignored, links, resolve, catalog, (prune, pruned))
         except (L1StreamError, PermissionError):
             raise
         except Exception as exc:
@@ -145,6 +137,11 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
         raise UsageError(f"table_version={table_version} was given, but no source is a Delta or Iceberg table")
     if source_format == "auto":
         _refuse_tables_inside(ignored, found.values(), sources)
+    types = infer_partition_types(found.values(), pruned.values)
+    if pruned.directories and (not found or any(types.get(key) != kind for key, kind in pruned.types.items())):
+        # the filters keep nothing (the planner says so), or a key is typed otherwise over all sources
+        return discover(sources, storage_options=storage_options, filesystem=filesystem,
+                        source_format=source_format, table_version=table_version, catalog=catalog)
     if not found and tables:
         found_nothing = ", ".join(f"{t.format} table {t.root!r} (version {t.version})" for t in tables)
         raise SourceError(f"no live data files in {found_nothing}", path=sources[0])
@@ -152,14 +149,13 @@ def discover(sources, *, storage_options: dict | None = None, filesystem=None, s
         hint = f" ({len(ignored)} hidden or temporary file(s) ignored)" if ignored else ""
         raise SourceError(f"no data files found in {', '.join(map(repr, sources))}{hint}", path=sources[0])
     files = sorted(found.values(), key=lambda f: f.path)
-    types = _infer_partition_types(files)
     for table in tables:  # a table's schema says what its partition keys are, not their values
         types.update(table.partition_types or {})
-    return Discovery(fs, files, types, sorted(set(duplicates)), ignored, tables)
+    return Discovery(fs, files, types, sorted(set(duplicates)), ignored, tables, pruned)
 
 
 def _discover_one(source, fs, storage_options, source_format, table_version, tables, found, duplicates, ignored,
-                  links, resolve, catalog=None):
+                  links, resolve, catalog=None, pruning=({}, None)):
     """Add one source's files to ``found`` (see :func:`discover`); returns the filesystem."""
     if catalog is not None:
         source_fs, table = catalog_snapshot(source, catalog, table_version, storage_options)
@@ -187,7 +183,7 @@ def _discover_one(source, fs, storage_options, source_format, table_version, tab
         tables.append(table)
         expanded = table.files
     else:
-        expanded = _expand(fs, path, source, ignored, links)
+        expanded = _expand(fs, path, source, ignored, links, pruning)
     for file in expanded:
         if links and not resolve:  # the first link: from now on, files are told apart by real path
             resolve = True
@@ -274,7 +270,7 @@ def _protocol(fs) -> str:
     return protocol[0] if isinstance(protocol, (tuple, list)) else protocol
 
 
-def _expand(fs, path: str, source: str, ignored: list, links: list):
+def _expand(fs, path: str, source: str, ignored: list, links: list, pruning=({}, None)):
     try:
         if _GLOB_CHARS.search(path):
             root = _glob_root(path)
@@ -286,8 +282,18 @@ def _expand(fs, path: str, source: str, ignored: list, links: list):
             return
         if probe_tables_here(fs):  # one recursive listing, which says as well whether the path exists
             root = path.rstrip("/")
-            listing = {name: info for name, info in fs.find(root, detail=True, withdirs=False).items()
-                       if name.startswith(root + "/")}
+            filters, pruned = pruning
+            kept = pruned_listing(fs, root, filters) if filters else None
+            if kept is not None:
+                listing, left_out = kept
+                pruned.directories += left_out.directories
+                for key, kind in left_out.types.items():
+                    pruned.types[key] = kind if pruned.types.get(key, kind) == kind else "differs between sources"
+                for key, values in left_out.values.items():
+                    pruned.values.setdefault(key, set()).update(values)
+            else:
+                listing = fs.find(root, detail=True, withdirs=False)
+            listing = {name: info for name, info in listing.items() if name.startswith(root + "/")}
             if listing:
                 files = list(_walk(fs, root, root, ignored, links, listing=listing))
                 _check_holds_parquet(fs, files, source)
@@ -364,7 +370,7 @@ def _walk(fs, path: str, root: str, ignored: list, links: list, seen: frozenset 
             except FileNotFoundError:  # a dangling link: the scan reports it (or skips it, under skip)
                 relative = _relative(file_path, root)
                 if not any(is_ignored_name(p) for p in relative.split("/")):
-                    partition = tuple(_hive_pair(p) for p in relative.split("/")[:-1] if "=" in p)
+                    partition = tuple(hive_pair(p) for p in relative.split("/")[:-1] if "=" in p)
                     yield SourceFile(file_path, 0, partition, "dangling-link")
                 continue
             if detail["type"] == "directory":
@@ -379,7 +385,7 @@ def _walk(fs, path: str, root: str, ignored: list, links: list, seen: frozenset 
         if any(is_ignored_name(p) for p in parts):
             ignored.append(file_path)
             continue
-        partition = tuple(_hive_pair(p) for p in parts[:-1] if "=" in p)
+        partition = tuple(hive_pair(p) for p in parts[:-1] if "=" in p)
         yield SourceFile(file_path, int(detail.get("size") or 0), partition, file_version(detail))
 
 
@@ -439,47 +445,6 @@ def _relative(path: str, root: str) -> str:
     if root and path.startswith(root + "/"):
         return path[len(root) + 1:]
     return posixpath.basename(path)
-
-
-def _hive_pair(segment: str):
-    key, _, value = segment.partition("=")
-    value = unquote(value)
-    return unquote(key), (None if value == HIVE_NULL else value)
-
-
-def _infer_partition_types(files) -> dict:
-    values: dict[str, set] = {}
-    for f in files:
-        for key, value in f.partition:
-            values.setdefault(key, set()).add(value)
-    types = {}
-    for key, vals in values.items():
-        present = [v for v in vals if v is not None]
-        if present and all(_INT.match(v) for v in present):
-            types[key] = "int"
-        elif present and all(_DATE.match(v) and _is_date(v) for v in present):
-            types[key] = "date"
-        else:
-            types[key] = "string"
-    return types
-
-
-def _is_date(value: str) -> bool:
-    try:
-        dt.date.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _typed(value, kind: str):
-    if value is None:
-        return None
-    if kind == "int":
-        return int(value)
-    if kind == "date":
-        return dt.date.fromisoformat(value)
-    return value
 
 
 def check_outputs_outside_sources(sources, outputs: dict, storage_options: dict | None = None, *,
