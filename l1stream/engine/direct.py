@@ -100,6 +100,22 @@ def local_footer(path: str):
         os.close(fd)
 
 
+def remote_footer(file, filesystem):
+    """The footer of a small remote file (:data:`~l1stream.engine.remote.SMALL_FILE_BYTES` at most),
+    fetched whole in one GET, as :func:`local_footer` gives it; None for a larger file, or one not
+    readable here (the ordinary path says why)."""
+    from l1stream.engine.remote import fetch_for_planning
+    from l1stream.errors import BadFileError
+
+    data = fetch_for_planning(file, filesystem)
+    if data is None:
+        return None
+    try:
+        return _footer(file.path, memoryview(data), file.size)
+    except BadFileError:
+        return None
+
+
 def _footer(path: str, source, size: int):
     """The footer of ``source`` (a file descriptor, or the whole file in memory), checked as the
     ordinary path checks it (:func:`~l1stream.parquet.footer.check_footer`), or None."""

@@ -265,14 +265,15 @@ def _fingerprint(tasks) -> str:
 
 def _first_schema(found, options: Options):
     """The schema of the first readable file, to validate names before scheduling anything: its
-    top-level names from l1stream's own footer reading for a local job without filters (no pyarrow
-    needed), else pyarrow's schema (filters are typed against it)."""
+    top-level names from l1stream's own footer reading for a job without filters on local disk or a
+    small remote file (no pyarrow needed), else pyarrow's schema (filters are typed against it)."""
     from l1stream.storage import is_local
 
-    if not options.filters and found.files and found.filesystem is not None and is_local(found.filesystem):
-        from l1stream.engine.direct import local_footer
+    if not options.filters and found.files and found.filesystem is not None:
+        from l1stream.engine.direct import local_footer, remote_footer
 
-        meta = local_footer(found.files[0].path)
+        first = found.files[0]
+        meta = local_footer(first.path) if is_local(found.filesystem) else remote_footer(first, found.filesystem)
         if meta is not None:
             return meta.schema
     last_error: Exception | None = None

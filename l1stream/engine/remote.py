@@ -19,6 +19,25 @@ from l1stream.storage import all_at_once, is_local, runs_async
 SMALL_FILE_BYTES = 8 << 20
 """Files up to this size are fetched whole, in one request."""
 
+_PLANNED: dict = {}  # (path, size, version) -> bytes: the file the planner fetched, for the scan here
+
+
+def fetch_for_planning(file, filesystem) -> bytes | None:
+    """A small remote file (at most :data:`SMALL_FILE_BYTES`) fetched whole for the planner (its
+    footer gives the schema), kept for the scan on this machine so it is not fetched twice; None
+    for a larger file, or one that cannot be fetched (the scan reports why)."""
+    if not 12 <= file.size <= SMALL_FILE_BYTES:
+        return None
+    try:
+        data = filesystem.cat_file(file.path)
+    except Exception:  # noqa: BLE001 - the ordinary path reads (and reports) this file
+        return None
+    if len(data) != file.size:
+        return None
+    _PLANNED.clear()
+    _PLANNED[(file.path, file.size, file.version)] = data
+    return data
+
 
 def prefetch_small_files(pieces, filesystem) -> dict:
     """``{path: bytes}`` for the whole small files among ``pieces`` on a remote ``filesystem``."""
@@ -28,7 +47,13 @@ def prefetch_small_files(pieces, filesystem) -> dict:
               if p.splits == 1 and not getattr(p, "stored", False) and 0 < p.size <= SMALL_FILE_BYTES}
     if not wanted:
         return {}
-    out = _fetch_lean(filesystem, wanted)
+    planned = {}
+    for piece in pieces:
+        data = _PLANNED.pop((piece.path, piece.size, piece.version), None) if piece.path in wanted else None
+        if data is not None:
+            planned[piece.path] = data
+    wanted = {path: size for path, size in wanted.items() if path not in planned}
+    out = {**planned, **_fetch_lean(filesystem, wanted)} if wanted else planned
     rest = [path for path in wanted if path not in out]
     if not rest:
         return out
