@@ -106,3 +106,17 @@ def assert_exact(result, oracle: Oracle) -> None:
     if result.by:
         got = {tuple(k): (n["mae"], n["count"]) for k, n in result.slice_numbers().items()}
         assert got == oracle.groups
+
+
+def delete_after_listing(monkeypatch, fs, path: str) -> None:
+    """The next job lists ``path`` on ``fs``, which is then deleted before any task reads it."""
+    from l1stream.sources import discovery
+
+    real = discovery.discover
+
+    def discover_then_delete(*args, **kwargs):
+        found = real(*args, **kwargs)
+        fs.rm(path)
+        return found
+
+    monkeypatch.setattr("l1stream.engine.job.discover", discover_then_delete)

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import Oracle, assert_exact
+from helpers import Oracle, assert_exact, delete_after_listing
 from services import need_module, start_moto, stop
 
 import l1stream
@@ -80,16 +80,7 @@ def test_one_request_per_small_file_and_the_same_bits(bucket):
 def test_a_file_deleted_after_listing_is_still_a_located_error(bucket, monkeypatch):
     fs, options, *_ = bucket
     fs.pipe("small/date=2026-11-30/x.parquet", b"PAR1 written, then deleted before the scan PAR1")
-    from l1stream.sources import discovery
-
-    real = discovery.discover
-
-    def discover_then_delete(*args, **kwargs):
-        found = real(*args, **kwargs)
-        fs.rm("small/date=2026-11-30/x.parquet")
-        return found
-
-    monkeypatch.setattr("l1stream.engine.job.discover", discover_then_delete)
+    delete_after_listing(monkeypatch, fs, "small/date=2026-11-30/x.parquet")
     with pytest.raises(BadFileError, match=r"small/date=2026-11-30/x.parquet"):
         l1stream.evaluate("s3://small/", storage_options=options)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from helpers import Oracle, assert_exact
+from helpers import Oracle, assert_exact, delete_after_listing
 from services import need_module, start_moto, stop
 
 import l1stream
@@ -152,16 +152,7 @@ def test_an_object_gone_since_the_listing_is_a_located_error(signed_bucket, monk
 
     fs = s3fs.S3FileSystem(**options)
     fs.pipe("signed/zz/gone.parquet", fs.cat("signed/plain/part-0.parquet"))
-    from l1stream.sources import discovery
-
-    real = discovery.discover
-
-    def discover_then_delete(*args, **kwargs):
-        found = real(*args, **kwargs)
-        fs.rm("signed/zz/gone.parquet")
-        return found
-
-    monkeypatch.setattr("l1stream.engine.job.discover", discover_then_delete)
+    delete_after_listing(monkeypatch, fs, "signed/zz/gone.parquet")
     with pytest.raises(BadFileError, match=r"signed/zz/gone.parquet"):
         l1stream.evaluate("s3://signed/", storage_options=options)
 
