@@ -99,10 +99,11 @@ def read(url: str, storage_options: dict | None = None, *, must_exist: bool = Fa
                           f"--history DIR or history: in a config)", path=url)
     out = []
     for name in names:
-        # ParquetFile.read, not pq.read_table: the latter's dataset threads on an in-memory source
-        # intermittently abort the interpreter at exit (std::terminate) with pyarrow 26
+        # ParquetFile.read on one thread, not pq.read_table: pyarrow 26's thread pool, once used on
+        # an in-memory source, intermittently aborts the interpreter at exit (std::terminate; seen
+        # once in CI with ParquetFile.read's default threads too); a record is a few rows
         try:
-            table = pq.ParquetFile(pa.BufferReader(fs.cat_file(name))).read()
+            table = pq.ParquetFile(pa.BufferReader(fs.cat_file(name))).read(use_threads=False)
             for field in SCHEMA:  # records written before a column existed: null there
                 if field.name not in table.column_names:
                     table = table.append_column(field.name, pa.nulls(table.num_rows, field.type))
