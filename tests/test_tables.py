@@ -419,3 +419,25 @@ def test_delta_partition_keys_are_typed_from_the_schema_not_guessed_from_values(
     assert_exact(result, truth, by="zip")
     only = truth.filter(pa.compute.equal(truth["zip"], "01234"))
     assert_exact(l1stream.evaluate(path, filters="zip==01234"), only)
+
+
+def test_delta_add_actions_read_without_pyarrow_are_pyarrows_rows(tmp_path):
+    """The add actions converted column by column from deltalake's own Arrow table are the rows
+    pyarrow reads from the same stream, value for value and type for type."""
+    need_module("deltalake")
+    import datetime as dt
+
+    import deltalake
+    import pyarrow as pa
+
+    from l1stream.sources.tables import _add_actions
+
+    table = pa.table({"a": [1.0, 2.0, 3.0], "day": pa.array([dt.date(2026, 11, 1), None, dt.date(2026, 11, 2)]),
+                      "n": [3, 4, 4], "s": ["x", None, "y"], "b": [True, False, True],
+                      "ts": pa.array([dt.datetime(2026, 1, 1, 1, 2, 3)] * 3, pa.timestamp("us"))})
+    deltalake.write_deltalake(str(tmp_path), table, partition_by=["day", "n", "s", "b"])
+    delta = deltalake.DeltaTable(str(tmp_path))
+    ours = _add_actions(delta)
+    theirs = pa.RecordBatchReader.from_stream(delta.get_add_actions(flatten=True)).read_all().to_pylist()
+    assert len(ours) == 3 and ours == theirs
+    assert [[type(v) for v in row.values()] for row in ours] == [[type(v) for v in row.values()] for row in theirs]

@@ -239,12 +239,19 @@ def _delta_storage_options(storage_options) -> dict:
 
 
 def _add_actions(table) -> list:
+    """The table's add actions as rows (``{"path": ..., "size_bytes": ..., "partition.k": ...}``).
+
+    deltalake 1.x hands them over as an arro3 table: its columns convert to Python values on their
+    own, as pyarrow's would (tests compare the two), with no pyarrow import (0.08 s).  Otherwise
+    through the Arrow stream interface; ``pa.table()`` would first ask whether the object is a
+    pandas DataFrame, which imports pandas (0.25 s)."""
+    actions = table.get_add_actions(flatten=True)
+    names = getattr(actions, "column_names", None)
+    if names is not None and all(hasattr(actions[name], "to_pylist") for name in names):
+        return [dict(zip(names, values)) for values in zip(*(actions[name].to_pylist() for name in names))]
     import pyarrow as pa
 
-    # through the Arrow stream interface: pa.table() asks first whether the object is a pandas
-    # DataFrame, which imports pandas (0.25 s of a job's start-up)
-    actions = pa.RecordBatchReader.from_stream(table.get_add_actions(flatten=True)).read_all()
-    return actions.to_pylist()
+    return pa.RecordBatchReader.from_stream(actions).read_all().to_pylist()
 
 
 def _has_deletion_vectors(actions: list) -> bool:
