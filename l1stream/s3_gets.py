@@ -23,12 +23,14 @@ access, no requester-pays, SSE-C or version-aware options, no proxy, TLS verifie
 from __future__ import annotations
 
 import os
+import weakref
 from urllib.parse import quote, urlsplit
 
 LEAN_GETS = True
 """Whether small S3 objects are fetched by :func:`fetch` (False: every GET through s3fs)."""
 
 _REFUSED: set = set()  # buckets whose lean GETs were refused once in this process
+_SESSIONS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # filesystem -> (pid, aiohttp session)
 _PROBE_KEY = "l1stream-url-probe"
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
@@ -78,33 +80,66 @@ async def _fetch_all(fs, paths: dict, connections: int) -> dict:
         credentials = await found.get_frozen_credentials()
     region = client.meta.region_name or "us-east-1"
     out: dict = {}
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=60)
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout, auto_decompress=False) as session:
-        for bucket, objects in by_bucket.items():
-            prefix = await _url_prefix(client, bucket)
-            if prefix is None:
-                continue
+    session = session_for(fs, connections)
+    for bucket, objects in by_bucket.items():
+        prefix = await _url_prefix(client, bucket)
+        if prefix is None:
+            continue
 
-            async def one(path, key, size, prefix=prefix, bucket=bucket):
-                if bucket in _REFUSED:
-                    return
-                url = prefix + quote(key, safe="/~")
-                try:
-                    async with session.get(_encoded(url), headers=_signed(url, credentials, region),
-                                           allow_redirects=False) as response:
-                        if response.status in (301, 307, 400, 403):
-                            _REFUSED.add(bucket)
-                        if response.status != 200:
-                            return
-                        data = await response.read()
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-                    return
-                if len(data) == size:
-                    out[path] = data
+        async def one(path, key, size, prefix=prefix, bucket=bucket):
+            if bucket in _REFUSED:
+                return
+            url = prefix + quote(key, safe="/~")
+            try:
+                async with session.get(_encoded(url), headers=_signed(url, credentials, region),
+                                       allow_redirects=False) as response:
+                    if response.status in (301, 307, 400, 403):
+                        _REFUSED.add(bucket)
+                    if response.status != 200:
+                        return
+                    data = await response.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                return
+            if len(data) == size:
+                out[path] = data
 
-            await asyncio.gather(*(one(*entry) for entry in objects))
+        await asyncio.gather(*(one(*entry) for entry in objects))
     return out
+
+
+def session_for(fs, connections: int):
+    """The aiohttp session of ``fs``'s lean GETs, made on its event loop at the first batch and kept
+    for the next ones (a task's batch reuses the connections the previous task opened: against a
+    real store a new TLS connection costs two round trips and ~1 ms of CPU), at most
+    ``connections`` of them; closed with the filesystem, or at exit.  A forked process makes its own."""
+    import aiohttp
+
+    held = _SESSIONS.get(fs)
+    if held is not None and held[0] == os.getpid() and not held[1].closed:
+        return held[1]
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=60)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections), timeout=timeout,
+                                    auto_decompress=False)
+    _SESSIONS[fs] = (os.getpid(), session)
+    weakref.finalize(fs, _close, fs.loop, session)
+    return session
+
+
+def _close(loop, session) -> None:
+    """Close ``session`` on its loop if that still runs, else drop its sockets."""
+    if session.closed:
+        return
+    try:
+        if loop is not None and loop.is_running():
+            from fsspec.asyn import sync
+
+            sync(loop, session.close, timeout=5)
+            return
+    except Exception:  # noqa: BLE001 - at exit: the sockets are closed below either way
+        pass
+    connector = session.connector
+    if connector is not None:
+        connector._close()
 
 
 async def _url_prefix(client, bucket: str) -> str | None:

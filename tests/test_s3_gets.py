@@ -178,3 +178,26 @@ def test_no_lean_gets_behind_a_proxy(monkeypatch):
 
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.invalid:3128")
     assert not s3_gets.usable(s3fs.S3FileSystem(key="k", secret="s"))
+
+
+def test_batches_share_one_session_and_a_process_ends_with_it_closed(signed_bucket):
+    """A task's batch reuses the aiohttp session (and its open connections) of the previous one; a
+    process that read through it exits without an unclosed session or connector."""
+    import subprocess
+    import sys
+
+    endpoint, options, log, oracle = signed_bucket
+    import s3fs
+
+    fs = s3fs.S3FileSystem(**options, skip_instance_cache=True)
+    wanted = {f"signed/{KEYS[0]}": fs.size(f"signed/{KEYS[0]}")}
+    assert s3_gets.fetch(fs, wanted, 4).keys() == wanted.keys()
+    session = s3_gets._SESSIONS[fs][1]
+    assert s3_gets.fetch(fs, wanted, 4).keys() == wanted.keys()
+    assert s3_gets._SESSIONS[fs][1] is session and not session.closed
+    script = ("import l1stream\n"
+              f"print(l1stream.evaluate('s3://signed/', storage_options={options!r}).mae.hex())")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert float.fromhex(done.stdout.strip().splitlines()[-1]) == oracle.mae
+    assert "Unclosed" not in done.stderr and "Exception ignored" not in done.stderr, done.stderr[-2000:]
