@@ -22,6 +22,7 @@ access, no requester-pays, SSE-C or version-aware options, no proxy, TLS verifie
 
 from __future__ import annotations
 
+import contextlib
 import os
 import weakref
 from urllib.parse import quote, urlsplit
@@ -129,14 +130,13 @@ def _close(loop, session) -> None:
     """Close ``session`` on its loop if that still runs, else drop its sockets."""
     if session.closed:
         return
-    try:
-        if loop is not None and loop.is_running():
-            from fsspec.asyn import sync
+    if loop is not None and loop.is_running():
+        from fsspec.asyn import sync
 
+        with contextlib.suppress(Exception):  # at exit: the sockets are dropped below if this fails
             sync(loop, session.close, timeout=5)
-            return
-    except Exception:  # noqa: BLE001 - at exit: the sockets are closed below either way
-        pass
+    if session.closed:
+        return
     connector = session.connector
     if connector is not None:
         connector._close()

@@ -40,8 +40,8 @@ class EvaluationResult:
 
     def __init__(self, scan: ScanState, *, by: tuple = (), weighted: bool = False, nan_policy: str = "raise",
                  filters: tuple = (), files_selected: int = 0, files_pruned: int = 0, directories_not_listed: int = 0,
-                 duplicates=(),
-                 ignored: int = 0, columns: dict | None = None, elapsed: float = 0.0, scheduler: str = "") -> None:
+                 duplicates=(), ignored: int = 0, columns: dict | None = None, elapsed: float = 0.0,
+                 scheduler: str = "") -> None:
         self._scan = scan
         self._overall: L1State = scan.overall()
         self.by = tuple(by)

@@ -286,11 +286,7 @@ def _expand(fs, path: str, source: str, ignored: list, links: list, pruning=({},
             kept = pruned_listing(fs, root, filters) if filters else None
             if kept is not None:
                 listing, left_out = kept
-                pruned.directories += left_out.directories
-                for key, kind in left_out.types.items():
-                    pruned.types[key] = kind if pruned.types.get(key, kind) == kind else "differs between sources"
-                for key, values in left_out.values.items():
-                    pruned.values.setdefault(key, set()).update(values)
+                pruned.add(left_out)
             else:
                 listing = fs.find(root, detail=True, withdirs=False)
             listing = {name: info for name, info in listing.items() if name.startswith(root + "/")}

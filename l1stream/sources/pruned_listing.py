@@ -40,6 +40,14 @@ class Pruned:
     directories: list = field(default_factory=list)
     types: dict = field(default_factory=dict)  # key -> the type the pruning used
 
+    def add(self, other: Pruned) -> None:
+        """Take in what another source's listing left out (a key pruned as two types is marked so)."""
+        self.directories += other.directories
+        for key, kind in other.types.items():
+            self.types[key] = kind if self.types.get(key, kind) == kind else "differs between sources"
+        for key, values in other.values.items():
+            self.values.setdefault(key, set()).update(values)
+
 
 def prunable_filters(filters) -> dict:
     """``{key: [Filter, ...]}`` of the plain comparisons among ``filters`` (ANDed together)."""
