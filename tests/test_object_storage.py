@@ -264,3 +264,14 @@ def test_a_plain_job_on_small_remote_files_imports_no_pyarrow(bucket):
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert float.fromhex(out["mae"]) == oracle.mae
     assert out["pyarrow"] is False
+
+
+def test_the_pure_python_path_reads_the_fetched_bytes_to_the_same_bits(bucket, monkeypatch):
+    """``L1STREAM_NATIVE=0``: the whole files fetched by the lean GETs (and the planner's) go through
+    pyarrow instead of the C page decoder, with the same answer, overall and per slice."""
+    fs, options, log, local, oracle = bucket
+    native = l1stream.evaluate("s3://small/", by="date", storage_options=options)
+    monkeypatch.setenv("L1STREAM_NATIVE", "0")
+    general = l1stream.evaluate("s3://small/", by="date", storage_options=options)
+    assert_exact(general, oracle)
+    assert general.mae == native.mae and general.slice_numbers() == native.slice_numbers()
